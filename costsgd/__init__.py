@@ -1,0 +1,66 @@
+"""costsgd: cost-aware learning.
+
+Sampling distributions that trade gradient information against per-example
+cost (p ∝ G/√c, Theorem 4.1 of *Cost-Aware Learning*), the theory that
+prices them, and Cost-Aware SGD. The torch adapter lives in
+:mod:`costsgd.torch` and is imported only on request.
+"""
+
+from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
+from costsgd.problems import LeastSquares, least_squares
+from costsgd.samplers import length_only, noisy_proxy, optimal, smooth, uniform, variance
+from costsgd.theory import (
+    CostRatios,
+    VarianceVsUniform,
+    chi2_divergence,
+    chi2_gap,
+    cost_biased,
+    cost_product,
+    cost_ratios,
+    expected_cost,
+    exponential_example,
+    iterations,
+    log_cost_ratios,
+    optimal_cost_product,
+    optimal_total_cost,
+    predicted_proxy_gap,
+    second_moment,
+    total_cost,
+    variance_beats_uniform,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AliasTable",
+    "CostRatios",
+    "LeastSquares",
+    "VarianceVsUniform",
+    "__version__",
+    "alias_table",
+    "chi2_divergence",
+    "chi2_gap",
+    "cost_biased",
+    "cost_product",
+    "cost_ratios",
+    "expected_cost",
+    "exponential_example",
+    "implied_probabilities",
+    "iterations",
+    "least_squares",
+    "length_only",
+    "log_cost_ratios",
+    "noisy_proxy",
+    "optimal",
+    "optimal_cost_product",
+    "optimal_total_cost",
+    "predicted_proxy_gap",
+    "sample",
+    "sample_jax",
+    "second_moment",
+    "smooth",
+    "total_cost",
+    "uniform",
+    "variance",
+    "variance_beats_uniform",
+]

@@ -1,0 +1,151 @@
+"""Input validation: one place that checks arrays and raises clear errors.
+
+Every public function of the samplers and theory layers calls these checks
+before it computes anything, so bad input fails at the call that received it
+(``ValueError`` naming the argument and the offending entries) instead of
+surfacing as a NaN several calls later.
+
+The checks are backend-generic: numpy, JAX and torch arrays are inspected
+through the array API namespace they belong to. Arrays that are being traced
+by JAX (inside ``jit``/``vmap``) cannot be inspected; for those the value
+checks are skipped and only the static shape checks run.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "as_array",
+    "check_alpha",
+    "check_costs",
+    "check_gradient_norms",
+    "check_probabilities",
+    "check_same_shape",
+    "host",
+    "is_traced",
+    "namespace",
+]
+
+_MAX_LISTED = 5
+
+
+def namespace(*arrays: Any):
+    """The array API namespace shared by ``arrays`` (numpy for plain sequences)."""
+    arrays = [a for a in arrays if a is not None]
+    return array_api_compat.array_namespace(*arrays)
+
+
+def as_array(x: Any, name: str):
+    """Return ``x`` as an array of its own backend, floating point, at least 1-D.
+
+    Lists, tuples and scalars become numpy ``float64`` arrays. Integer arrays are
+    cast to the backend's default floating dtype. Raises ``ValueError`` naming
+    ``name`` for anything that is not a 1-D non-empty array.
+    """
+    if not array_api_compat.is_array_api_obj(x):
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from err
+    xp = array_api_compat.array_namespace(x)
+    if not xp.isdtype(x.dtype, "real floating"):
+        if xp.isdtype(x.dtype, "bool") or not xp.isdtype(x.dtype, "numeric"):
+            raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        if xp.isdtype(x.dtype, "complex floating"):
+            raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        x = xp.astype(x, xp.asarray(0.0).dtype)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: at least one component is needed")
+    return x
+
+
+def is_traced(x: Any) -> bool:
+    """True when ``x`` is a JAX tracer (its values are unknown at trace time)."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.core.Tracer)
+
+
+def host(x: Any) -> np.ndarray:
+    """A numpy copy of ``x`` (for error messages and host-side algorithms)."""
+    if hasattr(x, "detach"):  # torch
+        x = x.detach().cpu()
+    return np.asarray(x)
+
+
+def _bad_entries(mask: Any, values: Any) -> str:
+    idx = np.flatnonzero(host(mask))
+    vals = host(values)[idx]
+    shown = ", ".join(f"[{i}]={v!r}" for i, v in zip(idx[:_MAX_LISTED], vals[:_MAX_LISTED].tolist()))
+    more = f" and {idx.size - _MAX_LISTED} more" if idx.size > _MAX_LISTED else ""
+    return f"{idx.size} entr{'y' if idx.size == 1 else 'ies'}: {shown}{more}"
+
+
+def _check_finite_nonnegative(x: Any, name: str) -> None:
+    if is_traced(x):
+        return
+    xp = array_api_compat.array_namespace(x)
+    bad = ~xp.isfinite(x)
+    if bool(xp.any(bad)):
+        raise ValueError(f"{name} must be finite; non-finite {_bad_entries(bad, x)}")
+    neg = x < 0
+    if bool(xp.any(neg)):
+        raise ValueError(f"{name} must be non-negative; negative {_bad_entries(neg, x)}")
+
+
+def check_gradient_norms(G: Any, name: str = "G"):
+    """Validate gradient-norm bounds G_i: finite, >= 0, not all zero."""
+    G = as_array(G, name)
+    _check_finite_nonnegative(G, name)
+    if not is_traced(G):
+        xp = array_api_compat.array_namespace(G)
+        if not bool(xp.any(G > 0)):
+            raise ValueError(
+                f"{name} is zero everywhere: no component carries gradient signal, "
+                "so no sampling distribution is defined"
+            )
+    return G
+
+
+def check_costs(c: Any, name: str = "c"):
+    """Validate per-component costs c_i: finite and >= 0 (zeros are legal)."""
+    c = as_array(c, name)
+    _check_finite_nonnegative(c, name)
+    return c
+
+
+def check_probabilities(p: Any, name: str = "p", *, atol: float = 1e-6):
+    """Validate a distribution over components: finite, >= 0, sums to 1 (to ``atol``)."""
+    p = as_array(p, name)
+    _check_finite_nonnegative(p, name)
+    if not is_traced(p):
+        xp = array_api_compat.array_namespace(p)
+        total = float(xp.sum(p))
+        if abs(total - 1.0) > atol:
+            raise ValueError(f"{name} must sum to 1, sums to {total!r}")
+    return p
+
+
+def check_same_shape(**arrays: Any) -> None:
+    """Raise ``ValueError`` unless every named array has the same shape."""
+    shapes = {name: tuple(a.shape) for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"shape mismatch: {listed}")
+
+
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """Validate a smoothing weight in [0, 1]."""
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a number in [0, 1], got {alpha!r}") from err
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must lie in [0, 1], got {alpha!r}")
+    return value

@@ -1,0 +1,146 @@
+r"""Drawing component indices from a distribution in O(1) per draw.
+
+Walker's alias method: an O(n) build turns ``p`` into two tables,
+``accept`` (probability of keeping the drawn column) and ``alias`` (the
+component taken otherwise). A draw then costs one uniform integer and one
+uniform real, whatever ``n`` is:
+
+.. math:: j \sim \mathcal U\{0..n-1\},\ u \sim \mathcal U[0,1):\quad
+          i = j \text{ if } u < \mathrm{accept}_j \text{ else } \mathrm{alias}_j .
+
+Tables are always built in float64 on the host (a float32 cumulative sum over
+large ``n`` biases sampling; see PERFORMANCE-NOTES). The build is vectorised
+(rounds of bulk pairing, each finishing every current "small" column) so that
+``n = 10^6`` builds in milliseconds. Draws are available for numpy
+(:func:`sample`) and JAX (:func:`sample_jax`, usable under ``jit``/``vmap``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from costsgd._validate import check_probabilities, host
+
+__all__ = ["AliasTable", "alias_table", "implied_probabilities", "sample", "sample_jax"]
+
+_MAX_BULK_ROUNDS = 64
+
+
+class AliasTable(NamedTuple):
+    """Walker alias table: column ``j`` keeps ``j`` with probability ``accept[j]``,
+    else yields ``alias[j]``. Both arrays have length ``n``."""
+
+    accept: np.ndarray  # float64, in [0, 1]
+    alias: np.ndarray  # int64, in [0, n)
+
+
+def alias_table(p: Any) -> AliasTable:
+    """Build the alias table of distribution ``p`` (any backend; built in float64).
+
+    Args:
+      p: probabilities, shape ``(n,)``, non-negative, summing to 1 (to 1e-6;
+        renormalised in float64).
+
+    Returns:
+      An :class:`AliasTable` of numpy arrays.
+
+    Examples:
+      >>> t = alias_table([0.5, 0.25, 0.25])
+      >>> implied_probabilities(t)
+      array([0.5 , 0.25, 0.25])
+    """
+    p = host(check_probabilities(p)).astype(np.float64)
+    n = p.size
+    q = p * (n / p.sum())  # scaled so that the mean column height is 1
+    accept = np.ones(n)
+    alias = np.arange(n, dtype=np.int64)
+    open_ = np.ones(n, dtype=bool)  # columns not yet finished
+    for _ in range(_MAX_BULK_ROUNDS):
+        small = np.flatnonzero(open_ & (q < 1.0))
+        large = np.flatnonzero(open_ & (q >= 1.0))
+        if small.size == 0 or large.size == 0:
+            break
+        # Lay the deficits of the small columns and the surpluses of the large
+        # ones on one line; each small column borrows from the large column
+        # whose surplus interval contains the start of its deficit. A large
+        # column may lend up to one deficit more than its surplus, which leaves
+        # it with height in [0, 1): it becomes small in the next round.
+        deficit = 1.0 - q[small]
+        start = np.cumsum(deficit) - deficit
+        bounds = np.cumsum(q[large] - 1.0)
+        donor = large[np.minimum(np.searchsorted(bounds, start, side="right"), large.size - 1)]
+        accept[small] = q[small]
+        alias[small] = donor
+        open_[small] = False
+        np.subtract.at(q, donor, deficit)
+    else:  # pragma: no cover - pathological inputs: finish with the sequential method
+        _sequential_finish(q, accept, alias, open_)
+    # Whatever stays open has height 1 up to rounding: it keeps itself.
+    accept[open_] = 1.0
+    np.clip(accept, 0.0, 1.0, out=accept)
+    return AliasTable(accept, alias)
+
+
+def _sequential_finish(q, accept, alias, open_) -> None:
+    small = [int(i) for i in np.flatnonzero(open_ & (q < 1.0))]
+    large = [int(i) for i in np.flatnonzero(open_ & (q >= 1.0))]
+    while small and large:
+        s, g = small.pop(), large[-1]
+        accept[s], alias[s], open_[s] = q[s], g, False
+        q[g] -= 1.0 - q[s]
+        if q[g] < 1.0:
+            small.append(large.pop())
+
+
+def implied_probabilities(table: AliasTable) -> np.ndarray:
+    """The distribution a table samples from, computed exactly (for tests)."""
+    n = table.accept.size
+    mass = table.accept.copy()
+    np.add.at(mass, table.alias, 1.0 - table.accept)
+    return mass / n
+
+
+def sample(table: AliasTable, size: Any, *, rng: Any = None) -> np.ndarray:
+    """Draw indices with numpy: O(1) per draw.
+
+    Args:
+      table: from :func:`alias_table`.
+      size: output shape (int or tuple).
+      rng: seed or ``numpy.random.Generator``.
+
+    Returns:
+      int64 array of shape ``size``.
+
+    Examples:
+      >>> idx = sample(alias_table([0.0, 1.0]), 4, rng=0)
+      >>> idx.tolist()
+      [1, 1, 1, 1]
+    """
+    rng = np.random.default_rng(rng)
+    n = table.accept.size
+    j = rng.integers(0, n, size=size)
+    u = rng.random(size=size)
+    return np.where(u < table.accept[j], j, table.alias[j])
+
+
+def sample_jax(key: Any, accept: Any, alias: Any, shape: tuple[int, ...]):
+    """Draw indices with JAX: O(1) per draw, traceable under ``jit``/``vmap``.
+
+    ``accept`` and ``alias`` are the table's arrays (pass them as arguments to
+    jitted code rather than closing over them: large constants are slow to
+    compile). The column and the coin come from two split keys (one fused
+    ``(2, n)`` draw was measured 5x slower).
+
+    Returns:
+      int32 array of shape ``shape``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    k_col, k_coin = jax.random.split(key)
+    n = accept.shape[0]
+    j = jax.random.randint(k_col, shape, 0, n)
+    u = jax.random.uniform(k_coin, shape, dtype=accept.dtype)
+    return jnp.where(u < accept[j], j, alias[j].astype(j.dtype))

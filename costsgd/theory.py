@@ -1,0 +1,386 @@
+r"""The quantities of §4 of the paper, in float64.
+
+Notation (Eq. 1–4): for a sampling distribution :math:`p` over ``n``
+components with gradient-norm bounds :math:`G_i` and costs :math:`c_i`,
+
+.. math::
+   S(p) = \frac{1}{n^2}\sum_i \frac{G_i^2}{p_i},\qquad
+   C(p) = \sum_i p_i c_i,\qquad J(p) = S(p)\,C(p).
+
+The expected total cost to reach error :math:`\epsilon` is
+:math:`K(\epsilon,p) = \frac{D^2}{\epsilon^2}J(p)` for convex objectives
+(Eq. 3) and :math:`\frac{4}{\mu\epsilon}J(p)` for :math:`\mu`-strongly convex
+ones (Eq. 4), so every comparison between strategies is a comparison of
+:math:`J`.
+
+Inputs may be numpy, JAX or torch arrays; they are validated and copied to
+host float64. Sums whose terms span many orders of magnitude (the §4.3
+example) are done in log-space; :func:`log_cost_ratios` takes logarithms
+directly, for inputs beyond the float64 range.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from costsgd import samplers
+from costsgd._numerics import log_of, logsumexp, safe_ratio
+from costsgd._validate import (
+    as_array,
+    check_costs,
+    check_gradient_norms,
+    check_probabilities,
+    check_same_shape,
+    host,
+)
+
+__all__ = [
+    "CostRatios",
+    "VarianceVsUniform",
+    "chi2_divergence",
+    "chi2_gap",
+    "cost_biased",
+    "cost_product",
+    "cost_ratios",
+    "expected_cost",
+    "exponential_example",
+    "iterations",
+    "log_cost_ratios",
+    "optimal_cost_product",
+    "optimal_total_cost",
+    "predicted_proxy_gap",
+    "second_moment",
+    "total_cost",
+    "variance_beats_uniform",
+]
+
+
+def _f64(x: Any) -> np.ndarray:
+    return host(x).astype(np.float64)
+
+
+def _pG(p: Any, G: Any):
+    p = check_probabilities(p)
+    G = check_gradient_norms(G)
+    check_same_shape(p=p, G=G)
+    return _f64(p), _f64(G)
+
+
+def _pc(p: Any, c: Any):
+    p = check_probabilities(p)
+    c = check_costs(c)
+    check_same_shape(p=p, c=c)
+    return _f64(p), _f64(c)
+
+
+def _Gc(G: Any, c: Any):
+    G = check_gradient_norms(G)
+    c = check_costs(c)
+    check_same_shape(G=G, c=c)
+    return _f64(G), _f64(c)
+
+
+def second_moment(p: Any, G: Any) -> float:
+    r"""The second moment bound :math:`S(p) = \frac{1}{n^2}\sum_i G_i^2/p_i` (§4.1).
+
+    A component with :math:`p_i = 0` contributes 0 if :math:`G_i = 0` and makes
+    :math:`S(p) = +\infty` otherwise (the estimator is then biased).
+
+    Examples:
+      >>> second_moment([0.5, 0.5], [1.0, 1.0])
+      1.0
+    """
+    p, G = _pG(p, G)
+    return float(np.sum(safe_ratio(G**2, p)) / p.size**2)
+
+
+def expected_cost(p: Any, c: Any) -> float:
+    r"""Expected cost per iteration :math:`C(p) = \sum_i p_i c_i` (Eq. 1).
+
+    Examples:
+      >>> expected_cost([0.25, 0.75], [4.0, 8.0])
+      7.0
+    """
+    p, c = _pc(p, c)
+    return float(np.dot(p, c))
+
+
+def cost_product(p: Any, G: Any, c: Any) -> float:
+    r"""The cost objective :math:`J(p) = S(p)\,C(p)` (§4.1, minimised by Theorem 4.1).
+
+    Examples:
+      >>> cost_product([0.5, 0.5], [1.0, 1.0], [1.0, 3.0])
+      2.0
+    """
+    p, G = _pG(p, G)
+    _, c = _pc(p, c)
+    return second_moment(p, G) * expected_cost(p, c)
+
+
+def _log_sum_G_sqrt_c(G: np.ndarray, c: np.ndarray) -> float:
+    return logsumexp(log_of(G) + 0.5 * log_of(c))
+
+
+def optimal_cost_product(G: Any, c: Any) -> float:
+    r"""The minimum :math:`J(p^*) = \big(\frac1n\sum_i G_i\sqrt{c_i}\big)^2` (Theorem 4.1).
+
+    With zero costs this is the infimum of :math:`J`, not attained (see
+    :func:`costsgd.optimal`).
+
+    Examples:
+      >>> optimal_cost_product([1.0, 1.0], [1.0, 9.0])
+      4.0
+    """
+    G, c = _Gc(G, c)
+    return float(np.exp(2.0 * (_log_sum_G_sqrt_c(G, c) - np.log(G.size))))
+
+
+def _horizon(eps: float, D: float | None, mu: float | None) -> float:
+    """The factor K/J: D^2/eps^2 (Eq. 3) or 4/(mu eps) (Eq. 4)."""
+    if (D is None) == (mu is None):
+        raise ValueError("give exactly one of D (convex, Eq. 3) or mu (strongly convex, Eq. 4)")
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be finite and > 0, got {eps!r}")
+    if D is not None:
+        if not (np.isfinite(D) and D > 0):
+            raise ValueError(f"D must be finite and > 0, got {D!r}")
+        return D**2 / eps**2
+    if not (np.isfinite(mu) and mu > 0):
+        raise ValueError(f"mu must be finite and > 0, got {mu!r}")
+    return 4.0 / (mu * eps)
+
+
+def iterations(p: Any, G: Any, *, eps: float, D: float | None = None, mu: float | None = None):
+    r"""Iterations :math:`T(\epsilon,p)`: :math:`D^2S(p)/\epsilon^2` (convex) or
+    :math:`4S(p)/(\mu\epsilon)` (strongly convex), §4.1.
+
+    Examples:
+      >>> iterations([0.5, 0.5], [1.0, 1.0], eps=0.1, D=1.0)
+      100.0...
+    """
+    return _horizon(eps, D, mu) * second_moment(p, G)
+
+
+def total_cost(
+    p: Any, G: Any, c: Any, *, eps: float, D: float | None = None, mu: float | None = None
+) -> float:
+    r"""Expected total cost :math:`K(\epsilon,p) = T(\epsilon,p)\,C(p)`: Eq. 3 (give ``D``)
+    or Eq. 4 (give ``mu``).
+
+    Examples:
+      >>> total_cost([0.5, 0.5], [1.0, 1.0], [1.0, 3.0], eps=0.5, D=1.0)
+      8.0
+    """
+    return _horizon(eps, D, mu) * cost_product(p, G, c)
+
+
+def optimal_total_cost(
+    G: Any, c: Any, *, eps: float, D: float | None = None, mu: float | None = None
+) -> float:
+    r"""The closed forms of Eq. 6 at :math:`p^*`:
+    :math:`\frac{D^2}{\epsilon^2}(\frac1n\sum G_i\sqrt{c_i})^2` or
+    :math:`\frac{4}{\mu\epsilon}(\frac1n\sum G_i\sqrt{c_i})^2`.
+
+    Examples:
+      >>> optimal_total_cost([1.0, 1.0], [1.0, 9.0], eps=0.5, mu=2.0)
+      16.0
+    """
+    return _horizon(eps, D, mu) * optimal_cost_product(G, c)
+
+
+class CostRatios(NamedTuple):
+    """Ratios of expected total cost between strategies (independent of eps, D, mu)."""
+
+    optimal_vs_uniform: float  #: K(p*)/K(unif), Eq. 8 (<= 1)
+    optimal_vs_variance: float  #: K(p*)/K(var), Eq. 8 (<= 1)
+    variance_vs_uniform: float  #: K(var)/K(unif), Eq. 10 (either side of 1)
+
+
+def log_cost_ratios(log_G: Any, log_c: Any) -> CostRatios:
+    r"""Natural logs of the Eq. 8 and Eq. 10 ratios from :math:`\log G_i, \log c_i`.
+
+    For instances whose :math:`G_i` or :math:`c_i` overflow float64 (the §4.3
+    example with ``n`` in the thousands). ``-inf`` entries stand for zeros.
+
+    .. math::
+       \log\frac{K^*}{K_{unif}} = 2\log\sum G_i\sqrt{c_i} - \log\sum G_i^2 - \log\sum c_i
+    """
+    lg = host(as_array(log_G, "log_G")).astype(np.float64)
+    lc = host(as_array(log_c, "log_c")).astype(np.float64)
+    check_same_shape(log_G=lg, log_c=lc)
+    for name, x in (("log_G", lg), ("log_c", lc)):
+        if np.any(np.isnan(x) | (x == np.inf)):
+            raise ValueError(f"{name} must be finite or -inf (a zero)")
+    if np.all(lg == -np.inf):
+        raise ValueError("log_G is -inf everywhere: G is zero everywhere")
+    s_gsc = logsumexp(lg + 0.5 * lc)
+    s_g2 = logsumexp(2 * lg)
+    s_c = logsumexp(lc)
+    s_g = logsumexp(lg)
+    s_gc = logsumexp(lg + lc)
+    return CostRatios(
+        optimal_vs_uniform=2 * s_gsc - s_g2 - s_c,
+        optimal_vs_variance=2 * s_gsc - s_g - s_gc,
+        variance_vs_uniform=s_g + s_gc - s_g2 - s_c,
+    )
+
+
+def cost_ratios(G: Any, c: Any) -> CostRatios:
+    r"""The cost ratios of Eq. 8 and Eq. 10.
+
+    .. math::
+       \frac{K^*}{K_{unif}} = \frac{(\sum G_i\sqrt{c_i})^2}{(\sum G_i^2)(\sum c_i)},\quad
+       \frac{K^*}{K_{var}} = \frac{(\sum G_i\sqrt{c_i})^2}{(\sum G_i)(\sum G_ic_i)},\quad
+       \frac{K_{var}}{K_{unif}} = \frac{(\sum G_i)(\sum G_ic_i)}{(\sum G_i^2)(\sum c_i)}
+
+    Computed in log-space. The first two are at most 1 (Cauchy–Schwarz), with
+    equality when :math:`G \propto \sqrt c` (first) or when costs are equal on
+    the support of :math:`G` (second). A ratio is ``nan`` when every cost is 0.
+
+    Examples:
+      >>> r = cost_ratios([1.0, 1.0], [1.0, 1.0])
+      >>> (r.optimal_vs_uniform, r.optimal_vs_variance, r.variance_vs_uniform)
+      (1.0, 1.0, 1.0)
+    """
+    G, c = _Gc(G, c)
+    if not np.any(c > 0):
+        return CostRatios(np.nan, np.nan, np.nan)
+    logs = log_cost_ratios(log_of(G), log_of(c))
+    return CostRatios(*(float(np.exp(v)) for v in logs))
+
+
+class VarianceVsUniform(NamedTuple):
+    """Theorem D.1: variance sampling costs no more than uniform iff ``lhs <= rhs``."""
+
+    holds: bool
+    lhs: float  #: E[G] Cov(G, c)
+    rhs: float  #: E[c] Var(G)
+
+
+def variance_beats_uniform(G: Any, c: Any) -> VarianceVsUniform:
+    r"""Theorem D.1's condition (Eq. 11): :math:`K_{var} \le K_{unif}` iff
+    :math:`\mathbb E[G]\,\mathrm{Cov}(G,c) \le \mathbb E[c]\,\mathrm{Var}(G)`,
+    with moments over a uniformly drawn index.
+
+    Examples:
+      >>> variance_beats_uniform([1.0, 2.0], [5.0, 1.0]).holds  # negatively correlated
+      True
+    """
+    G, c = _Gc(G, c)
+    mean_G, mean_c = G.mean(), c.mean()
+    cov = np.mean((G - mean_G) * (c - mean_c))
+    var = np.mean((G - mean_G) ** 2)
+    lhs, rhs = float(mean_G * cov), float(mean_c * var)
+    return VarianceVsUniform(lhs <= rhs, lhs, rhs)
+
+
+def cost_biased(p: Any, c: Any) -> np.ndarray:
+    r"""The cost-biased distribution :math:`\tilde p_i = p_i c_i / C(p)` (Theorem 4.2).
+
+    Raises ``ValueError`` when :math:`C(p) = 0` (``p`` only draws free components).
+
+    Examples:
+      >>> cost_biased([0.5, 0.5], [1.0, 3.0])
+      array([0.25, 0.75])
+    """
+    p, c = _pc(p, c)
+    mass = p * c
+    total = mass.sum()
+    if total <= 0:
+        raise ValueError("C(p) = 0: p puts all its mass on zero-cost components")
+    return mass / total
+
+
+def chi2_divergence(P: Any, Q: Any) -> float:
+    r"""Pearson :math:`\chi^2` divergence :math:`D_{\chi^2}(P\|Q) = \sum_i P_i^2/Q_i - 1`.
+
+    ``+inf`` when :math:`Q_i = 0 < P_i` for some ``i``.
+
+    Examples:
+      >>> chi2_divergence([0.5, 0.5], [0.25, 0.75])
+      0.3333333333333333
+    """
+    P = _f64(check_probabilities(P, "P"))
+    Q = _f64(check_probabilities(Q, "Q"))
+    check_same_shape(P=P, Q=Q)
+    return float(np.sum(safe_ratio(P**2, Q)) - 1.0)
+
+
+def chi2_gap(p: Any, G: Any, c: Any) -> float:
+    r"""Sub-optimality of a proxy distribution, by Theorem 4.2.
+
+    .. math:: \frac{J(p')}{J(p^*)} - 1 = D_{\chi^2}(\tilde p^*\,\|\,\tilde p')
+
+    where :math:`\tilde p` is the cost-biased distribution (:func:`cost_biased`).
+    ``p`` is the proxy :math:`p'`; ``G`` and ``c`` define :math:`p^*`. The
+    result is ``+inf`` when ``p`` misses a component that :math:`p^*` draws.
+
+    Examples:
+      >>> import costsgd as cs
+      >>> G, c = [1.0, 2.0, 3.0], [1.0, 4.0, 9.0]
+      >>> chi2_gap(cs.optimal(G, c), G, c)
+      0.0
+    """
+    p, c_ = _pc(p, c)
+    p_star = _f64(samplers.optimal(G, c))
+    check_same_shape(p=p, G=p_star)
+    if np.dot(p, c_) <= 0:
+        return float("inf")
+    return chi2_divergence(cost_biased(p_star, c_), cost_biased(p, c_))
+
+
+def predicted_proxy_gap(
+    G: Any, c: Any, *, noise_var: float | None = None, rho: float | None = None
+) -> float:
+    r"""Theorem D.5's approximation of :math:`\mathbb E[J(p')]/J(p^*)` for a noisy proxy.
+
+    For :math:`G'_i = G_i + \varepsilon_i` with independent zero-mean noise of
+    variance :math:`\sigma_\varepsilon^2` and :math:`p'_i \propto G'_i/\sqrt{c_i}`:
+
+    .. math::
+       \frac{\mathbb E[J(p')]}{J(p^*)} \approx 1 + \sigma_\varepsilon^2
+       \frac{\sum_i \sqrt{c_i}/G_i}{\sum_i G_i\sqrt{c_i}},\qquad
+       \sigma_\varepsilon^2 = \sigma_G^2\,\frac{1-\rho^2}{\rho^2}.
+
+    Give either ``noise_var`` (:math:`\sigma_\varepsilon^2`) or ``rho`` (the
+    Pearson correlation between :math:`G` and :math:`G'`; then
+    :math:`\sigma_G^2` is the population variance of ``G``). A second-order
+    expansion: accurate when the noise is small next to every :math:`G_i`.
+
+    Examples:
+      >>> predicted_proxy_gap([1.0, 1.0], [1.0, 1.0], noise_var=0.01)
+      1.01
+    """
+    G, c = _Gc(G, c)
+    if np.any(G <= 0):
+        raise ValueError("G must be > 0 everywhere: Theorem D.5 expands 1/G'_i around G_i")
+    if (noise_var is None) == (rho is None):
+        raise ValueError("give exactly one of noise_var or rho")
+    if rho is not None:
+        if not 0 < rho <= 1:
+            raise ValueError(f"rho must lie in (0, 1], got {rho!r}")
+        noise_var = float(np.var(G)) * (1 - rho**2) / rho**2
+    if not (np.isfinite(noise_var) and noise_var >= 0):
+        raise ValueError(f"noise_var must be finite and >= 0, got {noise_var!r}")
+    sc = np.sqrt(c)
+    return float(1.0 + noise_var * np.sum(sc / G) / np.sum(G * sc))
+
+
+def exponential_example(n: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""The §4.3 instance :math:`G_i = 2^{-i/4}`, :math:`c_i = 2^i`, ``i = 1..n``, as
+    natural logs ``(log G, log c)`` (the costs overflow float64 beyond n = 1023).
+
+    Feed the result to :func:`log_cost_ratios`. The paper states
+    :math:`K^*/K_{unif} = \Theta(2^{-n/2})` and :math:`K^*/K_{var} = \Theta(2^{-n/4})`.
+
+    Examples:
+      >>> r = log_cost_ratios(*exponential_example(10_000))
+      >>> round(r.optimal_vs_uniform / np.log(2) / 10_000, 3)  # log2 ratio / n
+      -0.5
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    i = np.arange(1, int(n) + 1, dtype=np.float64)
+    return -0.25 * i * np.log(2.0), i * np.log(2.0)
