@@ -82,7 +82,9 @@ def host(x: Any) -> np.ndarray:
 def _bad_entries(mask: Any, values: Any) -> str:
     idx = np.flatnonzero(host(mask))
     vals = host(values)[idx]
-    shown = ", ".join(f"[{i}]={v!r}" for i, v in zip(idx[:_MAX_LISTED], vals[:_MAX_LISTED].tolist()))
+    shown = ", ".join(
+        f"[{i}]={v!r}" for i, v in zip(idx[:_MAX_LISTED], vals[:_MAX_LISTED].tolist(), strict=True)
+    )
     more = f" and {idx.size - _MAX_LISTED} more" if idx.size > _MAX_LISTED else ""
     return f"{idx.size} entr{'y' if idx.size == 1 else 'ies'}: {shown}{more}"
 

@@ -28,8 +28,11 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"{name:<10} {s:12.4g} {cost:10.4g} {s * cost / j_star:12.4f} {s / s_star:9.4f}")
     r = cs.cost_ratios(G, c)
     print()
-    print("Eq. 8:  K(p*)/K(unif) = %.4f   K(p*)/K(var) = %.4f" % r[:2])
-    print("Eq. 10: K(var)/K(unif) = %.4f" % r.variance_vs_uniform)
+    print(
+        f"Eq. 8:  K(p*)/K(unif) = {r.optimal_vs_uniform:.4f}   "
+        f"K(p*)/K(var) = {r.optimal_vs_variance:.4f}"
+    )
+    print(f"Eq. 10: K(var)/K(unif) = {r.variance_vs_uniform:.4f}")
     print("(J = S·C ∝ expected total cost to reach a target error, Eq. 3/4; T ∝ S.)")
     return 0
 

@@ -220,4 +220,3 @@ def noisy_proxy(
     if not is_traced(proxy) and not bool(xp.any(proxy > 0)):
         raise ValueError("every noisy proxy is <= 0 after clipping: no distribution is defined")
     return optimal(proxy, c)
-

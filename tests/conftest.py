@@ -1,0 +1,15 @@
+"""Test-run settings: hypothesis profile; float64 is enabled locally by tests that need it."""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Keep hypothesis away from the repository root (and CI's clean clone).
+settings.register_profile(
+    "costsgd",
+    max_examples=int(os.environ.get("COSTSGD_MAX_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
+settings.load_profile("costsgd")

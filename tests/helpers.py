@@ -1,0 +1,57 @@
+"""Shared instance zoo and hypothesis strategies for the theory tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+# Costs spanning nine orders of magnitude, drawn log-uniformly.
+log10_costs = st.floats(min_value=-3.0, max_value=6.0, allow_nan=False)
+# Gradient norms from near-zero to large, plus exact zeros and ties via sampled_from.
+gradient_values = st.one_of(
+    st.floats(min_value=1e-8, max_value=1e4, allow_nan=False),
+    st.sampled_from([0.0, 1.0, 1e-6]),
+)
+
+
+@st.composite
+def instances(draw, min_n=1, max_n=40, positive_G=False):
+    """(G, c) float64 arrays: G >= 0 not all zero (or > 0), c > 0."""
+    n = draw(st.integers(min_n, max_n))
+    g_elems = st.floats(min_value=1e-6, max_value=1e4) if positive_G else gradient_values
+    G = draw(hnp.arrays(np.float64, n, elements=g_elems))
+    if not np.any(G > 0):
+        G[draw(st.integers(0, n - 1))] = 1.0
+    c = 10.0 ** draw(hnp.arrays(np.float64, n, elements=log10_costs))
+    return G, c
+
+
+def dirichlet(rng: np.random.Generator, n: int, concentration: float = 1.0) -> np.ndarray:
+    """A random point of the simplex with full support."""
+    p = rng.dirichlet(np.full(n, concentration))
+    p = np.maximum(p, 1e-300)
+    return p / p.sum()
+
+
+ZOO = {
+    "paper_4_4": lambda: _paper_4_4(),
+    "equal_costs": lambda: (np.array([1.0, 2.0, 3.0, 4.0]), np.full(4, 7.0)),
+    "G_prop_sqrt_c": lambda: (np.array([1.0, 2.0, 3.0]), np.array([1.0, 4.0, 9.0])),
+    "negatively_correlated": lambda: (
+        np.array([4.0, 3.0, 2.0, 1.0]),
+        np.array([1.0, 10.0, 100.0, 1000.0]),
+    ),
+    "positively_correlated": lambda: (
+        np.array([1.0, 1.0, 1.0, 10.0]),
+        np.array([1.0, 1.0, 1.0, 1000.0]),
+    ),
+    "zero_gradient_component": lambda: (np.array([0.0, 1.0, 2.0]), np.array([5.0, 1.0, 3.0])),
+}
+
+
+def _paper_4_4():
+    from costsgd import least_squares
+
+    prob = least_squares(seed=0)
+    return prob.G, prob.c

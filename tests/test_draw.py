@@ -1,0 +1,101 @@
+"""Alias-table draws: exact implied distribution and chi-square goodness of fit."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import stats
+
+import costsgd as cs
+
+# Significance level of every goodness-of-fit test below. Seeds are fixed, so
+# each test is deterministic; alpha says how surprising a failure would be
+# if the sampler were right.
+ALPHA = 1e-3
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        st.integers(1, 300),
+        elements=st.one_of(st.floats(0.0, 1e6), st.sampled_from([0.0, 1e-12, 1.0])),
+    )
+)
+def test_table_reproduces_p_exactly(w):
+    if not np.any(w > 0):
+        w[0] = 1.0
+    p = w / w.sum()
+    table = cs.alias_table(p)
+    assert table.accept.shape == p.shape and table.alias.shape == p.shape
+    assert np.all((table.accept >= 0) & (table.accept <= 1))
+    assert np.all((table.alias >= 0) & (table.alias < p.size))
+    np.testing.assert_allclose(cs.implied_probabilities(table), p, atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [10**5, 10**6])
+def test_large_tables_are_exact(n):
+    rng = np.random.default_rng(n)
+    p = rng.lognormal(sigma=4.0, size=n)
+    p /= p.sum()
+    np.testing.assert_allclose(cs.implied_probabilities(cs.alias_table(p)), p, atol=1e-15)
+
+
+def test_zero_probability_components_are_never_drawn():
+    p = np.array([0.0, 0.5, 0.0, 0.5])
+    idx = cs.sample(cs.alias_table(p), 20_000, rng=0)
+    assert set(np.unique(idx)) == {1, 3}
+
+
+def _chi_square_pvalue(idx, p, n_draws):
+    counts = np.bincount(idx.ravel(), minlength=p.size)
+    keep = p > 0
+    assert counts[~keep].sum() == 0
+    return stats.chisquare(counts[keep], n_draws * p[keep]).pvalue
+
+
+def test_numpy_draws_follow_p():
+    p = cs.optimal(*_instance())
+    n_draws = 200_000
+    idx = cs.sample(cs.alias_table(p), n_draws, rng=1234)
+    assert _chi_square_pvalue(idx, p, n_draws) > ALPHA
+
+
+def test_jax_draws_follow_p_and_trace_under_jit():
+    p = cs.optimal(*_instance())
+    table = cs.alias_table(p)
+    accept, alias = (
+        jax.numpy.asarray(table.accept, jax.numpy.float32),
+        jax.numpy.asarray(table.alias),
+    )
+    draw = jax.jit(cs.sample_jax, static_argnums=3)
+    idx = np.asarray(draw(jax.random.key(0), accept, alias, (400, 500)))
+    assert idx.shape == (400, 500)
+    assert _chi_square_pvalue(idx, p, idx.size) > ALPHA
+
+
+def test_a_wrong_distribution_is_detected():
+    """The goodness-of-fit test has power: draws from p fail against a perturbed p."""
+    G, c = _instance()
+    p = cs.optimal(G + 0.1, c)  # full support, so only the frequencies can differ
+    q = cs.smooth(p, 0.05)
+    idx = cs.sample(cs.alias_table(q), 200_000, rng=1234)
+    assert _chi_square_pvalue(idx, p, 200_000) < ALPHA
+
+
+def test_draw_rejects_a_non_distribution():
+    with pytest.raises(ValueError, match="p must sum to 1"):
+        cs.alias_table([0.2, 0.2])
+    with pytest.raises(ValueError, match="p must be non-negative"):
+        cs.alias_table([1.5, -0.5])
+
+
+def _instance():
+    rng = np.random.default_rng(0)
+    G = rng.uniform(0.0, 5.0, 50)
+    G[:3] = 0.0
+    c = rng.uniform(1.0, 1000.0, 50)
+    return G, c
