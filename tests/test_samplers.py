@@ -215,3 +215,13 @@ def test_smooth_rejects_a_non_distribution():
 def test_bad_torch_input_names_the_argument():
     with pytest.raises(ValueError, match="c must be finite"):
         cs.optimal(torch.tensor([1.0, 2.0]), torch.tensor([1.0, float("nan")]))
+
+
+def test_float32_distributions_over_many_components_are_accepted():
+    rng = np.random.default_rng(0)
+    p = rng.random(10**6).astype(np.float32)
+    p /= p.sum()
+    q = cs.smooth(p, 0.1)
+    assert q.dtype == np.float32
+    with pytest.raises(ValueError, match="must sum to 1"):
+        cs.smooth(p * np.float32(1.01), 0.1)
