@@ -164,7 +164,7 @@ def cost_aware_probs(
         noise = torch.randn(G.shape, generator=generator, dtype=G.dtype, device=G.device)
         p = samplers.noisy_proxy(G, c, sigma2, noise=noise)
     else:
-        p = samplers.optimal(G, c)
+        p = samplers.optimal(G / G.max(), c)  # p is scale-free in G; this keeps sums finite
     return samplers.smooth(p, alpha) if alpha > 0 else p
 
 
