@@ -228,3 +228,10 @@ def test_importing_costsgd_torch_is_the_only_way_torch_gets_loaded():
         "assert 'torch' in sys.modules and 'trl' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_public_name_of_the_adapter_exists():
+    import costsgd.torch
+
+    for name in costsgd.torch.__all__:
+        assert hasattr(costsgd.torch, name), name
