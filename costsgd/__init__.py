@@ -9,6 +9,18 @@ prices them, and Cost-Aware SGD. The torch adapter lives in
 from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
 from costsgd.problems import LeastSquares, least_squares
 from costsgd.samplers import length_only, noisy_proxy, optimal, smooth, uniform, variance
+from costsgd.subset import (
+    GammaTradeoff,
+    MinKnapsack,
+    SubsetSolution,
+    gamma_tradeoff,
+    knapsack,
+    knapsack_exact,
+    knapsack_greedy,
+    knapsack_lp,
+    knapsack_two_approx,
+    subset_total_cost,
+)
 from costsgd.theory import (
     CostRatios,
     VarianceVsUniform,
@@ -34,7 +46,10 @@ __version__ = "0.1.0"
 __all__ = [
     "AliasTable",
     "CostRatios",
+    "GammaTradeoff",
     "LeastSquares",
+    "MinKnapsack",
+    "SubsetSolution",
     "VarianceVsUniform",
     "__version__",
     "alias_table",
@@ -45,8 +60,14 @@ __all__ = [
     "cost_ratios",
     "expected_cost",
     "exponential_example",
+    "gamma_tradeoff",
     "implied_probabilities",
     "iterations",
+    "knapsack",
+    "knapsack_exact",
+    "knapsack_greedy",
+    "knapsack_lp",
+    "knapsack_two_approx",
     "least_squares",
     "length_only",
     "log_cost_ratios",
@@ -59,6 +80,7 @@ __all__ = [
     "sample_jax",
     "second_moment",
     "smooth",
+    "subset_total_cost",
     "total_cost",
     "uniform",
     "variance",

@@ -225,7 +225,7 @@ def knapsack_lp(inst: MinKnapsack) -> SubsetSolution:
     """
     inst = _check_instance(inst)
     z, residual, order = _base(inst)
-    if residual > 0:
+    if residual > _slack(inst):
         cum = np.cumsum(inst.value[order])
         k = min(int(np.searchsorted(cum, residual)), order.size - 1)
         z[order[:k]] = 1.0
@@ -365,19 +365,22 @@ def knapsack_exact(inst: MinKnapsack, *, time_limit: float | None = None) -> Sub
     ratio = w[k] / v[k]
     lower = float(frac @ w)
     reduced = np.abs(w - ratio * v)
-    fixed = lower + reduced > upper * (1 + 1e-9) + 1e-300
+    fixed = lower + reduced > upper * (1 + 1e-9)
     take = fixed & (frac == 1.0)
     core = np.flatnonzero(~fixed)
     need = residual - v[take].sum()
     chosen = np.flatnonzero(take)
     if core.size and need > _slack(inst):
-        scale_v, scale_w = 1e6 / v[core].sum(), 1e6 / w[core].sum()
+        # normalise (dividing by the max first: no overflow for tiny entries)
+        row, obj = v[core] / v[core].max(), w[core] / w[core].max()
+        lb = (need - 0.5 * _slack(inst)) / v[core].max()  # half the slack: HiGHS's tolerance fits
+        scale_v, scale_w = 1e6 / row.sum(), 1e6 / obj.sum()
         with _quiet_stdout():
             res = milp(
-                w[core] * scale_w,
+                obj * scale_w,
                 integrality=np.ones(core.size),
                 bounds=Bounds(0, 1),
-                constraints=LinearConstraint((v[core] * scale_v)[None, :], need * scale_v, np.inf),
+                constraints=LinearConstraint((row * scale_v)[None, :], lb * scale_v, np.inf),
                 options={"mip_rel_gap": 0.0, **({"time_limit": time_limit} if time_limit else {})},
             )
         if res.status != 0 or res.x is None:
