@@ -7,6 +7,13 @@ prices them, and Cost-Aware SGD. The torch adapter lives in
 """
 
 from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
+from costsgd.lower_bound import (
+    HardInstance,
+    LowerBound,
+    cost_uniform_set,
+    hard_instance,
+    lower_bound,
+)
 from costsgd.problems import LeastSquares, least_squares
 from costsgd.samplers import length_only, noisy_proxy, optimal, smooth, uniform, variance
 from costsgd.subset import (
@@ -47,7 +54,9 @@ __all__ = [
     "AliasTable",
     "CostRatios",
     "GammaTradeoff",
+    "HardInstance",
     "LeastSquares",
+    "LowerBound",
     "MinKnapsack",
     "SubsetSolution",
     "VarianceVsUniform",
@@ -58,9 +67,11 @@ __all__ = [
     "cost_biased",
     "cost_product",
     "cost_ratios",
+    "cost_uniform_set",
     "expected_cost",
     "exponential_example",
     "gamma_tradeoff",
+    "hard_instance",
     "implied_probabilities",
     "iterations",
     "knapsack",
@@ -71,6 +82,7 @@ __all__ = [
     "least_squares",
     "length_only",
     "log_cost_ratios",
+    "lower_bound",
     "noisy_proxy",
     "optimal",
     "optimal_cost_product",
