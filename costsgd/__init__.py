@@ -7,8 +7,18 @@ prices them, and Cost-Aware SGD. The torch adapter lives in
 """
 
 from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
-from costsgd.problems import LeastSquares, least_squares
+from costsgd.problems import FiniteSum, LeastSquares, least_squares, objective, suboptimality
 from costsgd.samplers import length_only, noisy_proxy, optimal, smooth, uniform, variance
+from costsgd.sgd import (
+    Checkpoints,
+    SGDResult,
+    SGDState,
+    cost_aware_sgd,
+    inverse_time_schedule,
+    log_checkpoints,
+    sgd_step,
+    theory_step_size,
+)
 from costsgd.theory import (
     CostRatios,
     VarianceVsUniform,
@@ -33,24 +43,32 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AliasTable",
+    "Checkpoints",
     "CostRatios",
+    "FiniteSum",
     "LeastSquares",
+    "SGDResult",
+    "SGDState",
     "VarianceVsUniform",
     "__version__",
     "alias_table",
     "chi2_divergence",
     "chi2_gap",
+    "cost_aware_sgd",
     "cost_biased",
     "cost_product",
     "cost_ratios",
     "expected_cost",
     "exponential_example",
     "implied_probabilities",
+    "inverse_time_schedule",
     "iterations",
     "least_squares",
     "length_only",
+    "log_checkpoints",
     "log_cost_ratios",
     "noisy_proxy",
+    "objective",
     "optimal",
     "optimal_cost_product",
     "optimal_total_cost",
@@ -58,7 +76,10 @@ __all__ = [
     "sample",
     "sample_jax",
     "second_moment",
+    "sgd_step",
     "smooth",
+    "suboptimality",
+    "theory_step_size",
     "total_cost",
     "uniform",
     "variance",
