@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from costsgd.experiments import figure2
+
 __all__ = ["main"]
 
 
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--L", type=float, default=10.0)
     predict.add_argument("--seed", type=int, default=0)
     predict.set_defaults(func=_predict)
+    figure2.add_parsers(sub)
     return parser
 
 
