@@ -328,6 +328,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help=f"smaller run ({DEMO.trials} trials) for a quick look")
     fig.add_argument("--trials", type=int, help=f"trials per strategy (default {PAPER.trials})")
     fig.add_argument("--steps", type=int, help=f"steps T per trial (default {PAPER.steps})")
+    fig.add_argument("--n", type=int, default=PAPER.n, help="components N")
+    fig.add_argument("--d", type=int, default=PAPER.d, help="dimension d")
+    fig.add_argument("--checkpoints", type=int, default=PAPER.checkpoints,
+                     help="about this many log-spaced checkpoints")
     fig.add_argument("--seed", type=int, default=PAPER.seed, help="seed of the index draws")
     fig.add_argument("--problem-seed", type=int, default=PAPER.problem_seed)
     fig.add_argument("--strategies", default=",".join(PAPER.strategies),
@@ -352,6 +356,9 @@ def _figure2_command(args: argparse.Namespace) -> int:
     config = base._replace(
         trials=base.trials if args.trials is None else args.trials,
         steps=base.steps if args.steps is None else args.steps,
+        n=args.n,
+        d=args.d,
+        checkpoints=args.checkpoints,
         seed=args.seed,
         problem_seed=args.problem_seed,
         strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
