@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from costsgd.experiments import figure2 as f2  # noqa: E402
+from costsgd.experiments import figure2 as f2
 
 f2.use_all_cores()  # as the CLI does: one JAX device per core, before JAX starts
 
@@ -80,10 +80,14 @@ def main(argv=None) -> int:
     P = np.stack([cs.uniform(G, c), cs.variance(G, c), cs.optimal(G, c)])
     eta = cs.theory_step_size(P, G, diameter=2 * prob.radius, steps=T)
 
-    print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {platform.platform()}")
-    print(f"JAX {jax.__version__}: {jax.device_count()} device(s) "
-          f"{sorted({d.device_kind for d in jax.devices()})}; numpy {np.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, {platform.platform()}"
+    )
+    print(
+        f"JAX {jax.__version__}: {jax.device_count()} device(s) "
+        f"{sorted({d.device_kind for d in jax.devices()})}; numpy {np.__version__}"
+    )
     print(f"config: N={config.n}, d={config.d}, T={T}, 3 strategies x {trials} trials")
 
     # numpy reference: median over repeats and strategies of one trial's loop
@@ -126,13 +130,19 @@ def main(argv=None) -> int:
     }
     print()
     print(f"{'':<34}{'numpy loop':>14}{'JAX engine':>14}")
-    print(f"{'trial-steps per second':<34}{out['numpy_steps_per_s']:14.3g}"
-          f"{out['engine_trial_steps_per_s']:14.3g}")
+    print(
+        f"{'trial-steps per second':<34}{out['numpy_steps_per_s']:14.3g}"
+        f"{out['engine_trial_steps_per_s']:14.3g}"
+    )
     print(f"{'ns per trial-step':<34}{np_per_step * 1e9:14.0f}{engine_per_step * 1e9:14.1f}")
-    print(f"{'whole figure (' + str(trials) + ' trials), s':<34}"
-          f"{out['numpy_figure_estimate_s']:14.1f}{cold:14.2f}   (numpy: extrapolated)")
-    print(f"speedup: {out['speedup']:.0f}x   compile: {out['compile_s']:.2f} s   "
-          f"warm figure: {warm:.2f} s (median of {args.repeats})")
+    print(
+        f"{'whole figure (' + str(trials) + ' trials), s':<34}"
+        f"{out['numpy_figure_estimate_s']:14.1f}{cold:14.2f}   (numpy: extrapolated)"
+    )
+    print(
+        f"speedup: {out['speedup']:.0f}x   compile: {out['compile_s']:.2f} s   "
+        f"warm figure: {warm:.2f} s (median of {args.repeats})"
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))
         print(f"written to {args.out}")

@@ -64,8 +64,9 @@ for name, p in zip(names, P, strict=True):
 # %%
 T, M = 4000, 200
 eta = cs.theory_step_size(P, G, diameter=2 * prob.radius, steps=T)
-res = cs.cost_aware_sgd(prob, P, steps=T, trials=M, step_size=eta, seed=0,
-                        checkpoints=cs.log_checkpoints(T, 40))
+res = cs.cost_aware_sgd(
+    prob, P, steps=T, trials=M, step_size=eta, seed=0, checkpoints=cs.log_checkpoints(T, 40)
+)
 mean_err = res.error_average.mean(axis=1)
 for name, e in zip(names, mean_err, strict=True):
     print(f"{name:<9} error after {T} steps: {e[-1]:.4g}")
@@ -76,12 +77,18 @@ for name, e in zip(names, mean_err, strict=True):
 # %%
 config = f2.PAPER._replace(n=1000, d=20, steps=T, trials=M)
 results = {
-    "steps": res.steps, "cost": res.cost, "error": res.error_average,
-    "error_suffix": res.error_suffix, "error_last": res.error_last, "p": P, "eta": eta,
+    "steps": res.steps,
+    "cost": res.cost,
+    "error": res.error_average,
+    "error_suffix": res.error_suffix,
+    "error_last": res.error_last,
+    "p": P,
+    "eta": eta,
     "second_moment": np.array([cs.second_moment(p, G) for p in P]),
     "expected_cost": np.array([cs.expected_cost(p, c) for p in P]),
     "cost_product": np.array([cs.cost_product(p, G, c) for p in P]),
-    "optimal_cost_product": j_star, "config": config._asdict(),
+    "optimal_cost_product": j_star,
+    "config": config._asdict(),
 }
 png = f2.plot_results(results, Path(tempfile.gettempdir()) / "costsgd_figure2_small.png")
 print(f"figure written to {png}")

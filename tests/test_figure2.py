@@ -41,8 +41,10 @@ def test_measured_cost_ratios_track_eq8(reduced):
     _, rows = f2.summary(reduced)
     for r in rows:
         assert r.predicted_cost_ratio == pytest.approx(
-            cs.cost_product(reduced["p"][list(reduced["config"]["strategies"]).index(r.strategy)],
-                            *_Gc(reduced)) / cs.optimal_cost_product(*_Gc(reduced))
+            cs.cost_product(
+                reduced["p"][list(reduced["config"]["strategies"]).index(r.strategy)], *_Gc(reduced)
+            )
+            / cs.optimal_cost_product(*_Gc(reduced))
         )
         assert 1 / EQ8_FACTOR <= r.cost_ratio / r.predicted_cost_ratio <= EQ8_FACTOR, r
     # and the ordering Eq. 8 predicts is the measured one
@@ -53,8 +55,13 @@ def test_measured_cost_ratios_track_eq8(reduced):
 
 def _Gc(results):
     cfg = results["config"]
-    prob = cs.least_squares(cfg["n"], cfg["d"], L=cfg["L"], seed=cfg["problem_seed"],
-                            gradient_bound=cfg["gradient_bound"])
+    prob = cs.least_squares(
+        cfg["n"],
+        cfg["d"],
+        L=cfg["L"],
+        seed=cfg["problem_seed"],
+        gradient_bound=cfg["gradient_bound"],
+    )
     return prob.G, prob.c
 
 
@@ -69,7 +76,7 @@ def test_summary_reads_the_crossing_of_the_mean_curve():
         "optimal_cost_product": 1.0,
         "config": {"strategies": ("optimal",)},
     }
-    target, (row,) = f2.summary(res, target=np.sqrt(0.1 * 0.01))
+    _, (row,) = f2.summary(res, target=np.sqrt(0.1 * 0.01))
     assert row.steps == pytest.approx(np.sqrt(10 * 100))  # log-log interpolation
     assert row.cost == pytest.approx(np.sqrt(10 * 100))
     assert row.cost_ratio == 1.0 and row.predicted_cost_ratio == 2.0
@@ -81,8 +88,21 @@ def test_summary_reads_the_crossing_of_the_mean_curve():
 
 def test_cli_end_to_end_results_file_then_png_then_redraw(tmp_path, capsys):
     out = tmp_path / "fig"
-    args = ["figure2", "--n", "300", "--d", "5", "--steps", "400", "--trials", "6",
-            "--checkpoints", "8", "--out", str(out)]
+    args = [
+        "figure2",
+        "--n",
+        "300",
+        "--d",
+        "5",
+        "--steps",
+        "400",
+        "--trials",
+        "6",
+        "--checkpoints",
+        "8",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     npz, png = out / "figure2.npz", out / "figure2.png"
@@ -137,9 +157,18 @@ def test_plot_rejects_missing_or_foreign_files(tmp_path):
 
 def test_notebook_runs_as_a_script():
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, str(root / "notebooks" / "figure2.py")], env=env,
-                         cwd=root, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, str(root / "notebooks" / "figure2.py")],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Optimal reaches the target at the lowest cost" in out.stdout
