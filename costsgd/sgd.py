@@ -270,9 +270,7 @@ def _trial(
             ),
             lambda: anchors,
         )
-        rec = lax.cond(
-            slot >= 0, lambda: record(state, anchors, rec, t, slot), lambda: rec
-        )
+        rec = lax.cond(slot >= 0, lambda: record(state, anchors, rec, t, slot), lambda: rec)
         return (state, anchors, rec), None
 
     def run_chunk(carry, start, length, indices):
@@ -533,7 +531,7 @@ def cost_aware_sgd(
         raise ValueError(f"p must have shape (n,) or (S, n), got {P.shape}")
     n = P.shape[1]
     for s, row in enumerate(P):
-        check_probabilities(row, f"p[{s}]")
+        check_probabilities(row, "p" if squeeze else f"p[{s}]")
     G = np.asarray(problem.G, dtype=np.float64)
     c = np.asarray(problem.c, dtype=np.float64)
     if G.shape != (n,) or c.shape != (n,):
@@ -542,8 +540,9 @@ def cost_aware_sgd(
         raise ValueError("p is zero on a component with G_i > 0: the estimator would be biased")
     S = P.shape[0]
     eta = _step_sizes(step_size, schedule, S, steps)
-    sched = _make_schedule(steps, log_checkpoints(steps) if checkpoints is None else checkpoints,
-                           suffix_fraction)
+    sched = _make_schedule(
+        steps, log_checkpoints(steps) if checkpoints is None else checkpoints, suffix_fraction
+    )
     dtype = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype))
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a float dtype, got {dtype}")
@@ -559,7 +558,8 @@ def cost_aware_sgd(
     x0 = np.zeros(d) if x0 is None else np.asarray(host(x0), dtype=np.float64)
     if x0.shape != (d,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"x0 must be finite with shape ({d},), got shape {x0.shape}")
-    x0 = x0 * min(1.0, radius / max(np.linalg.norm(x0), np.finfo(float).tiny))
+    if np.linalg.norm(x0) > radius:
+        x0 = x0 * (radius / np.linalg.norm(x0))
 
     predrawn = indices is not None
     if predrawn:

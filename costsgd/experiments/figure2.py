@@ -56,8 +56,12 @@ STRATEGIES = {
     "optimal": cs.optimal,
     "length_only": cs.length_only,
 }
-LABELS = {"uniform": "Uniform", "variance": "Variance", "optimal": "Optimal",
-          "length_only": "Cost only"}
+LABELS = {
+    "uniform": "Uniform",
+    "variance": "Variance",
+    "optimal": "Optimal",
+    "length_only": "Cost only",
+}
 
 
 class Figure2Config(NamedTuple):
@@ -113,7 +117,10 @@ def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
     """
     _validate(config)
     prob = cs.least_squares(
-        config.n, config.d, L=config.L, gradient_bound=config.gradient_bound,
+        config.n,
+        config.d,
+        L=config.L,
+        gradient_bound=config.gradient_bound,
         seed=config.problem_seed,
     )
     G, c = prob.G, prob.c
@@ -122,7 +129,12 @@ def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
         P, G, diameter=2 * prob.radius, steps=config.steps
     )
     res = cs.cost_aware_sgd(
-        prob, P, steps=config.steps, trials=config.trials, step_size=eta, seed=config.seed,
+        prob,
+        P,
+        steps=config.steps,
+        trials=config.trials,
+        step_size=eta,
+        seed=config.seed,
         checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
     )
     return {
@@ -260,7 +272,9 @@ def format_summary(target: float, rows: list[Row]) -> str:
             f"{r.strategy:<10} {r.steps:9.0f} {r.cost:11.4g} {r.cost_ratio:9.3f}"
             f" {r.predicted_cost_ratio:7.3f} {r.steps_ratio:10.3f} {r.predicted_steps_ratio:7.3f}"
         )
-    lines.append("(Eq. 8: K(p)/K(p*) = J(p)/J(p*); §4.1: T(p)/T(p*) = S(p)/S(p*); nan: not reached)")
+    lines.append(
+        "(Eq. 8: K(p)/K(p*) = J(p)/J(p*); §4.1: T(p)/T(p*) = S(p)/S(p*); nan: not reached)"
+    )
     return "\n".join(lines)
 
 
@@ -324,18 +338,33 @@ def use_all_cores() -> None:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``figure2`` and ``plot`` on the ``costsgd`` command line."""
     fig = sub.add_parser("figure2", help="reproduce Figure 2 (§4.4): results file, PNG, table")
-    fig.add_argument("--demo", action="store_true",
-                     help=f"smaller run ({DEMO.trials} trials) for a quick look")
+    fig.add_argument(
+        "--demo", action="store_true", help=f"smaller run ({DEMO.trials} trials) for a quick look"
+    )
     fig.add_argument("--trials", type=int, help=f"trials per strategy (default {PAPER.trials})")
     fig.add_argument("--steps", type=int, help=f"steps T per trial (default {PAPER.steps})")
+    fig.add_argument("--n", type=int, default=PAPER.n, help="components N")
+    fig.add_argument("--d", type=int, default=PAPER.d, help="dimension d")
+    fig.add_argument(
+        "--checkpoints",
+        type=int,
+        default=PAPER.checkpoints,
+        help="about this many log-spaced checkpoints",
+    )
     fig.add_argument("--seed", type=int, default=PAPER.seed, help="seed of the index draws")
     fig.add_argument("--problem-seed", type=int, default=PAPER.problem_seed)
-    fig.add_argument("--strategies", default=",".join(PAPER.strategies),
-                     help=f"comma-separated, from {sorted(STRATEGIES)}")
-    fig.add_argument("--step-scale", type=float, default=PAPER.step_scale,
-                     help="multiplies Eq. 3's step size D/sqrt(S(p) T)")
-    fig.add_argument("--gradient-bound", default=PAPER.gradient_bound,
-                     choices=("ball", "row_norm"))
+    fig.add_argument(
+        "--strategies",
+        default=",".join(PAPER.strategies),
+        help=f"comma-separated, from {sorted(STRATEGIES)}",
+    )
+    fig.add_argument(
+        "--step-scale",
+        type=float,
+        default=PAPER.step_scale,
+        help="multiplies Eq. 3's step size D/sqrt(S(p) T)",
+    )
+    fig.add_argument("--gradient-bound", default=PAPER.gradient_bound, choices=("ball", "row_norm"))
     fig.add_argument("--target", type=float, help="target error of the table")
     fig.add_argument("--out", default="results/figure2", help="output folder")
     fig.set_defaults(func=_figure2_command)
@@ -352,6 +381,9 @@ def _figure2_command(args: argparse.Namespace) -> int:
     config = base._replace(
         trials=base.trials if args.trials is None else args.trials,
         steps=base.steps if args.steps is None else args.steps,
+        n=args.n,
+        d=args.d,
+        checkpoints=args.checkpoints,
         seed=args.seed,
         problem_seed=args.problem_seed,
         strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
@@ -359,8 +391,11 @@ def _figure2_command(args: argparse.Namespace) -> int:
         gradient_bound=args.gradient_bound,
     )
     _validate(config)
-    print(f"Figure 2: {config.trials} trials x {config.steps} steps x "
-          f"{len(config.strategies)} strategies ...", flush=True)
+    print(
+        f"Figure 2: {config.trials} trials x {config.steps} steps x "
+        f"{len(config.strategies)} strategies ...",
+        flush=True,
+    )
     results = run_figure2(config)
     out = Path(args.out)
     npz = save_results(results, out / "figure2.npz")
