@@ -46,6 +46,10 @@ are equal. Csirik et al. (1991) prove the factor 2 for a *modified* greedy
 (Gens and Levner's heuristic); :func:`knapsack_two_approx` is a factor-2
 algorithm with a self-contained proof.
 
+:func:`subset_total_cost` and :func:`gamma_tradeoff` are the convex case of
+Appendix C; the paper gives the strongly convex case only its knapsack
+(Theorem D.3), not a cost formula, so none is offered here.
+
 Conventions: components with :math:`G_i = 0` carry no value and are never
 selected; *free* components (:math:`c_i = 0 < G_i`) are always selected
 (same objective, less bias). When :math:`V_{req} \le 0` (the budget allows
@@ -342,6 +346,8 @@ def knapsack_exact(inst: MinKnapsack, *, time_limit: float | None = None) -> Sub
     one solve takes about 0.5-2 s on a 2-core CPU.
     The coverage row is scaled so HiGHS's absolute feasibility tolerance is
     negligible, and the answer is checked with :meth:`MinKnapsack.covers`.
+    HiGHS (as bundled with scipy) prints debug lines from C++; file
+    descriptor 1 is silenced for the duration of the solve.
 
     Args:
       inst: the instance (:func:`knapsack`).
