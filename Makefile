@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/costsgd predict
+	$(VENV)/bin/costsgd figure2 --demo
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

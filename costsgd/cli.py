@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from costsgd.experiments import figure2, figure6
+
 __all__ = ["main"]
 
 
@@ -48,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--L", type=float, default=10.0)
     predict.add_argument("--seed", type=int, default=0)
     predict.set_defaults(func=_predict)
+    figure2.add_parsers(sub)
+    figure6.add_parsers(sub)  # after figure2: extends its `plot`
     return parser
 
 

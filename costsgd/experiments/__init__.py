@@ -1,0 +1,1 @@
+"""Experiments of the paper: configuration in, results file and PNG out."""

@@ -1,0 +1,282 @@
+"""The Cost-Aware SGD engine (Algorithm 1) against plain numpy, itself and the paper."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import costsgd as cs
+from costsgd import sgd
+from costsgd.draw import sample_jax
+from costsgd.problems import least_squares_grad
+
+N, D, T, M = 200, 5, 300, 3
+CHECKPOINTS = [1, 2, 7, 50, 151, 300]
+
+
+@pytest.fixture(scope="module")
+def prob():
+    return cs.least_squares(N, D, seed=4)
+
+
+@pytest.fixture(scope="module")
+def strategies(prob):
+    return np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
+
+
+def numpy_reference(prob, p, idx, eta, checkpoints, alpha):
+    """Algorithm 1 written as a plain loop (float64), recording like the engine."""
+    A, b, c = prob.A, prob.b, prob.c
+    H = A.T @ A / len(b)
+    err = lambda x: 0.5 * (x - prob.x_star) @ H @ (x - prob.x_star)  # noqa: E731
+    x, iterates, cost, out = np.zeros(A.shape[1]), [], 0.0, []
+    for t, i in enumerate(idx, start=1):
+        iterates.append(x)
+        g = (A[i] @ x - b[i]) * A[i] / (len(b) * p[i])
+        x = x - eta[t - 1] * g
+        x = x * min(1.0, prob.radius / np.linalg.norm(x))
+        cost += c[i]
+        if t in checkpoints:
+            m = max(1, int(np.ceil(alpha * t - 1e-9)))
+            avg, suffix = np.mean(iterates, axis=0), np.mean(iterates[t - m :], axis=0)
+            out.append((cost, err(avg), err(suffix), err(x)))
+    return np.array(out).T, x
+
+
+@pytest.mark.parametrize("kind", ["constant", "inverse_time"])
+def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategies, kind):
+    rng = np.random.default_rng(0)
+    idx = np.stack([cs.sample(cs.alias_table(p), (M, T), rng=rng) for p in strategies])
+    mu = float(np.linalg.eigvalsh(prob.hessian)[0])
+    eta = np.full(T, 2e-3) if kind == "constant" else cs.inverse_time_schedule(mu, T, offset=50)
+    with jax.enable_x64(True):
+        res = cs.cost_aware_sgd(
+            prob,
+            strategies,
+            steps=T,
+            trials=M,
+            schedule=eta,
+            indices=idx,
+            checkpoints=CHECKPOINTS,
+            suffix_fraction=0.3,
+            chunk=64,
+        )
+    for s, p in enumerate(strategies):
+        for m in range(M):
+            ref, x_last = numpy_reference(prob, p, idx[s, m], eta, CHECKPOINTS, 0.3)
+            got = [res.cost, res.error_average, res.error_suffix, res.error_last]
+            for row, name in enumerate(("cost", "average", "suffix", "last")):
+                np.testing.assert_allclose(got[row][s, m], ref[row], rtol=1e-9, err_msg=name)
+            np.testing.assert_allclose(res.final.x[s, m], x_last, rtol=1e-10, atol=1e-13)
+    assert res.steps.tolist() == CHECKPOINTS
+
+
+def test_importance_weighted_gradient_is_unbiased(prob):
+    p = np.asarray(cs.optimal(prob.G, prob.c))
+    table = cs.alias_table(p)
+    x = np.linspace(-0.5, 0.5, D)
+    draws = 400_000
+    with jax.enable_x64(True):
+        idx = sample_jax(
+            jax.random.key(7), jnp.asarray(table.accept), jnp.asarray(table.alias), (draws,)
+        )
+        A, b, w = jnp.asarray(prob.A), jnp.asarray(prob.b), jnp.asarray(1.0 / (N * p))
+        g = jax.vmap(
+            lambda i: sgd.importance_weighted_gradient(
+                least_squares_grad, jnp.asarray(x), (A[i], b[i]), w[i]
+            )
+        )(idx)
+        g = np.asarray(g)
+    full = prob.A.T @ (prob.A @ x - prob.b) / N
+    z = (g.mean(axis=0) - full) / (g.std(axis=0) / np.sqrt(draws))
+    assert np.all(np.abs(z) < 4.5), z  # every coordinate within 4.5 standard errors
+    # and the estimate is not trivially close: the spread is real
+    assert np.all(g.std(axis=0) > 0)
+
+
+def test_jit_vmap_equals_a_python_loop_over_trials_and_strategies(prob, strategies):
+    kw = dict(steps=T, step_size=np.array([1e-3, 2e-3]), checkpoints=CHECKPOINTS, seed=11)
+    batched = cs.cost_aware_sgd(prob, strategies, trials=M, **kw)
+    # strategy by strategy (trial m always uses key m: common random numbers)
+    for s in range(2):
+        alone = cs.cost_aware_sgd(
+            prob, strategies[s], trials=M, **{**kw, "step_size": kw["step_size"][s]}
+        )
+        np.testing.assert_allclose(alone.error_last, batched.error_last[s], rtol=1e-5)
+        np.testing.assert_allclose(alone.cost, batched.cost[s], rtol=1e-6)
+    # trial by trial, with pre-drawn indices
+    idx = cs.sample(cs.alias_table(strategies[1]), (M, T), rng=3)
+    together = cs.cost_aware_sgd(
+        prob, strategies[1], trials=M, indices=idx, **{**kw, "step_size": 1e-3}
+    )
+    for m in range(M):
+        one = cs.cost_aware_sgd(
+            prob, strategies[1], trials=1, indices=idx[m : m + 1], **{**kw, "step_size": 1e-3}
+        )
+        np.testing.assert_allclose(one.error_average[0], together.error_average[m], rtol=1e-5)
+
+
+def test_results_do_not_depend_on_the_chunk_size(prob, strategies):
+    idx = cs.sample(cs.alias_table(strategies[0]), (M, T), rng=5)
+    runs = [
+        cs.cost_aware_sgd(
+            prob,
+            strategies[0],
+            steps=T,
+            trials=M,
+            step_size=1e-3,
+            indices=idx,
+            checkpoints=CHECKPOINTS,
+            chunk=chunk,
+        )
+        for chunk in (7, 250)  # 250: the default, a full chunk then a tail of 50
+    ]
+    np.testing.assert_allclose(runs[0].error_suffix, runs[1].error_suffix, rtol=1e-5)
+
+
+def test_second_call_does_not_recompile(prob, strategies):
+    kw = dict(steps=T, trials=M, checkpoints=CHECKPOINTS)
+    cs.cost_aware_sgd(prob, strategies, step_size=1e-3, seed=0, **kw)
+    size = sgd._jitted()._cache_size()
+    other_p = np.stack([cs.variance(prob.G, prob.c), cs.smooth(strategies[1], 0.3)])
+    cs.cost_aware_sgd(prob, other_p, step_size=[2e-3, 5e-4], seed=1, **kw)
+    cs.cost_aware_sgd(
+        prob,
+        strategies,
+        schedule=np.full(T, 1e-3),
+        seed=2,
+        **{**kw, "checkpoints": [3, 4, 5, 6, 100, 300]},
+    )
+    assert sgd._jitted()._cache_size() == size
+
+
+def test_float64_stays_float64_and_default_is_float32(prob, strategies):
+    kw = dict(steps=T, trials=M, step_size=1e-3, checkpoints=CHECKPOINTS)  # float32: cached
+    with jax.enable_x64(True):
+        res64 = cs.cost_aware_sgd(prob, strategies, **kw)
+    res32 = cs.cost_aware_sgd(prob, strategies, **kw)
+    for a in (res64.error_average, res64.cost, res64.final.x):
+        assert a.dtype == np.float64
+    for a in (res32.error_average, res32.cost, res32.final.x):
+        assert a.dtype == np.float32
+
+
+@settings(max_examples=10, deadline=None)
+@given(radius_factor=st.floats(1.0, 3.0), eta=st.floats(1e-4, 1.0))
+def test_iterates_stay_in_the_feasible_ball(radius_factor, eta):
+    prob = cs.least_squares(40, 3, radius_factor=radius_factor, seed=0)
+    p = cs.uniform(prob.G, prob.c)
+    res = cs.cost_aware_sgd(prob, p, steps=30, trials=2, step_size=eta, checkpoints=[30])
+    assert np.all(np.linalg.norm(res.final.x, axis=-1) <= prob.radius * (1 + 1e-5))
+    assert np.all(np.isfinite(res.error_last))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    x=st.lists(st.floats(-100, 100, allow_subnormal=False), min_size=3, max_size=3),
+    radius=st.floats(0.1, 10),
+)
+def test_projection_is_onto_the_ball(x, radius):
+    with jax.enable_x64(True):
+        y = np.asarray(sgd.project(jnp.asarray(x, jnp.float64), radius))
+    x = np.asarray(x)
+    if np.linalg.norm(x) <= radius:
+        np.testing.assert_allclose(y, x)
+    else:
+        assert np.linalg.norm(y) == pytest.approx(radius)
+        assert np.linalg.norm(y / radius - x / np.linalg.norm(x)) < 1e-9  # same direction
+
+
+def test_theory_step_size_and_schedules():
+    G = np.array([1.0, 2.0, 3.0])
+    p = np.stack([cs.uniform(G, G), cs.variance(G, G)])
+    eta = cs.theory_step_size(p, G, diameter=2.0, steps=100)
+    expected = [2.0 / np.sqrt(cs.second_moment(q, G) * 100) for q in p]
+    np.testing.assert_allclose(eta, expected)
+    assert eta[1] > eta[0]  # Variance minimises S(p): the largest step
+    assert cs.log_checkpoints(20000, 50)[[0, -1]].tolist() == [1, 20000]
+
+
+def test_sharded_run_equals_single_device_run(tmp_path):
+    code = textwrap.dedent(
+        """
+        import jax, numpy as np, costsgd as cs
+        assert jax.device_count() == 2, jax.devices()
+        prob = cs.least_squares(200, 5, seed=4)
+        P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
+        kw = dict(steps=300, trials=5, step_size=1e-3, seed=3, checkpoints=[1, 30, 300])
+        one = cs.cost_aware_sgd(prob, P, shard=False, **kw)
+        two = cs.cost_aware_sgd(prob, P, shard=True, **kw)
+        for a, b in zip(one, two):
+            if isinstance(a, tuple):
+                for u, v in zip(a, b):
+                    np.testing.assert_allclose(u, v, rtol=1e-6)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert two.error_average.shape == (2, 5, 3)
+        idx = cs.sample(cs.alias_table(P[0]), (2, 5, 300), rng=1)
+        a = cs.cost_aware_sgd(prob, P, indices=idx, shard=False, **kw)
+        b = cs.cost_aware_sgd(prob, P, indices=idx, shard=True, **kw)
+        np.testing.assert_allclose(a.error_last, b.error_last, rtol=1e-6)
+        print("sharded ok")
+        """
+    )
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "sharded ok" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"p": np.ones((2, 2, 2)) / 2}, "p must have shape"),
+        ({"p": np.full(N, 2.0 / N)}, "p must sum to 1"),
+        ({"p": np.r_[0.0, np.full(N - 1, 1.0 / (N - 1))]}, "zero on a component"),
+        ({"p": np.full(N + 1, 1.0 / (N + 1))}, "components"),
+        ({"steps": 0}, "steps"),
+        ({"trials": 2.5}, "trials"),
+        ({"step_size": None}, "exactly one of step_size"),
+        ({"schedule": np.ones(T)}, "exactly one of step_size"),
+        ({"step_size": -1.0}, "step_size must be finite"),
+        ({"step_size": [1.0, 2.0]}, "one entry per strategy"),
+        ({"step_size": None, "schedule": np.ones(T - 1)}, "schedule must have shape"),
+        ({"checkpoints": [5, 3]}, "increase strictly"),
+        ({"checkpoints": [0, 3]}, "increase strictly"),
+        ({"checkpoints": [1.5]}, "checkpoints must be"),
+        ({"checkpoints": [T + 1]}, "increase strictly"),
+        ({"suffix_fraction": 0.0}, "suffix_fraction"),
+        ({"x0": np.zeros(D + 1)}, "x0"),
+        ({"x0": np.full(D, np.nan)}, "x0"),
+        ({"indices": np.full((M, T), N)}, "indices must lie"),
+        ({"indices": np.zeros((M, T + 1), int)}, "indices must be ints"),
+        ({"dtype": jnp.int32}, "dtype"),
+    ],
+)
+def test_bad_input_raises_a_clear_error(prob, kwargs, match):
+    args = {"p": cs.uniform(prob.G, prob.c), "steps": T, "trials": M, "step_size": 1e-3, **kwargs}
+    p = args.pop("p")
+    with pytest.raises(ValueError, match=match):
+        cs.cost_aware_sgd(prob, p, **args)
+
+
+def test_bad_schedule_helpers_raise():
+    with pytest.raises(ValueError, match="mu"):
+        cs.inverse_time_schedule(0.0, 10)
+    with pytest.raises(ValueError, match="diameter"):
+        cs.theory_step_size([1.0], [1.0], diameter=-1.0, steps=10)
+    with pytest.raises(ValueError, match="steps"):
+        cs.log_checkpoints(0)
