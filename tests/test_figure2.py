@@ -1,9 +1,5 @@
 """Figure 2 (§4.4): the paper's two claims, Eq. 8's ratios, the CLI and the notebook."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,22 +149,3 @@ def test_plot_rejects_missing_or_foreign_files(tmp_path):
     text.write_text("not a zip")
     with pytest.raises(ValueError, match="not a results file"):
         main(["plot", str(text)])
-
-
-def test_notebook_runs_as_a_script():
-    root = Path(__file__).resolve().parents[1]
-    env = {
-        **os.environ,
-        "MPLBACKEND": "Agg",
-        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-    }
-    out = subprocess.run(
-        [sys.executable, str(root / "notebooks" / "figure2.py")],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "Optimal reaches the target at the lowest cost" in out.stdout
