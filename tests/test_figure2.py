@@ -1,6 +1,5 @@
 """Figure 2 (§4.4): the paper's two claims, Eq. 8's ratios, the CLI and the notebook."""
 
-
 import numpy as np
 import pytest
 
