@@ -54,6 +54,9 @@ def test_plan_stays_on_device_and_follows_p(device):
     assert w.mean().item() == pytest.approx(1.0, rel=1e-5)
     plan = plan_update(adv, lengths, batch_size=64, alpha=0.01, generator=gen)
     assert plan.indices.device == adv.device and plan.weights.device == adv.device
+    summary = plan.summary()
+    assert summary["draws"] == plan.indices.numel()
+    assert 0 < summary["unique_fraction"] <= 1 and summary["weight_mean"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

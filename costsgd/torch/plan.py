@@ -71,9 +71,9 @@ class UpdatePlan(NamedTuple):
                 selected,
                 pool,
                 selected / pool,
-                torch.unique(idx).numel() / torch.tensor(float(self.probs.numel())),
             ]
         ).tolist()
+        stats.append(torch.unique(idx).numel() / self.probs.numel())
         names = (
             "weight_mean",
             "weight_std",
