@@ -89,29 +89,39 @@ def _bad_entries(mask: Any, values: Any) -> str:
     return f"{idx.size} entr{'y' if idx.size == 1 else 'ies'}: {shown}{more}"
 
 
-def _check_finite_nonnegative(x: Any, name: str) -> None:
-    if is_traced(x):
-        return
+def _value_summary(x: Any) -> np.ndarray:
+    """[any non-finite, any negative, any positive, sum] of ``x`` in one host transfer.
+
+    One transfer matters for arrays on a GPU, where every ``bool(...)`` is a
+    device synchronisation.
+    """
     xp = array_api_compat.array_namespace(x)
-    bad = ~xp.isfinite(x)
-    if bool(xp.any(bad)):
+    flags = [xp.any(~xp.isfinite(x)), xp.any(x < 0), xp.any(x > 0)]
+    return host(xp.stack([xp.astype(f, x.dtype) for f in flags] + [xp.sum(x)]))
+
+
+def _check_finite_nonnegative(x: Any, name: str) -> np.ndarray | None:
+    """Raise unless ``x`` is finite and >= 0; return its :func:`_value_summary`."""
+    if is_traced(x):
+        return None
+    summary = _value_summary(x)
+    if summary[0]:
+        bad = ~array_api_compat.array_namespace(x).isfinite(x)
         raise ValueError(f"{name} must be finite; non-finite {_bad_entries(bad, x)}")
-    neg = x < 0
-    if bool(xp.any(neg)):
-        raise ValueError(f"{name} must be non-negative; negative {_bad_entries(neg, x)}")
+    if summary[1]:
+        raise ValueError(f"{name} must be non-negative; negative {_bad_entries(x < 0, x)}")
+    return summary
 
 
 def check_gradient_norms(G: Any, name: str = "G"):
     """Validate gradient-norm bounds G_i: finite, >= 0, not all zero."""
     G = as_array(G, name)
-    _check_finite_nonnegative(G, name)
-    if not is_traced(G):
-        xp = array_api_compat.array_namespace(G)
-        if not bool(xp.any(G > 0)):
-            raise ValueError(
-                f"{name} is zero everywhere: no component carries gradient signal, "
-                "so no sampling distribution is defined"
-            )
+    summary = _check_finite_nonnegative(G, name)
+    if summary is not None and not summary[2]:
+        raise ValueError(
+            f"{name} is zero everywhere: no component carries gradient signal, "
+            "so no sampling distribution is defined"
+        )
     return G
 
 
@@ -130,10 +140,10 @@ def check_probabilities(p: Any, name: str = "p"):
     components sum to 1 only to about 1e-4).
     """
     p = as_array(p, name)
-    _check_finite_nonnegative(p, name)
-    if not is_traced(p):
+    summary = _check_finite_nonnegative(p, name)
+    if summary is not None:
         xp = array_api_compat.array_namespace(p)
-        total = float(xp.sum(p))
+        total = float(summary[3])
         atol = max(1e-6, 16 * float(xp.finfo(p.dtype).eps) * p.shape[0] ** 0.5)
         if abs(total - 1.0) > atol:
             raise ValueError(f"{name} must sum to 1, sums to {total!r}")
