@@ -64,7 +64,7 @@ LABELS = {
     "uniform": "Uniform",
     "variance": "Variance",
     "optimal": "Optimal",
-    "length_only": "Cost only",
+    "length_only": "Length only",
 }
 
 
