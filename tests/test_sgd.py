@@ -17,6 +17,7 @@ from costsgd import sgd
 from costsgd.draw import sample_jax
 from costsgd.problems import least_squares_grad
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, D, T, M = 200, 5, 300, 3
 CHECKPOINTS = [1, 2, 7, 50, 151, 300]
 
@@ -231,7 +232,7 @@ def test_sharded_run_equals_single_device_run(tmp_path):
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
     }
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
