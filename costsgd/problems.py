@@ -12,8 +12,9 @@ Every problem exposes the same interface, which is all the SGD engine
 * ``loss(x, datum)`` and ``grad(x, datum)``: :math:`f_i(x)` and
   :math:`\nabla f_i(x)`, pure and JAX-traceable (module-level functions, so
   jitted code that receives them compiles once);
-* ``x_star``, ``f_star``: a minimiser over :math:`\mathcal X` and
-  :math:`f(x^*)`; ``radius``: :math:`R` (``inf`` for no constraint);
+* ``x_star``, ``f_star``: a minimiser over :math:`\mathcal X` (``None`` when
+  only the minimum is known) and :math:`f^* = f(x^*)`; ``radius``: :math:`R`
+  (``inf`` for no constraint);
 * ``G``, ``c``: the bounds and costs, float64 numpy, shape ``(n,)``;
 * ``hessian``: for a quadratic :math:`f` its Hessian :math:`H` (else ``None``);
   then the engine evaluates :math:`f(x) - f^* = \frac12 e^\top H e`,
@@ -120,8 +121,8 @@ class FiniteSum(NamedTuple):
     G: np.ndarray  #: bounds G_i >= ||grad f_i(x)|| on the ball, shape (n,)
     c: np.ndarray  #: costs c_i >= 0, shape (n,)
     radius: float  #: R (inf: unconstrained)
-    x_star: np.ndarray  #: a minimiser of f over the ball, shape (d,)
-    f_star: float  #: f(x_star)
+    x_star: np.ndarray | None  #: a minimiser over the ball, shape (d,); None: only f* known
+    f_star: float  #: f(x_star), the minimum
     grad: Callable[[Any, Any], Any] | None = None  #: grad f_i(x, datum); None: jax.grad(loss)
     hessian: np.ndarray | None = None  #: H for quadratic f (error = ½ eᵀHe), else None
 

@@ -553,7 +553,14 @@ def cost_aware_sgd(
     leaves = jax.tree_util.tree_leaves(problem.data)
     if not leaves or any(np.shape(leaf)[:1] != (n,) for leaf in leaves):
         raise ValueError(f"every array of problem.data must have leading axis n = {n}")
-    x_star = np.asarray(problem.x_star, dtype=np.float64)
+    if problem.x_star is None:  # only f* is known: the dimension comes from x0
+        if problem.hessian is not None:
+            raise ValueError("problem.hessian needs problem.x_star (error = ½eᵀHe, e = x - x*)")
+        if x0 is None:
+            raise ValueError("x0 is required when problem.x_star is None")
+        x_star = np.zeros(np.shape(x0))
+    else:
+        x_star = np.asarray(problem.x_star, dtype=np.float64)
     d = x_star.shape[0]
     x0 = np.zeros(d) if x0 is None else np.asarray(host(x0), dtype=np.float64)
     if x0.shape != (d,) or not np.all(np.isfinite(x0)):

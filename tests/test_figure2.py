@@ -130,21 +130,32 @@ def test_results_round_trip(tmp_path, reduced):
         (["figure2", "--strategies", "optimal,optimal"], "duplicates"),
         (["figure2", "--trials", "0"], "trials"),
         (["figure2", "--step-scale", "-1"], "step_scale"),
+        (["figure2", "--target", "0"], "target"),
     ],
 )
-def test_cli_bad_input(argv, match, tmp_path):
-    with pytest.raises(ValueError, match=match):
-        main([*argv, "--out", str(tmp_path)])
+def test_cli_bad_input(argv, match, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("costsgd figure2: error:") and match in err
+    assert not any(tmp_path.iterdir())  # nothing was run or written
 
 
-def test_plot_rejects_missing_or_foreign_files(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
-        main(["plot", str(tmp_path / "missing.npz")])
+def test_bad_config_raises_in_the_library():
+    with pytest.raises(ValueError, match="unknown strategies"):
+        f2.run_figure2(f2.PAPER._replace(strategies=("uniform", "greedy")))
+
+
+def test_plot_rejects_missing_or_foreign_files(tmp_path, capsys):
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, x=np.zeros(3))
-    with pytest.raises(ValueError, match="metadata"):
-        main(["plot", str(foreign)])
     text = tmp_path / "text.npz"
     text.write_text("not a zip")
-    with pytest.raises(ValueError, match="not a results file"):
-        main(["plot", str(text)])
+    for path, match in [
+        (tmp_path / "missing.npz", "does not exist"),
+        (foreign, "metadata"),
+        (text, "not a results file"),
+    ]:
+        assert main(["plot", str(path)]) == 2
+        assert match in capsys.readouterr().err
+        with pytest.raises(ValueError, match=match):
+            f2.load_results(path)

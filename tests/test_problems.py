@@ -91,6 +91,14 @@ def test_user_defined_problem_uses_autodiff_and_runs_in_the_engine():
     res = cs.cost_aware_sgd(prob, cs.variance(G, prob.c), steps=50, trials=2, step_size=0.1)
     assert res.error_last.shape == (2, res.steps.size)
     assert np.all(np.linalg.norm(res.final.x, axis=-1) <= 1.0 + 1e-6)
+    # only f* known: the dimension comes from x0, the errors are f(x) - f*
+    no_min = prob._replace(x_star=None)
+    with pytest.raises(ValueError, match="x0 is required"):
+        cs.cost_aware_sgd(no_min, cs.variance(G, prob.c), steps=50, trials=2, step_size=0.1)
+    same = cs.cost_aware_sgd(
+        no_min, cs.variance(G, prob.c), steps=50, trials=2, step_size=0.1, x0=np.zeros(3)
+    )
+    np.testing.assert_allclose(same.error_last, res.error_last, rtol=1e-6)
 
 
 def test_least_squares_component_functions_agree_with_jax_grad():

@@ -43,11 +43,15 @@ __all__ = [
     "PAPER",
     "Figure2Config",
     "Row",
+    "add_parsers",
+    "default_target",
+    "format_summary",
     "load_results",
     "plot_results",
     "run_figure2",
     "save_results",
     "summary",
+    "use_all_cores",
 ]
 
 STRATEGIES = {
@@ -60,7 +64,7 @@ LABELS = {
     "uniform": "Uniform",
     "variance": "Variance",
     "optimal": "Optimal",
-    "length_only": "Cost only",
+    "length_only": "Length only",
 }
 
 
@@ -375,8 +379,28 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     plot.set_defaults(func=_plot_command)
 
 
+def _clean_errors(command):
+    """Report a ``ValueError`` (bad input) as one line on stderr with exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ValueError as err:
+            print(f"costsgd {args.command}: error: {err}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _check_target(target: float | None) -> None:
+    if target is not None and not (np.isfinite(target) and target > 0):
+        raise ValueError(f"target must be finite and > 0, got {target!r}")
+
+
+@_clean_errors
 def _figure2_command(args: argparse.Namespace) -> int:
     use_all_cores()
+    _check_target(args.target)
     base = DEMO if args.demo else PAPER
     config = base._replace(
         trials=base.trials if args.trials is None else args.trials,
@@ -405,7 +429,9 @@ def _figure2_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@_clean_errors
 def _plot_command(args: argparse.Namespace) -> int:
+    _check_target(args.target)
     results = load_results(args.results)
     png = Path(args.out) if args.out else Path(args.results).with_suffix(".png")
     plot_results(results, png)
