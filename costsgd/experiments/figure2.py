@@ -26,17 +26,15 @@ ratios to Optimal, and Eq. 8's predicted ratio :math:`J(p)/J(p^*)`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 import costsgd as cs
+from costsgd.experiments import results as _results
 
 __all__ = [
     "DEMO",
@@ -154,58 +152,19 @@ def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
         "cost_product": np.array([cs.cost_product(p, G, c) for p in P]),
         "optimal_cost_product": cs.optimal_cost_product(G, c),
         "config": config._asdict(),
-        "versions": _versions(),
-    }
-
-
-def _versions() -> dict[str, str]:
-    import jax
-
-    return {
-        "costsgd": cs.__version__,
-        "numpy": np.__version__,
-        "jax": jax.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "devices": ", ".join(sorted({str(d.device_kind) for d in jax.devices()}))
-        + f" x{jax.device_count()}",
+        "versions": _results.versions(),
     }
 
 
 def save_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write results to ``path`` (npz) atomically: a temporary file, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"experiment": "figure2", "config": results["config"], "versions": results["versions"]}
-    arrays = {k: np.asarray(v) for k, v in results.items() if k not in ("config", "versions")}
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write figure2 results to ``path`` (npz) atomically; see :mod:`costsgd.experiments.results`."""
+    return _results.save_results(results, path, experiment="figure2")
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
     """Read a results file written by :func:`save_results`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"results file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{str(path)!r} is not a results file: {err}") from err
-    if "meta" not in out:
-        raise ValueError(f"{str(path)!r} has no metadata: not a costsgd results file")
-    meta = json.loads(str(out.pop("meta")))
-    if meta.get("experiment") != "figure2":
-        raise ValueError(f"{str(path)!r} holds experiment {meta.get('experiment')!r}, not figure2")
-    meta["config"]["strategies"] = tuple(meta["config"]["strategies"])
-    out["config"], out["versions"] = meta["config"], meta["versions"]
+    out = _results.load_results(path, experiment="figure2")
+    out["config"]["strategies"] = tuple(out["config"]["strategies"])
     return out
 
 
@@ -219,20 +178,6 @@ class Row(NamedTuple):
     predicted_cost_ratio: float  #: Eq. 8: J(p) / J(p*)
     steps_ratio: float  #: steps / Optimal's steps
     predicted_steps_ratio: float  #: S(p) / S(p*) (T ∝ S, §4.1)
-
-
-def _crossing(steps, cost, mean_error, target) -> tuple[float, float]:
-    """First crossing of ``target`` by the mean curve, log-log interpolated."""
-    below = np.flatnonzero(mean_error <= target)
-    if below.size == 0:
-        return float("nan"), float("nan")
-    k = below[0]
-    if k == 0:
-        return float(steps[0]), float(cost[0])
-    le = np.log([mean_error[k - 1], mean_error[k]])
-    w = (np.log(target) - le[0]) / (le[1] - le[0])
-    interp = lambda y: float(np.exp((1 - w) * np.log(y[k - 1]) + w * np.log(y[k])))  # noqa: E731
-    return interp(steps), interp(cost)
 
 
 def default_target(results: dict[str, Any]) -> float:
@@ -252,7 +197,9 @@ def summary(results: dict[str, Any], target: float | None = None) -> tuple[float
     names = list(results["config"]["strategies"])
     steps = results["steps"].astype(np.float64)
     mean_cost, mean_error = results["cost"].mean(axis=1), results["error"].mean(axis=1)
-    reached = [_crossing(steps, mean_cost[s], mean_error[s], target) for s in range(len(names))]
+    reached = [
+        _results.crossing(steps, mean_cost[s], mean_error[s], target) for s in range(len(names))
+    ]
     J, S = results["cost_product"], results["second_moment"]
     j_star = float(results["optimal_cost_product"])
     s_star = S[names.index("optimal")] if "optimal" in names else float("nan")

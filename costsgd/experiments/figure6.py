@@ -33,23 +33,21 @@ else: the error is still measured on the full :math:`f`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 import costsgd as cs
-from costsgd.experiments.figure2 import _crossing, _versions, use_all_cores
+from costsgd.experiments import results as _results
+from costsgd.experiments.figure2 import use_all_cores
 
 __all__ = [
     "DEMO",
     "PAPER",
     "Figure6Config",
     "Row6",
-    "experiment_of",
     "format_summary",
     "load_results",
     "plot_results",
@@ -200,53 +198,19 @@ def run_figure6(config: Figure6Config = PAPER) -> dict[str, Any]:
         "selected": selected,
         "diameter": D,
         "config": config._asdict(),
-        "versions": _versions(),
+        "versions": _results.versions(),
     }
 
 
 def save_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write results to ``path`` (npz) atomically: a temporary file, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"experiment": "figure6", "config": results["config"], "versions": results["versions"]}
-    arrays = {k: np.asarray(v) for k, v in results.items() if k not in ("config", "versions")}
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def experiment_of(path: str | os.PathLike) -> str | None:
-    """The ``experiment`` recorded in a results file, or ``None`` if there is none."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return json.loads(str(z["meta"])).get("experiment") if "meta" in z.files else None
-    except (OSError, ValueError):
-        return None
+    """Write figure6 results to ``path`` (npz) atomically; see :mod:`costsgd.experiments.results`."""
+    return _results.save_results(results, path, experiment="figure6")
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
     """Read a results file written by :func:`save_results`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"results file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{str(path)!r} is not a results file: {err}") from err
-    if "meta" not in out:
-        raise ValueError(f"{str(path)!r} has no metadata: not a costsgd results file")
-    meta = json.loads(str(out.pop("meta")))
-    if meta.get("experiment") != "figure6":
-        raise ValueError(f"{str(path)!r} holds experiment {meta.get('experiment')!r}, not figure6")
-    meta["config"]["gamma_fractions"] = tuple(meta["config"]["gamma_fractions"])
-    out["config"], out["versions"] = meta["config"], meta["versions"]
+    out = _results.load_results(path, experiment="figure6")
+    out["config"]["gamma_fractions"] = tuple(out["config"]["gamma_fractions"])
     return out
 
 
@@ -279,7 +243,8 @@ def summary(results: dict[str, Any], target: float | None = None) -> tuple[float
         raise ValueError(f"target must be finite and > 0, got {target!r}")
     steps = results["steps"].astype(np.float64)
     reached = [
-        _crossing(steps, mean_cost[s], mean_err[s], target)[1] for s in range(len(fractions))
+        _results.crossing(steps, mean_cost[s], mean_err[s], target)[1]
+        for s in range(len(fractions))
     ]
     ref = reached[first]
     log_cost_full, log_err_full = np.log(mean_cost[first]), np.log(mean_err[first])
@@ -399,7 +364,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         figure2_plot = plot.get_default("func")
 
         def _plot_any(args: argparse.Namespace) -> int:
-            if experiment_of(args.results) == "figure6":
+            if _results.experiment_of(args.results) == "figure6":
                 return _plot_command(args)
             return figure2_plot(args)
 
