@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/costsgd figure2 --demo
+	$(VENV)/bin/costsgd figure2
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
