@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--L", type=float, default=10.0)
     predict.add_argument("--seed", type=int, default=0)
     predict.set_defaults(func=_predict)
+    from costsgd.experiments.grpo.cli import add_parser as add_grpo_study
+
+    add_grpo_study(sub)
     return parser
 
 

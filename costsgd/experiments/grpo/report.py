@@ -1,0 +1,237 @@
+r"""Tables, token savings and figures from a grpo-study results file.
+
+The paper's two savings measures (§5.4), computed per seed against the same
+seed's "no sampling" run of the same setting, then summarised over seeds:
+
+* ``to_baseline_peak``: :math:`1 - T_m(a^{base}_{peak}) / T_{base}(a^{base}_{peak})`,
+  the fraction of tokens saved in reaching the baseline's peak accuracy
+  ("p* matches the baseline's peak accuracy using 28% fewer tokens");
+* ``to_own_peak``: :math:`1 - T_m(a^{m}_{peak}) / T_{base}(0.98\,a^{m}_{peak})`,
+  the method's tokens to its own peak against the baseline's tokens to come
+  within 2% (relative) of it (the paper's asymmetric comparison for 4B/8B).
+
+:math:`T_x(a)` is the cumulative policy-optimization tokens at the first
+evaluation where run :math:`x` reaches accuracy :math:`a`; a saving is NaN
+(reported as "not reached") when the method never gets there. The same
+measures are also computed on seed-averaged curves (accuracy and tokens
+averaged at each evaluation iteration), which are less noisy than one seed's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+
+import numpy as np
+
+__all__ = ["curves", "format_report", "plot", "savings", "summarize", "tokens_to_reach"]
+
+WITHIN = 0.98
+
+
+def tokens_to_reach(tokens, accuracy, target: float) -> float:
+    """Tokens at the first evaluation with ``accuracy >= target`` (NaN if never).
+
+    Examples:
+      >>> tokens_to_reach([0, 10, 20], [0.1, 0.5, 0.4], 0.45)
+      10.0
+      >>> tokens_to_reach([0, 10], [0.1, 0.2], 0.5)
+      nan
+    """
+    acc = np.asarray(accuracy, dtype=float)
+    hit = np.flatnonzero(acc >= target - 1e-12)
+    return float(np.asarray(tokens, dtype=float)[hit[0]]) if hit.size else float("nan")
+
+
+def savings(base_tokens, base_acc, tokens, acc) -> dict[str, float]:
+    """Both savings measures of one method run against its baseline run (see module doc).
+
+    Examples:
+      >>> s = savings([0, 10, 20, 30], [0.2, 0.3, 0.4, 0.5], [0, 5, 10, 15], [0.2, 0.3, 0.4, 0.5])
+      >>> s["to_baseline_peak"], s["to_own_peak"]
+      (0.5, 0.5)
+    """
+    base_peak = float(np.max(base_acc))
+    own_peak = float(np.max(acc))
+    t_base = tokens_to_reach(base_tokens, base_acc, base_peak)
+    t_m = tokens_to_reach(tokens, acc, base_peak)
+    t_own = tokens_to_reach(tokens, acc, own_peak)
+    t_base_own = tokens_to_reach(base_tokens, base_acc, WITHIN * own_peak)
+
+    def ratio(a: float, b: float) -> float:
+        return 1.0 - a / b if (math.isfinite(a) and math.isfinite(b) and b > 0) else float("nan")
+
+    return {"to_baseline_peak": ratio(t_m, t_base), "to_own_peak": ratio(t_own, t_base_own)}
+
+
+def curves(results: dict) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Per (setting, method): ``tokens`` and ``accuracy`` arrays ``[seeds, evals]``."""
+    out: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: {"tokens": [], "accuracy": [], "seeds": []})
+    for run in results["runs"]:
+        d = out[(run["setting"], run["method"])]
+        d["tokens"].append(run["eval_tokens"])
+        d["accuracy"].append(run["eval_accuracy"])
+        d["seeds"].append(run["seed"])
+    return {k: {kk: np.asarray(vv, dtype=float) for kk, vv in v.items()} for k, v in out.items()}
+
+
+def _mean_sd(x) -> dict[str, float]:
+    x = np.asarray(x, dtype=float)
+    ok = x[np.isfinite(x)]
+    return {
+        "mean": float(ok.mean()) if ok.size else float("nan"),
+        "sd": float(ok.std(ddof=1)) if ok.size > 1 else float("nan"),
+        "reached": int(ok.size),
+        "of": int(x.size),
+    }
+
+
+def summarize(results: dict) -> dict:
+    """Table 1 and the token savings, per setting and method, with spread over seeds.
+
+    Returns:
+      ``{"table": [...], "warm_start_accuracy": ..., "diagnostics": ...}``; each
+      table row has the peak/final accuracy, tokens per iteration relative to
+      the baseline, and both savings measures per seed (mean, sd, seeds
+      reaching) and on the seed-averaged curve.
+    """
+    cv = curves(results)
+    rows = []
+    for setting, methods in results["config"]["runs"]:
+        base = cv[(setting, methods[0])]
+        for method in methods:
+            m = cv[(setting, method)]
+            per_seed = [
+                savings(base["tokens"][i], base["accuracy"][i], m["tokens"][i], m["accuracy"][i])
+                for i in range(len(m["seeds"]))
+            ]
+            avg = savings(base["tokens"].mean(0), base["accuracy"].mean(0), m["tokens"].mean(0), m["accuracy"].mean(0))
+            rows.append(
+                {
+                    "setting": setting,
+                    "method": method,
+                    "peak_accuracy": _mean_sd(m["accuracy"].max(1)),
+                    "final_accuracy": _mean_sd(m["accuracy"][:, -1]),
+                    "peak_of_mean_curve": float(m["accuracy"].mean(0).max()),
+                    "tokens_total": _mean_sd(m["tokens"][:, -1]),
+                    "tokens_vs_baseline": _mean_sd(m["tokens"][:, -1] / base["tokens"][:, -1]),
+                    "saving_to_baseline_peak": _mean_sd([s["to_baseline_peak"] for s in per_seed]),
+                    "saving_to_own_peak": _mean_sd([s["to_own_peak"] for s in per_seed]),
+                    "mean_curve_saving_to_baseline_peak": avg["to_baseline_peak"],
+                    "mean_curve_saving_to_own_peak": avg["to_own_peak"],
+                }
+            )
+    diag = defaultdict(list)
+    for run in results["runs"]:
+        for d in run.get("diagnostics", []):
+            diag[(run["setting"], run["method"])].append(d)
+    diagnostics = []
+    for (setting, method), ds in diag.items():
+        keys = [k for k in ds[0] if k != "iteration"]
+        diagnostics.append(
+            {"setting": setting, "method": method, "evaluations": len(ds), **{k: _mean_sd([d[k] for d in ds]) for k in keys}}
+        )
+    return {
+        "table": rows,
+        "warm_start_accuracy": _mean_sd([w["accuracy"] for w in results["warm_start"].values()]),
+        "diagnostics": diagnostics,
+        "seconds": results.get("seconds"),
+    }
+
+
+def _pct(s: dict) -> str:
+    if s["reached"] == 0:
+        return "not reached"
+    sd = "" if not math.isfinite(s["sd"]) else f" ± {100 * s['sd']:.0f}"
+    miss = "" if s["reached"] == s["of"] else f" ({s['reached']}/{s['of']} seeds)"
+    return f"{100 * s['mean']:+.0f}%{sd}{miss}"
+
+
+def _acc(s: dict) -> str:
+    sd = "" if not math.isfinite(s["sd"]) else f" ± {100 * s['sd']:.1f}"
+    return f"{100 * s['mean']:.1f}{sd}"
+
+
+def format_report(summary: dict) -> str:
+    """Plain-text (Markdown) tables of a :func:`summarize` result."""
+    ws = summary["warm_start_accuracy"]
+    lines = [
+        f"Warm-start accuracy: {_acc(ws)} % (mean ± sd over {ws['of']} seeds)",
+        "",
+        "| setting | method | peak acc. % | final acc. % | tokens vs baseline | "
+        "saving to baseline peak | saving to own peak (baseline within 2%) | same, seed-mean curves |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["table"]:
+        mc = [r["mean_curve_saving_to_baseline_peak"], r["mean_curve_saving_to_own_peak"]]
+        mc_s = " / ".join("n.r." if not math.isfinite(v) else f"{100 * v:+.0f}%" for v in mc)
+        lines.append(
+            f"| {r['setting']} | {r['method']} | {_acc(r['peak_accuracy'])} | {_acc(r['final_accuracy'])} | "
+            f"{r['tokens_vs_baseline']['mean']:.2f} | {_pct(r['saving_to_baseline_peak'])} | "
+            f"{_pct(r['saving_to_own_peak'])} | {mc_s} |"
+        )
+    if summary["diagnostics"]:
+        lines += [
+            "",
+            "Figure 3 diagnostics (mean ± sd over evaluations and seeds):",
+            "",
+            "| setting | method | Pearson(|A|, G) | same, A≠0 only | χ² gap p* proxy | χ² gap p_LEN | χ² gap uniform |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for d in summary["diagnostics"]:
+            f = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}" if math.isfinite(s["sd"]) else f"{s['mean']:.3f}"  # noqa: E731
+            lines.append(
+                f"| {d['setting']} | {d['method']} | {f(d['pearson'])} | {f(d['pearson_nonzero'])} | "
+                f"{f(d['chi2_gap'])} | {f(d['chi2_gap_length'])} | {f(d['chi2_gap_uniform'])} |"
+            )
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: str | os.PathLike) -> None:
+    """Accuracy vs cumulative policy-optimization tokens per method (like Figure 4), plus Figure 3.
+
+    One panel per setting: the seed-mean curve of every method (accuracy and
+    tokens averaged at each evaluation), with a band from the seeds' min to max
+    accuracy. A last panel shows the diagnostics over training.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cv = curves(results)
+    settings = results["config"]["runs"]
+    has_diag = any(run.get("diagnostics") for run in results["runs"])
+    ncols = len(settings) + int(has_diag)
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
+    for ax, (setting, methods) in zip(axes[0], settings):
+        for method in methods:
+            d = cv[(setting, method)]
+            x = d["tokens"].mean(0)
+            ax.plot(x, 100 * d["accuracy"].mean(0), label=method, lw=2 if method in ("no sampling", "p*") else 1)
+            ax.fill_between(x, 100 * d["accuracy"].min(0), 100 * d["accuracy"].max(0), alpha=0.1)
+        ax.set_title(f"{setting} ({len(d['seeds'])} seeds)")
+        ax.set_xlabel("cumulative policy-optimization tokens")
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if has_diag:
+        ax = axes[0][-1]
+        for run in results["runs"]:
+            ds = run.get("diagnostics") or []
+            if not ds:
+                continue
+            it = [d["iteration"] for d in ds]
+            lab = f"{run['setting']} {run['method']} s{run['seed']}"
+            ax.plot(it, [d["pearson_nonzero"] for d in ds], "o-", ms=3, label=f"Pearson A≠0, {lab}")
+            ax.plot(it, [d["chi2_gap"] for d in ds], "s--", ms=3, label=f"χ² gap, {lab}")
+        ax.set_title("Figure 3: |A| as a proxy for G")
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    tmp = f"{os.fspath(path)}.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
