@@ -163,7 +163,7 @@ def cost_aware_probs(
     return samplers.smooth(p, alpha) if alpha > 0 else p
 
 
-def _positive_int(value: Any, name: str) -> int:
+def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
@@ -209,11 +209,11 @@ def sample_minibatches(
     if p.ndim != 1:
         raise ValueError(f"probs must be 1-D, got shape {tuple(p.shape)}")
     check_probabilities(p, "probs")
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     n = p.shape[0]
     if num_batches is None:
         num_batches = math.ceil(n / batch_size)
-    num_batches = _positive_int(num_batches, "num_batches")
+    num_batches = positive_int(num_batches, "num_batches")
     if generator is not None and generator.device.type != p.device.type:
         raise ValueError(f"generator is on {generator.device}, probs on {p.device}: use one device")
     cdf = torch.cumsum(p, dim=0)

@@ -1,0 +1,187 @@
+r"""One update step's plan (Algorithm 2, Phase 2–3) and a PyTorch batch sampler.
+
+:func:`plan_update` runs the three calls of Algorithm 2's policy-update phase
+(:func:`cost_aware_probs`, :func:`sample_minibatches`,
+:func:`importance_weights`) and keeps their results together in an
+:class:`UpdatePlan`, whose :meth:`UpdatePlan.summary` gives the numbers worth
+logging. :class:`CostAwareBatchSampler` plugs the draws into a
+``torch.utils.data.DataLoader``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch.utils.data import Sampler
+
+from costsgd._validate import check_probabilities
+from costsgd.torch._core import (
+    NORMALIZATIONS,
+    check_lengths,
+    cost_aware_probs,
+    importance_weights,
+    positive_int,
+    sample_minibatches,
+)
+
+__all__ = ["CostAwareBatchSampler", "UpdatePlan", "plan_update"]
+
+
+class UpdatePlan(NamedTuple):
+    """The draws of one policy update step.
+
+    Attributes:
+      probs: ``(N,)`` float64 sampling distribution over the pool.
+      indices: ``(num_batches, batch_size)`` int64 drawn rollouts.
+      weights: ``(num_batches, batch_size)`` importance weights.
+      lengths: ``(N,)`` float64 rollout costs (tokens).
+    """
+
+    probs: torch.Tensor
+    indices: torch.Tensor
+    weights: torch.Tensor
+    lengths: torch.Tensor
+
+    def summary(self) -> dict[str, float]:
+        r"""Logging numbers (Python floats; one host sync).
+
+        * ``weight_mean``, ``weight_std``, ``weight_min``, ``weight_max`` over all draws;
+        * ``ess``: Kish effective sample size :math:`(\sum w)^2/\sum w^2`, and
+          ``ess_fraction`` = ess / draws;
+        * ``tokens_selected``: :math:`\sum_k c_{u_k}` over the draws (a rollout drawn
+          twice is processed twice), ``tokens_pool``: :math:`\sum_u c_u` (one uniform
+          pass), and their ratio ``token_fraction``;
+        * ``draws``, ``unique_fraction`` (distinct rollouts drawn / N).
+        """
+        w = self.weights.double().reshape(-1)
+        idx = self.indices.reshape(-1)
+        selected = self.lengths[idx].sum()
+        pool = self.lengths.sum()
+        ess = w.sum() ** 2 / (w * w).sum()
+        stats = torch.stack(
+            [
+                w.mean(),
+                w.std(unbiased=False),
+                w.min(),
+                w.max(),
+                ess,
+                ess / w.numel(),
+                selected,
+                pool,
+                selected / pool,
+                torch.unique(idx).numel() / torch.tensor(float(self.probs.numel())),
+            ]
+        ).tolist()
+        names = (
+            "weight_mean",
+            "weight_std",
+            "weight_min",
+            "weight_max",
+            "ess",
+            "ess_fraction",
+            "tokens_selected",
+            "tokens_pool",
+            "token_fraction",
+            "unique_fraction",
+        )
+        return {"draws": float(w.numel()), **dict(zip(names, stats, strict=True))}
+
+
+def plan_update(
+    advantages: Any,
+    lengths: Any,
+    batch_size: int,
+    *,
+    num_batches: int | None = None,
+    alpha: float = 0.0,
+    mask: Any = None,
+    proxy: str = "advantage",
+    sigma2: float = 0.0,
+    generator: torch.Generator | None = None,
+    normalize: str = "draws",
+) -> UpdatePlan:
+    r"""Algorithm 2's policy-update plan for one rollout pool.
+
+    Arguments are those of :func:`cost_aware_probs`, :func:`sample_minibatches`
+    and :func:`importance_weights`. The weights are float32.
+
+    Examples:
+      >>> import torch
+      >>> from costsgd.torch import plan_update
+      >>> plan = plan_update(torch.tensor([1.0, 0.0, -2.0, 0.5]), torch.tensor([10, 20, 40, 5]), 2,
+      ...                    generator=torch.Generator().manual_seed(0))
+      >>> tuple(plan.indices.shape), bool((plan.indices != 1).all())
+      ((2, 2), True)
+      >>> round(plan.summary()["weight_mean"], 6)
+      1.0
+    """
+    probs = cost_aware_probs(
+        advantages,
+        lengths,
+        alpha=alpha,
+        mask=mask,
+        proxy=proxy,
+        sigma2=sigma2,
+        generator=generator,
+    )
+    indices = sample_minibatches(probs, batch_size, num_batches=num_batches, generator=generator)
+    weights = importance_weights(probs, indices, normalize=normalize)
+    return UpdatePlan(probs, indices, weights, check_lengths(lengths, probs.shape[0], probs.device))
+
+
+class CostAwareBatchSampler(Sampler[list[int]]):
+    r"""A batch sampler drawing mini-batches from ``probs`` (with replacement).
+
+    Usable as ``DataLoader(dataset, batch_sampler=...)``. Each pass (each
+    ``iter``) draws a fresh set of ``num_batches`` mini-batches (default
+    :math:`\lceil N/B\rceil`) and exposes their importance weights, aligned
+    with the yielded batches, as :attr:`weights` (``(num_batches, batch_size)``,
+    normalised over the whole pass as in :func:`importance_weights`).
+
+    Examples:
+      >>> import torch
+      >>> from costsgd.torch import CostAwareBatchSampler
+      >>> s = CostAwareBatchSampler(torch.tensor([0.5, 0.5, 0.0]), 2,
+      ...                           generator=torch.Generator().manual_seed(0))
+      >>> batches = list(s)
+      >>> len(batches), len(batches[0]), 2 in sum(batches, [])
+      (2, 2, False)
+      >>> tuple(s.weights.shape)
+      (2, 2)
+    """
+
+    def __init__(
+        self,
+        probs: torch.Tensor,
+        batch_size: int,
+        *,
+        num_batches: int | None = None,
+        generator: torch.Generator | None = None,
+        normalize: str = "draws",
+    ) -> None:
+        # Validate eagerly, so that a bad sampler fails where it is built.
+        check_probabilities(probs, "probs")
+        batch_size = positive_int(batch_size, "batch_size")
+        if num_batches is None:
+            num_batches = math.ceil(probs.shape[0] / batch_size)
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        self.probs = probs
+        self.batch_size = batch_size
+        self.num_batches = positive_int(num_batches, "num_batches")
+        self.generator = generator
+        self.normalize = normalize
+        self.indices: torch.Tensor | None = None
+        self.weights: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        self.indices = sample_minibatches(
+            self.probs, self.batch_size, num_batches=self.num_batches, generator=self.generator
+        )
+        self.weights = importance_weights(self.probs, self.indices, normalize=self.normalize)
+        yield from self.indices.tolist()

@@ -1,0 +1,156 @@
+"""costsgd.torch.verl: draws and weights on verl's DataProto tensor layout."""
+
+import numpy as np
+import pytest
+import torch
+
+from costsgd.torch import (
+    cost_aware_probs,
+    importance_weights,
+    sample_minibatches,
+    weighted_policy_loss,
+)
+from costsgd.torch.verl import apply_plan, check_loss_agg_mode, plan_verl_batch, token_mean_weights
+
+N_PROMPTS, N_ROLLOUTS, P, R = 4, 4, 5, 9  # 16 rollouts
+N = N_PROMPTS * N_ROLLOUTS
+
+
+def _verl_batch(seed=0):
+    """A batch as verl's driver holds it after compute_advantage (GRPO)."""
+    g = torch.Generator().manual_seed(seed)
+    prompt_len = torch.randint(2, P + 1, (N_PROMPTS,), generator=g).repeat_interleave(N_ROLLOUTS)
+    resp_len = torch.randint(1, R + 1, (N,), generator=g)
+    prompts = torch.randint(3, 50, (N, P), generator=g)
+    responses = torch.randint(3, 50, (N, R), generator=g)
+    prompt_mask = torch.arange(P)[None] >= (P - prompt_len[:, None])  # left-padded prompts
+    response_mask = torch.arange(R)[None] < resp_len[:, None]  # right-padded responses
+    scores = torch.randint(0, 2, (N,), generator=g).double()
+    scores[:N_ROLLOUTS] = 1.0  # first group all correct: zero advantage
+    grouped = scores.view(N_PROMPTS, N_ROLLOUTS)
+    adv = ((grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + 1e-6)).view(
+        -1
+    )
+    return {
+        "prompts": prompts,
+        "responses": responses,
+        "input_ids": torch.cat([prompts, responses], 1),
+        "attention_mask": torch.cat([prompt_mask, response_mask], 1).long(),
+        "response_mask": response_mask.float(),
+        "advantages": adv.float()[:, None] * response_mask,  # token-level broadcast
+        "old_log_probs": torch.randn(N, R, generator=g),
+        "uid_array": np.arange(N),  # stands for a non-tensor column
+    }
+
+
+def test_plan_uses_sequence_advantages_and_prompt_plus_response_cost():
+    batch = _verl_batch()
+    plan = plan_verl_batch(batch, 8, generator=torch.Generator().manual_seed(0))
+    seq_adv = batch["advantages"][:, 0]
+    lengths = batch["attention_mask"].sum(-1)
+    p = cost_aware_probs(seq_adv, lengths)
+    torch.testing.assert_close(plan.probs, p)
+    assert bool((plan.probs[:N_ROLLOUTS] == 0).all())  # zero-advantage group is never drawn
+    expected = sample_minibatches(p, 8, num_batches=2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(plan.indices, expected)
+    torch.testing.assert_close(plan.weights, importance_weights(p, expected))
+
+
+def test_apply_plan_reindexes_rows_and_fills_rollout_is_weights():
+    batch = _verl_batch()
+    batch["rollout_is_weights"] = torch.rand(N, R, generator=torch.Generator().manual_seed(1))
+    plan = plan_verl_batch(batch, 4, generator=torch.Generator().manual_seed(2))
+    out = apply_plan(batch, plan)
+    idx = plan.indices.reshape(-1)
+    for key in (
+        "prompts",
+        "responses",
+        "input_ids",
+        "attention_mask",
+        "response_mask",
+        "advantages",
+    ):
+        assert torch.equal(out[key], batch[key][idx]), key
+    assert np.array_equal(out["uid_array"], batch["uid_array"][idx.numpy()])
+    expected = batch["rollout_is_weights"][idx] * plan.weights.reshape(-1)[:, None]
+    torch.testing.assert_close(out["rollout_is_weights"], expected)
+    fresh = apply_plan({k: v for k, v in batch.items() if k != "rollout_is_weights"}, plan)
+    assert torch.equal(fresh["rollout_is_weights"], plan.weights.reshape(-1, 1).expand(N, R))
+
+
+def _verl_style_seq_mean_token_mean(pg_losses, mask, is_weights):
+    # The documented aggregation: each sequence's token mean of weighted pg losses, then the
+    # mean over the sequences of the mini-batch.
+    seq = ((pg_losses * is_weights) * mask).sum(-1) / mask.sum(-1)
+    return seq.mean()
+
+
+def test_seq_mean_token_mean_with_rollout_is_weights_is_the_unbiased_estimator():
+    batch = _verl_batch()
+    plan = plan_verl_batch(batch, 8, generator=torch.Generator().manual_seed(3))
+    out = apply_plan(batch, plan)
+    pg = torch.randn(N, R, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for t in range(2):  # the actor's mini-batches: consecutive blocks of 8 rows
+        rows = slice(8 * t, 8 * (t + 1))
+        verl_loss = _verl_style_seq_mean_token_mean(
+            pg[rows], out["response_mask"][rows].double(), out["rollout_is_weights"][rows].double()
+        )
+        ours = weighted_policy_loss(
+            pg[rows],
+            out["response_mask"][rows],
+            plan.weights[t].double(),
+            mode="seq-mean-token-mean",
+        )
+        torch.testing.assert_close(verl_loss, ours)
+
+
+def test_token_mean_correction_recovers_the_fixed_denominator_over_micro_batches():
+    batch = _verl_batch()
+    plan = plan_verl_batch(batch, 8, generator=torch.Generator().manual_seed(5))
+    micro = 2  # ppo_micro_batch_size_per_gpu; gradient accumulation = 8 / 2 = 4
+    w_corr = token_mean_weights(plan, batch["response_mask"], micro)
+    out = apply_plan(batch, plan, weights=w_corr)
+    plain = apply_plan(batch, plan)
+    pg = torch.randn(N, R, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    mean_len = float(batch["response_mask"].sum(-1).double().mean())
+    for t in range(2):
+        target = weighted_policy_loss(
+            pg[8 * t : 8 * (t + 1)],
+            plain["response_mask"][8 * t : 8 * (t + 1)],
+            plan.weights[t].double(),
+            mode="token-mean",
+            mean_pool_length=mean_len,
+        )
+
+        def legacy_token_mean(data, block=t):
+            # Each micro-batch: weighted token sum over its own token count, scaled by 1/GA.
+            total = torch.zeros((), dtype=torch.float64)
+            for start in range(8 * block, 8 * (block + 1), micro):
+                s = slice(start, start + micro)
+                m = data["response_mask"][s].double()
+                loss = (pg[s] * data["rollout_is_weights"][s].double() * m).sum() / m.sum()
+                total = total + loss / (8 // micro)
+            return total
+
+        torch.testing.assert_close(legacy_token_mean(out), target)
+        assert not torch.allclose(legacy_token_mean(plain), target)
+
+
+def test_loss_agg_mode_check():
+    for mode in ("seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"):
+        assert check_loss_agg_mode(mode) == mode
+    with pytest.raises(ValueError, match="token-mean"):
+        check_loss_agg_mode("token-mean")
+    assert check_loss_agg_mode("token-mean", token_mean_corrected=True) == "token-mean"
+    with pytest.raises(ValueError, match="loss_agg_mode"):
+        check_loss_agg_mode("token-avg")
+
+
+def test_bad_batches_raise():
+    batch = _verl_batch()
+    with pytest.raises(ValueError, match="divide"):
+        plan_verl_batch(batch, 5)
+    with pytest.raises(ValueError, match="advantages"):
+        plan_verl_batch({k: v for k, v in batch.items() if k != "advantages"}, 4)
+    with pytest.raises(ValueError, match="group_size"):
+        token_mean_weights(plan_verl_batch(batch, 4), batch["response_mask"], 3)
