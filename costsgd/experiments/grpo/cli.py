@@ -36,7 +36,11 @@ def _run(args: argparse.Namespace) -> int:
     with open(stem + ".md", "w") as f:
         f.write(text + "\n")
     with open(stem + "_summary.json", "w") as f:
-        json.dump({"config": results["config"], "versions": results.get("versions"), **summary}, f, indent=1)
+        json.dump(
+            {"config": results["config"], "versions": results.get("versions"), **summary},
+            f,
+            indent=1,
+        )
     report.plot(results, stem + ".png")
     print(text)
     print(f"\nfigure: {stem}.png  table: {stem}.md  summary: {stem}_summary.json")
@@ -50,10 +54,14 @@ def add_parser(sub) -> None:
         help="mini Cost-Aware GRPO on CPU: accuracy vs policy-optimization tokens (§5, Figure 4, Table 1)",
     )
     p.add_argument("--out", default="results/grpo", help="output folder (default: results/grpo)")
-    p.add_argument("--smoke", action="store_true", help="a seconds-long configuration (pipeline check)")
+    p.add_argument(
+        "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
+    )
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0 1 2)")
     p.add_argument("--iterations", type=int, help="GRPO iterations per run")
     p.add_argument("--workers", type=int, help="parallel processes (default: 2)")
-    p.add_argument("--replot", metavar="RESULTS.json", help="redraw tables and figure from a results file")
+    p.add_argument(
+        "--replot", metavar="RESULTS.json", help="redraw tables and figure from a results file"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

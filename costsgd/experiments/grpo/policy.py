@@ -32,7 +32,9 @@ class GRUPolicy(nn.Module):
       torch.Size([2, 5, 8])
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 96, num_layers: int = 1):
+    def __init__(
+        self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 96, num_layers: int = 1
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.gru = nn.GRU(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
@@ -41,7 +43,9 @@ class GRUPolicy(nn.Module):
         banned[[PAD, BOS, SEP]] = float("-inf")
         self.register_buffer("logit_mask", banned, persistent=False)
 
-    def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None, *, return_state=False):
+    def forward(
+        self, tokens: torch.Tensor, state: torch.Tensor | None = None, *, return_state=False
+    ):
         out, state = self.gru(self.embed(tokens), state)
         logits = self.head(out) + self.logit_mask
         return (logits, state) if return_state else logits
@@ -119,7 +123,10 @@ def generate(
 
 
 def response_logprobs(
-    policy: GRUPolicy, sequences: torch.Tensor, prompt_lengths: torch.Tensor, response_lengths: torch.Tensor
+    policy: GRUPolicy,
+    sequences: torch.Tensor,
+    prompt_lengths: torch.Tensor,
+    response_lengths: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per-token :math:`\log\pi_\theta(o_t \mid q, o_{<t})` of the responses.
 

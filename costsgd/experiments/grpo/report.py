@@ -67,7 +67,9 @@ def savings(base_tokens, base_acc, tokens, acc) -> dict[str, float]:
 
 def curves(results: dict) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     """Per (setting, method): ``tokens`` and ``accuracy`` arrays ``[seeds, evals]``."""
-    out: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: {"tokens": [], "accuracy": [], "seeds": []})
+    out: dict[tuple[str, str], dict[str, list]] = defaultdict(
+        lambda: {"tokens": [], "accuracy": [], "seeds": []}
+    )
     for run in results["runs"]:
         d = out[(run["setting"], run["method"])]
         d["tokens"].append(run["eval_tokens"])
@@ -106,7 +108,12 @@ def summarize(results: dict) -> dict:
                 savings(base["tokens"][i], base["accuracy"][i], m["tokens"][i], m["accuracy"][i])
                 for i in range(len(m["seeds"]))
             ]
-            avg = savings(base["tokens"].mean(0), base["accuracy"].mean(0), m["tokens"].mean(0), m["accuracy"].mean(0))
+            avg = savings(
+                base["tokens"].mean(0),
+                base["accuracy"].mean(0),
+                m["tokens"].mean(0),
+                m["accuracy"].mean(0),
+            )
             rows.append(
                 {
                     "setting": setting,
@@ -130,7 +137,12 @@ def summarize(results: dict) -> dict:
     for (setting, method), ds in diag.items():
         keys = [k for k in ds[0] if k != "iteration"]
         diagnostics.append(
-            {"setting": setting, "method": method, "evaluations": len(ds), **{k: _mean_sd([d[k] for d in ds]) for k in keys}}
+            {
+                "setting": setting,
+                "method": method,
+                "evaluations": len(ds),
+                **{k: _mean_sd([d[k] for d in ds]) for k in keys},
+            }
         )
     return {
         "table": rows,
@@ -151,6 +163,10 @@ def _pct(s: dict) -> str:
 def _acc(s: dict) -> str:
     sd = "" if not math.isfinite(s["sd"]) else f" ± {100 * s['sd']:.1f}"
     return f"{100 * s['mean']:.1f}{sd}"
+
+
+def _num(s: dict) -> str:
+    return f"{s['mean']:.3f} ± {s['sd']:.3f}" if math.isfinite(s["sd"]) else f"{s['mean']:.3f}"
 
 
 def format_report(summary: dict) -> str:
@@ -180,10 +196,9 @@ def format_report(summary: dict) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for d in summary["diagnostics"]:
-            f = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}" if math.isfinite(s["sd"]) else f"{s['mean']:.3f}"  # noqa: E731
             lines.append(
-                f"| {d['setting']} | {d['method']} | {f(d['pearson'])} | {f(d['pearson_nonzero'])} | "
-                f"{f(d['chi2_gap'])} | {f(d['chi2_gap_length'])} | {f(d['chi2_gap_uniform'])} |"
+                f"| {d['setting']} | {d['method']} | {_num(d['pearson'])} | {_num(d['pearson_nonzero'])} | "
+                f"{_num(d['chi2_gap'])} | {_num(d['chi2_gap_length'])} | {_num(d['chi2_gap_uniform'])} |"
             )
     return "\n".join(lines)
 
@@ -205,11 +220,16 @@ def plot(results: dict, path: str | os.PathLike) -> None:
     has_diag = any(run.get("diagnostics") for run in results["runs"])
     ncols = len(settings) + int(has_diag)
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
-    for ax, (setting, methods) in zip(axes[0], settings):
+    for ax, (setting, methods) in zip(axes[0][: len(settings)], settings, strict=True):
         for method in methods:
             d = cv[(setting, method)]
             x = d["tokens"].mean(0)
-            ax.plot(x, 100 * d["accuracy"].mean(0), label=method, lw=2 if method in ("no sampling", "p*") else 1)
+            ax.plot(
+                x,
+                100 * d["accuracy"].mean(0),
+                label=method,
+                lw=2 if method in ("no sampling", "p*") else 1,
+            )
             ax.fill_between(x, 100 * d["accuracy"].min(0), 100 * d["accuracy"].max(0), alpha=0.1)
         ax.set_title(f"{setting} ({len(d['seeds'])} seeds)")
         ax.set_xlabel("cumulative policy-optimization tokens")

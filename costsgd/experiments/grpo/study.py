@@ -24,13 +24,13 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from costsgd.experiments.grpo.diagnostics import proxy_diagnostics
+from costsgd.experiments.grpo.diagnostics import rollout_diagnostics
 from costsgd.experiments.grpo.policy import GRUPolicy, warm_start
 from costsgd.experiments.grpo.task import SortTask, sample_prompts
 from costsgd.experiments.grpo.trainer import GRPOConfig, Method, evaluate, train
@@ -71,7 +71,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
 _ALL = tuple(METHODS)
 _DEFAULT_RUNS = (
     ("GRPO", _ALL),
-    ("GRPO+ZVF", ("no sampling", "p*", "p*_smooth(0.01)", "p*_smooth(0.05)", "p*_smooth(0.1)", "p_LEN")),
+    (
+        "GRPO+ZVF",
+        ("no sampling", "p*", "p*_smooth(0.01)", "p*_smooth(0.05)", "p*_smooth(0.1)", "p_LEN"),
+    ),
     ("CISPO", ("no sampling", "p*", "p*_smooth(0.01)")),
 )
 
@@ -97,15 +100,17 @@ class StudyConfig:
 
     runs: tuple[tuple[str, tuple[str, ...]], ...] = _DEFAULT_RUNS
     seeds: tuple[int, ...] = (0, 1, 2)
-    task: SortTask = SortTask()
+    task: SortTask = field(default_factory=SortTask)
     embed_dim: int = 32
     hidden_dim: int = 96
     warm_start_steps: int = 170
     warm_start_batch: int = 64
-    grpo: GRPOConfig = GRPOConfig(iterations=100, lr=3e-4, eval_every=10)
+    grpo: GRPOConfig = field(
+        default_factory=lambda: GRPOConfig(iterations=100, lr=3e-4, eval_every=10)
+    )
     eval_prompts: int = 256
     eval_samples: int = 4
-    diagnostics: tuple[tuple[str, str], ...] = (("GRPO", "no sampling"),)
+    diagnostics: tuple[tuple[str, str], ...] = (("GRPO", "no sampling"), ("GRPO", "p*"))
     workers: int = 2
 
     def validate(self) -> StudyConfig:
@@ -118,8 +123,18 @@ class StudyConfig:
                 if m not in METHODS:
                     raise ValueError(f"runs: unknown method {m!r}; choose from {list(METHODS)}")
             if not methods or methods[0] != "no sampling":
-                raise ValueError(f"runs: setting {setting!r} must list 'no sampling' first (the baseline)")
-        for name in ("embed_dim", "hidden_dim", "warm_start_steps", "warm_start_batch", "eval_prompts", "eval_samples", "workers"):
+                raise ValueError(
+                    f"runs: setting {setting!r} must list 'no sampling' first (the baseline)"
+                )
+        for name in (
+            "embed_dim",
+            "hidden_dim",
+            "warm_start_steps",
+            "warm_start_batch",
+            "eval_prompts",
+            "eval_samples",
+            "workers",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -148,7 +163,12 @@ def smoke_config(**overrides: Any) -> StudyConfig:
         warm_start_steps=60,
         warm_start_batch=32,
         grpo=GRPOConfig(
-            prompts_per_step=4, rollouts_per_prompt=4, minibatch_size=8, iterations=4, lr=1e-3, eval_every=2
+            prompts_per_step=4,
+            rollouts_per_prompt=4,
+            minibatch_size=8,
+            iterations=4,
+            lr=1e-3,
+            eval_every=2,
         ),
         eval_prompts=32,
         eval_samples=2,
@@ -185,7 +205,18 @@ def config_from_dict(d: dict) -> StudyConfig:
         task=SortTask(**d["task"]),
         grpo=GRPOConfig(**d["grpo"]),
         diagnostics=tuple(tuple(p) for p in d["diagnostics"]),
-        **{k: d[k] for k in ("embed_dim", "hidden_dim", "warm_start_steps", "warm_start_batch", "eval_prompts", "eval_samples", "workers")},
+        **{
+            k: d[k]
+            for k in (
+                "embed_dim",
+                "hidden_dim",
+                "warm_start_steps",
+                "warm_start_batch",
+                "eval_prompts",
+                "eval_samples",
+                "workers",
+            )
+        },
     ).validate()
 
 
@@ -204,17 +235,21 @@ def _warm_policy(config: StudyConfig, seed: int) -> tuple[GRUPolicy, list[float]
 
 def _eval_prompts(config: StudyConfig):
     # One held-out set for the whole study, disjoint in seed from every training stream.
-    return sample_prompts(config.task, config.eval_prompts, torch.Generator().manual_seed(2**31 - 1))
+    return sample_prompts(
+        config.task, config.eval_prompts, torch.Generator().manual_seed(2**31 - 1)
+    )
 
 
-def _run_job(config: StudyConfig, state: dict, seed: int, setting: str, method: str, progress=None) -> dict:
+def _run_job(
+    config: StudyConfig, state: dict, seed: int, setting: str, method: str, progress=None
+) -> dict:
     torch.set_num_threads(1)
     policy = GRUPolicy(config.task.vocab_size, config.embed_dim, config.hidden_dim)
     policy.load_state_dict(state)
     reference = copy.deepcopy(policy).requires_grad_(False)
     grpo = dataclasses.replace(config.grpo, **SETTINGS[setting])
-    diagnose = proxy_diagnostics(grpo) if (setting, method) in config.diagnostics else None
-    t0 = time.perf_counter()
+    diagnose = rollout_diagnostics(grpo) if (setting, method) in config.diagnostics else None
+    t0, cpu0 = time.perf_counter(), time.process_time()
     log = train(
         policy,
         config.task,
@@ -227,7 +262,14 @@ def _run_job(config: StudyConfig, state: dict, seed: int, setting: str, method: 
         diagnose=diagnose,
         on_iteration=progress,
     )
-    return {"seed": seed, "setting": setting, "method": method, "seconds": time.perf_counter() - t0, **log.as_dict()}
+    return {
+        "seed": seed,
+        "setting": setting,
+        "method": method,
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - cpu0,
+        **log.as_dict(),
+    }
 
 
 def _job_in_worker(args) -> dict:
@@ -251,13 +293,21 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     jobs = config.jobs()
-    bar = tqdm(total=len(jobs) * config.grpo.iterations, desc="grpo-study", unit="it", disable=not progress)
+    bar = tqdm(
+        total=len(jobs) * config.grpo.iterations, desc="grpo-study", unit="it", disable=not progress
+    )
     states, warm = {}, {}
     for seed in config.seeds:
         bar.set_postfix_str(f"warm start seed {seed}")
         policy, losses = _warm_policy(config, seed)
         states[seed] = policy.state_dict()
-        acc = evaluate(policy, config.task, _eval_prompts(config), config.eval_samples, 10_000 + 1000 * seed + 1)
+        acc = evaluate(
+            policy,
+            config.task,
+            _eval_prompts(config),
+            config.eval_samples,
+            10_000 + 1000 * seed + 1,
+        )
         warm[str(seed)] = {"final_loss": losses[-1], "accuracy": acc}
     runs = []
     if config.workers == 1:
@@ -280,7 +330,11 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     return {
         "config": _config_dict(config),
         "versions": _versions(),
-        "hardware": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+        },
         "warm_start": warm,
         "runs": runs,
         "seconds": time.perf_counter() - t0,
@@ -309,5 +363,3 @@ def load_results(path: str | os.PathLike) -> dict:
     if not {"config", "runs"} <= set(results):
         raise ValueError(f"{path} is not a grpo-study results file (no 'config'/'runs')")
     return results
-
-

@@ -19,7 +19,8 @@ The per-sequence objective is Appendix G.3's
 :math:`\ell(o) = \frac{1}{|o|}\sum_t \min(r_t A, \operatorname{clip}(r_t, 1-\epsilon_{low}, 1+\epsilon_{high})A)
 - \beta\,\mathrm{KL}` (or CISPO's :math:`\operatorname{sg}(\min(r_t, 1+\epsilon))A\log\pi`),
 and a mini-batch's loss is :math:`-\frac{1}{B}\sum_{u} w_u\,\ell(o_u)` with a
-fixed denominator ``B``, so the importance-weighted estimate is unbiased
+fixed denominator ``B`` (the adapter's :func:`costsgd.torch.weighted_policy_loss`,
+mode ``seq-mean-token-mean``), so the importance-weighted estimate is unbiased
 (Eq. 22).
 
 Policy-optimization tokens are counted as §5.4 does: prompt + response tokens of
@@ -30,24 +31,26 @@ twice counts twice).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 
+import costsgd.torch as adapter
 from costsgd.experiments.grpo.policy import GRUPolicy, Rollouts, generate, response_logprobs
 from costsgd.experiments.grpo.task import Prompts, SortTask, rewards, sample_prompts
 
 __all__ = [
+    "Batch",
     "GRPOConfig",
     "Method",
     "RunLog",
-    "Batch",
     "collect",
     "evaluate",
     "group_advantages",
     "minibatch_plan",
-    "sequence_objective",
+    "token_objective",
     "train",
 ]
 
@@ -95,7 +98,13 @@ class GRPOConfig:
     eval_every: int = 5
 
     def validate(self) -> GRPOConfig:
-        for name in ("prompts_per_step", "minibatch_size", "iterations", "eval_every", "zvf_max_rounds"):
+        for name in (
+            "prompts_per_step",
+            "minibatch_size",
+            "iterations",
+            "eval_every",
+            "zvf_max_rounds",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -183,8 +192,8 @@ def group_advantages(r: torch.Tensor, group_size: int, eps: float = 1e-6) -> tor
 
     Examples:
       >>> import torch
-      >>> group_advantages(torch.tensor([1.0, 0.0, 1.0, 1.0]), 2).tolist()
-      [0.7071062922477722, -0.7071062922477722, 0.0, 0.0]
+      >>> [round(a, 4) for a in group_advantages(torch.tensor([1.0, 0.0, 1.0, 1.0]), 2).tolist()]
+      [0.7071, -0.7071, 0.0, 0.0]
     """
     if r.ndim != 1 or r.shape[0] % group_size:
         raise ValueError(f"r must be 1-D with a multiple of group_size={group_size} entries")
@@ -196,7 +205,9 @@ def _repeat(prompts: Prompts, m: int) -> Prompts:
     return Prompts(prompts.tokens.repeat_interleave(m, 0), prompts.lengths.repeat_interleave(m, 0))
 
 
-def collect(policy: GRUPolicy, task: SortTask, config: GRPOConfig, generator: torch.Generator) -> Batch:
+def collect(
+    policy: GRUPolicy, task: SortTask, config: GRPOConfig, generator: torch.Generator
+) -> Batch:
     """Phase 1 of Algorithm 2: rollouts, rewards, advantages (with ZVF if configured)."""
     n, m = config.prompts_per_step, config.rollouts_per_prompt
     parts: list[tuple[Rollouts, torch.Tensor, Prompts]] = []
@@ -204,7 +215,9 @@ def collect(policy: GRUPolicy, task: SortTask, config: GRPOConfig, generator: to
     while kept < n and rounds < (config.zvf_max_rounds if config.zvf else 1):
         rounds += 1
         prompts = _repeat(sample_prompts(task, n, generator), m)
-        roll = generate(policy, prompts, task.max_response_len, generator, temperature=config.temperature)
+        roll = generate(
+            policy, prompts, task.max_response_len, generator, temperature=config.temperature
+        )
         r = rewards(task, prompts, roll.responses)
         if config.zvf:
             keep = r.view(n, m).std(1) > 0
@@ -216,7 +229,7 @@ def collect(policy: GRUPolicy, task: SortTask, config: GRPOConfig, generator: to
         else:
             kept = n
         parts.append((roll, r))
-    roll = Rollouts(*(torch.cat(xs) for xs in zip(*(p[0] for p in parts))))
+    roll = Rollouts(*(torch.cat(xs) for xs in zip(*(p[0] for p in parts), strict=True)))
     r = torch.cat([p[1] for p in parts])
     adv = group_advantages(r, m) if r.numel() else r
     return Batch(roll, r, adv, kept, rounds)
@@ -237,14 +250,12 @@ def minibatch_plan(
       ``(indices, weights)``: one ``LongTensor`` and one ``FloatTensor`` per
       gradient step.
     """
-    from costsgd.torch import cost_aware_probs, importance_weights, sample_minibatches
-
     N = batch.advantages.shape[0]
     if method.sampling == "none":
         perm = torch.randperm(N, generator=generator)
         chunks = list(perm.split(minibatch_size))
         return chunks, [torch.ones(len(c)) for c in chunks]
-    probs = cost_aware_probs(
+    probs = adapter.cost_aware_probs(
         batch.advantages,
         batch.rollouts.costs,
         alpha=method.alpha,
@@ -252,12 +263,12 @@ def minibatch_plan(
         sigma2=method.noise_var,
         generator=generator,
     )
-    idx = sample_minibatches(probs, minibatch_size, generator=generator)
-    w = importance_weights(probs, idx)
+    idx = adapter.sample_minibatches(probs, minibatch_size, generator=generator)
+    w = adapter.importance_weights(probs, idx)
     return list(idx), list(w)
 
 
-def sequence_objective(
+def token_objective(
     logp: torch.Tensor,
     mask: torch.Tensor,
     logp_old: torch.Tensor,
@@ -265,10 +276,12 @@ def sequence_objective(
     config: GRPOConfig,
     logp_ref: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""Per-sequence objective :math:`\ell(o_u)` of Appendix G.3, shape ``[B]``.
+    r"""Per-token terms of Appendix G.3's objective :math:`\ell(o_u)`, shape ``[B, T]`` (0 off ``mask``).
 
-    Token terms are averaged over each response (:math:`1/|o|`); the caller
-    weights sequences and divides by the fixed mini-batch size.
+    GRPO: :math:`\min(r_t A, \operatorname{clip}(r_t, 1-\epsilon_{low}, 1+\epsilon_{high})A)`;
+    CISPO: :math:`\operatorname{sg}(\min(r_t, 1+\epsilon))\,A\log\pi_\theta(o_t)`; both
+    minus :math:`\beta` times the k3 estimate of :math:`\mathrm{KL}(\pi_\theta\|\pi_{ref})`.
+    :math:`\ell(o_u)` is their mean over the response (``seq-mean-token-mean``).
     """
     ratio = torch.exp(logp - logp_old)
     A = advantages[:, None]
@@ -280,14 +293,11 @@ def sequence_objective(
     if logp_ref is not None and config.kl_coef > 0:
         d = logp_ref - logp
         tok = tok - config.kl_coef * (torch.exp(d) - d - 1)
-    tok = torch.where(mask, tok, 0.0)
-    return tok.sum(1) / mask.sum(1).clamp(min=1)
+    return torch.where(mask, tok, 0.0)
 
 
 @torch.no_grad()
-def evaluate(
-    policy: GRUPolicy, task: SortTask, prompts: Prompts, samples: int, seed: int
-) -> float:
+def evaluate(policy: GRUPolicy, task: SortTask, prompts: Prompts, samples: int, seed: int) -> float:
     """Held-out accuracy, mean reward over ``samples`` draws per prompt (pass@1/mean@k)."""
     rep = _repeat(prompts, samples)
     roll = generate(policy, rep, task.max_response_len, torch.Generator().manual_seed(seed))
@@ -342,9 +352,13 @@ def train(
         roll = batch.rollouts
         costs = roll.costs
         with torch.no_grad():
-            logp_old, _ = response_logprobs(policy, roll.sequences, roll.prompt_lengths, roll.response_lengths)
+            logp_old, _ = response_logprobs(
+                policy, roll.sequences, roll.prompt_lengths, roll.response_lengths
+            )
             logp_ref = (
-                response_logprobs(reference, roll.sequences, roll.prompt_lengths, roll.response_lengths)[0]
+                response_logprobs(
+                    reference, roll.sequences, roll.prompt_lengths, roll.response_lengths
+                )[0]
                 if config.kl_coef > 0
                 else None
             )
@@ -352,12 +366,12 @@ def train(
             log.diagnostics.append({"iteration": it, **diagnose(policy, batch, logp_ref)})
         plan = minibatch_plan(method, batch, config.minibatch_size, gen) if len(costs) else ([], [])
         it_tokens, wmax = 0, 1.0
-        for idx, w in zip(*plan):
+        for idx, w in zip(*plan, strict=True):
             lp, mask = response_logprobs(
                 policy, roll.sequences[idx], roll.prompt_lengths[idx], roll.response_lengths[idx]
             )
             R = lp.shape[1]
-            obj = sequence_objective(
+            tok = token_objective(
                 lp,
                 mask,
                 logp_old[idx, :R],
@@ -365,7 +379,9 @@ def train(
                 config,
                 None if logp_ref is None else logp_ref[idx, :R],
             )
-            loss = -(w * obj).sum() / config.minibatch_size
+            loss = adapter.weighted_policy_loss(
+                -tok, mask, w, mode="seq-mean-token-mean", num_sequences=config.minibatch_size
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
@@ -376,7 +392,9 @@ def train(
         tokens += it_tokens
         log.iter_tokens.append(it_tokens)
         log.iter_all_tokens.append(int(costs.sum()))
-        log.iter_zero_adv_frac.append(float((batch.advantages == 0).float().mean()) if len(costs) else 1.0)
+        log.iter_zero_adv_frac.append(
+            float((batch.advantages == 0).float().mean()) if len(costs) else 1.0
+        )
         log.iter_train_reward.append(float(batch.rewards.mean()) if len(costs) else float("nan"))
         log.iter_weight_max.append(wmax)
         if it % config.eval_every == 0 or it == config.iterations:
