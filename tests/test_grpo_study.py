@@ -267,13 +267,9 @@ def test_cispo_gradient_equals_the_policy_gradient_at_ratio_one():
 
 def _train_small(method, monkeypatch=None, record=None, **overrides):
     task = SMALL
+    overrides = {"iterations": 3, **overrides}
     cfg = GRPOConfig(
-        prompts_per_step=4,
-        rollouts_per_prompt=4,
-        minibatch_size=8,
-        iterations=3,
-        eval_every=1,
-        **overrides,
+        prompts_per_step=4, rollouts_per_prompt=4, minibatch_size=8, eval_every=1, **overrides
     )
     pol = _policy(task)
     warm_start(pol, task, steps=60, batch_size=32, generator=torch.Generator().manual_seed(0))
@@ -323,6 +319,16 @@ def test_importance_weights_reach_the_loss(monkeypatch):
     monkeypatch.setattr(ct, "importance_weights", lambda probs, idx: torch.zeros(idx.shape))
     _, changed = _train_small(Method("p*"), weight_decay=0.0)
     assert not changed  # zero weights: zero gradient, Adam moves nothing
+
+
+def test_token_budget_stops_training_once_reached():
+    full, _ = _train_small(Method("none", "none"), iterations=6, token_budget=None)
+    budget = int(np.cumsum(full.iter_tokens)[2])  # reached after exactly 3 iterations
+    log, _ = _train_small(Method("none", "none"), iterations=6, token_budget=budget)
+    assert len(log.iter_tokens) == 3 and log.eval_tokens[-1] == budget
+    assert log.eval_iteration[-1] == 3  # evaluated at the stop
+    with pytest.raises(ValueError, match="token_budget"):
+        GRPOConfig(token_budget=0).validate()
 
 
 def test_training_is_deterministic_given_the_seed():
@@ -455,7 +461,7 @@ def test_smoke_study_end_to_end_through_the_cli(tmp_path):
     summary = json.loads((tmp_path / "grpo_study_summary.json").read_text())
     assert {r["method"] for r in summary["table"]} == {"no sampling", "p*", "p_LEN"}
     base = [r for r in summary["table"] if r["method"] == "no sampling"]
-    assert all(r["tokens_vs_baseline"]["mean"] == 1.0 for r in base)
+    assert all(r["tokens_per_iteration_vs_baseline"]["mean"] == 1.0 for r in base)
     assert (tmp_path / "grpo_study.png").stat().st_size > 10_000
     text = (tmp_path / "grpo_study.md").read_text()
     assert "| GRPO | p* |" in text and "Pearson" in text

@@ -81,11 +81,21 @@ def generate(
     *,
     temperature: float = 1.0,
 ) -> Rollouts:
-    """Sample one response per prompt row (repeat rows for several rollouts).
+    r"""Sample one response per prompt row (repeat rows for several rollouts).
 
     All rows advance together, one token per step; a row stops at ``EOS`` or at
     ``max_response_len`` tokens. Sampling uses the Gumbel-max trick with draws
     from ``generator``, so a seed fixes the rollouts.
+
+    Args:
+      policy: the policy :math:`\pi_\theta`.
+      prompts: one row per rollout.
+      max_response_len: generation cap ``R``.
+      generator: CPU ``torch.Generator`` for the draws.
+      temperature: softmax temperature (> 0).
+
+    Returns:
+      :class:`Rollouts`.
 
     Examples:
       >>> import torch
@@ -130,6 +140,13 @@ def response_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per-token :math:`\log\pi_\theta(o_t \mid q, o_{<t})` of the responses.
 
+    One teacher-forced pass over the batch, cut at its longest sequence.
+
+    Args:
+      policy: the policy.
+      sequences: ``LongTensor[N, P + R]`` as in :class:`Rollouts`.
+      prompt_lengths, response_lengths: ``LongTensor[N]``.
+
     Returns:
       ``(logp, mask)``, both ``[N, R_max]`` where ``R_max`` is the longest
       response in the batch; ``logp`` is 0 and ``mask`` False past each response.
@@ -159,6 +176,12 @@ def warm_start(
 
     A short warm start leaves the policy at a middling accuracy that RL can
     raise (the role of the instruction-tuned starting checkpoint in §5.1).
+
+    Args:
+      policy: trained in place.
+      task: prompts are drawn from it; targets are :func:`references`.
+      steps, batch_size, lr: Adam steps, prompts per step, learning rate.
+      generator: draws the prompts.
 
     Returns:
       the training loss (mean token negative log-likelihood) at every step.

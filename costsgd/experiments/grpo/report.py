@@ -13,8 +13,8 @@ seed's "no sampling" run of the same setting, then summarised over seeds:
 :math:`T_x(a)` is the cumulative policy-optimization tokens at the first
 evaluation where run :math:`x` reaches accuracy :math:`a`; a saving is NaN
 (reported as "not reached") when the method never gets there. The same
-measures are also computed on seed-averaged curves (accuracy and tokens
-averaged at each evaluation iteration), which are less noisy than one seed's.
+measures are also computed on seed-averaged curves (:func:`mean_curve`),
+which are less noisy than one seed's.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["curves", "format_report", "plot", "savings", "summarize", "tokens_to_reach"]
+__all__ = [
+    "curves",
+    "format_report",
+    "mean_curve",
+    "plot",
+    "savings",
+    "summarize",
+    "tokens_to_reach",
+]
 
 WITHIN = 0.98
 
@@ -65,17 +73,40 @@ def savings(base_tokens, base_acc, tokens, acc) -> dict[str, float]:
     return {"to_baseline_peak": ratio(t_m, t_base), "to_own_peak": ratio(t_own, t_base_own)}
 
 
-def curves(results: dict) -> dict[tuple[str, str], dict[str, np.ndarray]]:
-    """Per (setting, method): ``tokens`` and ``accuracy`` arrays ``[seeds, evals]``."""
-    out: dict[tuple[str, str], dict[str, list]] = defaultdict(
-        lambda: {"tokens": [], "accuracy": [], "seeds": []}
-    )
-    for run in results["runs"]:
-        d = out[(run["setting"], run["method"])]
-        d["tokens"].append(run["eval_tokens"])
-        d["accuracy"].append(run["eval_accuracy"])
-        d["seeds"].append(run["seed"])
-    return {k: {kk: np.asarray(vv, dtype=float) for kk, vv in v.items()} for k, v in out.items()}
+def curves(results: dict) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
+    """Per (setting, method), one dict per seed: ``tokens``, ``accuracy`` (per evaluation), ``iter_tokens``.
+
+    Runs stopped by a token budget may have different numbers of evaluations.
+    """
+    out: dict[tuple[str, str], list[dict[str, np.ndarray]]] = defaultdict(list)
+    for run in sorted(results["runs"], key=lambda r: r["seed"]):
+        out[(run["setting"], run["method"])].append(
+            {
+                "seed": run["seed"],
+                "tokens": np.asarray(run["eval_tokens"], dtype=float),
+                "accuracy": np.asarray(run["eval_accuracy"], dtype=float),
+                "iter_tokens": np.asarray(run["iter_tokens"], dtype=float),
+            }
+        )
+    return dict(out)
+
+
+def mean_curve(runs: list[dict[str, np.ndarray]], points: int = 41) -> dict[str, np.ndarray]:
+    """Seed-mean accuracy on a common tokens grid (linear interpolation between evaluations).
+
+    The grid runs from 0 to the smallest final token count over the seeds.
+    Returns ``tokens``, ``mean``, ``min`` and ``max`` arrays of length ``points``.
+
+    Examples:
+      >>> runs = [{"tokens": np.array([0.0, 10.0]), "accuracy": np.array([0.0, 1.0])},
+      ...         {"tokens": np.array([0.0, 20.0]), "accuracy": np.array([0.0, 1.0])}]
+      >>> c = mean_curve(runs, points=3)
+      >>> c["tokens"].tolist(), c["mean"].tolist()
+      ([0.0, 5.0, 10.0], [0.0, 0.375, 0.75])
+    """
+    grid = np.linspace(0.0, min(float(r["tokens"][-1]) for r in runs), points)
+    acc = np.stack([np.interp(grid, r["tokens"], r["accuracy"]) for r in runs])
+    return {"tokens": grid, "mean": acc.mean(0), "min": acc.min(0), "max": acc.max(0)}
 
 
 def _mean_sd(x) -> dict[str, float]:
@@ -102,27 +133,30 @@ def summarize(results: dict) -> dict:
     rows = []
     for setting, methods in results["config"]["runs"]:
         base = cv[(setting, methods[0])]
+        base_mean = mean_curve(base)
         for method in methods:
-            m = cv[(setting, method)]
+            runs = cv[(setting, method)]
             per_seed = [
-                savings(base["tokens"][i], base["accuracy"][i], m["tokens"][i], m["accuracy"][i])
-                for i in range(len(m["seeds"]))
+                savings(b["tokens"], b["accuracy"], m["tokens"], m["accuracy"])
+                for b, m in zip(base, runs, strict=True)
             ]
-            avg = savings(
-                base["tokens"].mean(0),
-                base["accuracy"].mean(0),
-                m["tokens"].mean(0),
-                m["accuracy"].mean(0),
-            )
+            mc = mean_curve(runs)
+            avg = savings(base_mean["tokens"], base_mean["mean"], mc["tokens"], mc["mean"])
             rows.append(
                 {
                     "setting": setting,
                     "method": method,
-                    "peak_accuracy": _mean_sd(m["accuracy"].max(1)),
-                    "final_accuracy": _mean_sd(m["accuracy"][:, -1]),
-                    "peak_of_mean_curve": float(m["accuracy"].mean(0).max()),
-                    "tokens_total": _mean_sd(m["tokens"][:, -1]),
-                    "tokens_vs_baseline": _mean_sd(m["tokens"][:, -1] / base["tokens"][:, -1]),
+                    "peak_accuracy": _mean_sd([m["accuracy"].max() for m in runs]),
+                    "final_accuracy": _mean_sd([m["accuracy"][-1] for m in runs]),
+                    "peak_of_mean_curve": float(mc["mean"].max()),
+                    "iterations": _mean_sd([len(m["iter_tokens"]) for m in runs]),
+                    "tokens_total": _mean_sd([m["tokens"][-1] for m in runs]),
+                    "tokens_per_iteration_vs_baseline": _mean_sd(
+                        [
+                            m["iter_tokens"].mean() / b["iter_tokens"].mean()
+                            for b, m in zip(base, runs, strict=True)
+                        ]
+                    ),
                     "saving_to_baseline_peak": _mean_sd([s["to_baseline_peak"] for s in per_seed]),
                     "saving_to_own_peak": _mean_sd([s["to_own_peak"] for s in per_seed]),
                     "mean_curve_saving_to_baseline_peak": avg["to_baseline_peak"],
@@ -175,16 +209,23 @@ def format_report(summary: dict) -> str:
     lines = [
         f"Warm-start accuracy: {_acc(ws)} % (mean ± sd over {ws['of']} seeds)",
         "",
-        "| setting | method | peak acc. % | final acc. % | tokens vs baseline | "
+        "| setting | method | peak acc. % | final acc. % | iterations | tokens/iteration vs baseline | "
         "saving to baseline peak | saving to own peak (baseline within 2%) | same, seed-mean curves |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["table"]:
+        if r["method"] == "no sampling":  # the baseline (StudyConfig.validate puts it first)
+            lines.append(
+                f"| {r['setting']} | {r['method']} (baseline) | {_acc(r['peak_accuracy'])} | "
+                f"{_acc(r['final_accuracy'])} | {r['iterations']['mean']:.0f} | 1.00 | — | — | — |"
+            )
+            continue
         mc = [r["mean_curve_saving_to_baseline_peak"], r["mean_curve_saving_to_own_peak"]]
         mc_s = " / ".join("n.r." if not math.isfinite(v) else f"{100 * v:+.0f}%" for v in mc)
         lines.append(
             f"| {r['setting']} | {r['method']} | {_acc(r['peak_accuracy'])} | {_acc(r['final_accuracy'])} | "
-            f"{r['tokens_vs_baseline']['mean']:.2f} | {_pct(r['saving_to_baseline_peak'])} | "
+            f"{r['iterations']['mean']:.0f} | {r['tokens_per_iteration_vs_baseline']['mean']:.2f} | "
+            f"{_pct(r['saving_to_baseline_peak'])} | "
             f"{_pct(r['saving_to_own_peak'])} | {mc_s} |"
         )
     if summary["diagnostics"]:
@@ -206,9 +247,8 @@ def format_report(summary: dict) -> str:
 def plot(results: dict, path: str | os.PathLike) -> None:
     """Accuracy vs cumulative policy-optimization tokens per method (like Figure 4), plus Figure 3.
 
-    One panel per setting: the seed-mean curve of every method (accuracy and
-    tokens averaged at each evaluation), with a band from the seeds' min to max
-    accuracy. A last panel shows the diagnostics over training.
+    One panel per setting: the seed-mean curve of every method
+    (:func:`mean_curve`), with a band from the seeds' min to max accuracy. A last panel shows the diagnostics over training.
     """
     import matplotlib
 
@@ -222,16 +262,11 @@ def plot(results: dict, path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
     for ax, (setting, methods) in zip(axes[0][: len(settings)], settings, strict=True):
         for method in methods:
-            d = cv[(setting, method)]
-            x = d["tokens"].mean(0)
-            ax.plot(
-                x,
-                100 * d["accuracy"].mean(0),
-                label=method,
-                lw=2 if method in ("no sampling", "p*") else 1,
-            )
-            ax.fill_between(x, 100 * d["accuracy"].min(0), 100 * d["accuracy"].max(0), alpha=0.1)
-        ax.set_title(f"{setting} ({len(d['seeds'])} seeds)")
+            mc = mean_curve(cv[(setting, method)])
+            lw = 2 if method in ("no sampling", "p*") else 1
+            ax.plot(mc["tokens"], 100 * mc["mean"], label=method, lw=lw)
+            ax.fill_between(mc["tokens"], 100 * mc["min"], 100 * mc["max"], alpha=0.1)
+        ax.set_title(f"{setting} ({len(cv[(setting, methods[0])])} seeds)")
         ax.set_xlabel("cumulative policy-optimization tokens")
         ax.set_ylabel("held-out accuracy (%)")
         ax.grid(alpha=0.3)

@@ -105,9 +105,7 @@ class StudyConfig:
     hidden_dim: int = 96
     warm_start_steps: int = 170
     warm_start_batch: int = 64
-    grpo: GRPOConfig = field(
-        default_factory=lambda: GRPOConfig(iterations=100, lr=3e-4, eval_every=10)
-    )
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     eval_prompts: int = 256
     eval_samples: int = 4
     diagnostics: tuple[tuple[str, str], ...] = (("GRPO", "no sampling"), ("GRPO", "p*"))
@@ -167,6 +165,7 @@ def smoke_config(**overrides: Any) -> StudyConfig:
             rollouts_per_prompt=4,
             minibatch_size=8,
             iterations=4,
+            token_budget=None,
             lr=1e-3,
             eval_every=2,
         ),
@@ -313,7 +312,9 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     if config.workers == 1:
         for seed, setting, method in jobs:
             bar.set_postfix_str(f"seed {seed} {setting} {method}")
-            runs.append(_run_job(config, states[seed], seed, setting, method, progress=bar.update))
+            run = _run_job(config, states[seed], seed, setting, method, progress=bar.update)
+            bar.update(config.grpo.iterations - len(run["iter_tokens"]))  # stopped at the budget
+            runs.append(run)
     else:
         import multiprocessing as mp
 

@@ -20,8 +20,12 @@ The per-sequence objective is Appendix G.3's
 - \beta\,\mathrm{KL}` (or CISPO's :math:`\operatorname{sg}(\min(r_t, 1+\epsilon))A\log\pi`),
 and a mini-batch's loss is :math:`-\frac{1}{B}\sum_{u} w_u\,\ell(o_u)` with a
 fixed denominator ``B`` (the adapter's :func:`costsgd.torch.weighted_policy_loss`,
-mode ``seq-mean-token-mean``), so the importance-weighted estimate is unbiased
-(Eq. 22).
+mode ``seq-mean-token-mean``): with raw weights :math:`1/(Np_u)` this is an
+unbiased estimate of Eq. 22's pool objective; the re-centring of Appendix G.2
+multiplies each iteration's objective by one constant. When every advantage of
+an iteration is zero, the adapter falls back to uniform draws with weight 1
+(the update then only moves the KL term), so the number of gradient steps per
+iteration is the same for every method.
 
 Policy-optimization tokens are counted as §5.4 does: prompt + response tokens of
 every sequence in every mini-batch that enters a gradient step (a sequence drawn
@@ -68,7 +72,12 @@ class GRPOConfig:
       prompts_per_step: ``n``, prompts per iteration.
       rollouts_per_prompt: ``M``, rollouts per prompt.
       minibatch_size: ``B``, sequences per gradient step.
-      iterations: ``K``, iterations of Algorithm 2.
+      iterations: ``K``, iterations of Algorithm 2 (at most, with ``token_budget``).
+      token_budget: stop after the first iteration whose cumulative
+        policy-optimization tokens reach this many (``None``: run all
+        ``iterations``). Equal budgets put every method on the same tokens
+        axis, so a cheaper method also gets more iterations, as in the paper's
+        accuracy-vs-tokens comparison.
       lr, weight_decay, grad_clip: AdamW and gradient-norm clipping.
       clip_low, clip_high: PPO/GRPO clip ratios :math:`\\epsilon_{low}, \\epsilon_{high}`.
       kl_coef: :math:`\\beta`, weight of the k3 KL estimate to the reference policy (0 turns it off).
@@ -83,8 +92,9 @@ class GRPOConfig:
     prompts_per_step: int = 16
     rollouts_per_prompt: int = 8
     minibatch_size: int = 32
-    iterations: int = 60
-    lr: float = 1e-3
+    iterations: int = 140
+    token_budget: int | None = 240_000
+    lr: float = 3e-4
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     clip_low: float = 0.2
@@ -95,7 +105,7 @@ class GRPOConfig:
     zvf: bool = False
     zvf_max_rounds: int = 8
     temperature: float = 1.0
-    eval_every: int = 5
+    eval_every: int = 10
 
     def validate(self) -> GRPOConfig:
         for name in (
@@ -120,6 +130,10 @@ class GRPOConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        if self.token_budget is not None and not (
+            isinstance(self.token_budget, int) and self.token_budget >= 1
+        ):
+            raise ValueError(f"token_budget must be None or an int >= 1, got {self.token_budget!r}")
         if self.loss not in ("grpo", "cispo"):
             raise ValueError(f"loss must be 'grpo' or 'cispo', got {self.loss!r}")
         return self
@@ -397,8 +411,13 @@ def train(
         )
         log.iter_train_reward.append(float(batch.rewards.mean()) if len(costs) else float("nan"))
         log.iter_weight_max.append(wmax)
-        if it % config.eval_every == 0 or it == config.iterations:
+        done = it == config.iterations or (
+            config.token_budget is not None and tokens >= config.token_budget
+        )
+        if it % config.eval_every == 0 or done:
             record_eval(it)
         if on_iteration is not None:
             on_iteration()
+        if done:
+            break
     return log
