@@ -273,15 +273,24 @@ def plot(results: dict, path: str | os.PathLike) -> None:
         ax.legend(fontsize=7)
     if has_diag:
         ax = axes[0][-1]
+        by_pair = defaultdict(list)
         for run in results["runs"]:
-            ds = run.get("diagnostics") or []
-            if not ds:
-                continue
-            it = [d["iteration"] for d in ds]
-            lab = f"{run['setting']} {run['method']} s{run['seed']}"
-            ax.plot(it, [d["pearson_nonzero"] for d in ds], "o-", ms=3, label=f"Pearson A≠0, {lab}")
-            ax.plot(it, [d["chi2_gap"] for d in ds], "s--", ms=3, label=f"χ² gap, {lab}")
-        ax.set_title("Figure 3: |A| as a proxy for G")
+            if run.get("diagnostics"):
+                by_pair[(run["setting"], run["method"])].append(run["diagnostics"])
+        styles = {
+            "pearson_nonzero": ("o-", "Pearson(|A|, G), A≠0"),
+            "chi2_gap": ("s--", "χ² gap, p* proxy"),
+            "chi2_gap_uniform": ("^:", "χ² gap, uniform"),
+        }
+        for (setting, method), seeds in by_pair.items():
+            k = min(len(ds) for ds in seeds)
+            it = [d["iteration"] for d in seeds[0][:k]]
+            for key, (style, name) in styles.items():
+                v = np.asarray([[d[key] for d in ds[:k]] for ds in seeds], dtype=float)
+                ok = np.isfinite(v)
+                y = np.where(ok, v, 0.0).sum(0) / np.where(ok.any(0), ok.sum(0), np.nan)
+                ax.plot(it, y, style, ms=3, label=f"{name} ({setting}, {method})")
+        ax.set_title(f"Figure 3: |A| as a proxy for G (mean of {len(seeds)} seeds)")
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
