@@ -60,6 +60,12 @@ def test_per_token_advantages_with_mask_reduce_to_the_sequence_advantage():
     torch.testing.assert_close(p_tok, cost_aware_probs(adv, lengths))
 
 
+def test_huge_but_finite_advantages_are_accepted():
+    # Their sum overflows to inf; the finiteness check must not mistake that for bad input.
+    p = cost_aware_probs(torch.tensor([1e308, 1e308, 0.0], dtype=torch.float64), torch.ones(3))
+    assert p.tolist() == [0.5, 0.5, 0.0]
+
+
 def test_length_only_proxy_ignores_advantages():
     adv, lengths = _pool()
     p = cost_aware_probs(adv, lengths, proxy="length")
@@ -222,3 +228,10 @@ def test_importing_costsgd_torch_is_the_only_way_torch_gets_loaded():
         "assert 'torch' in sys.modules and 'trl' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_public_name_of_the_adapter_exists():
+    import costsgd.torch
+
+    for name in costsgd.torch.__all__:
+        assert hasattr(costsgd.torch, name), name

@@ -4,6 +4,8 @@ import itertools
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costsgd.torch import AGGREGATIONS, cost_aware_probs, importance_weights, weighted_policy_loss
 
@@ -57,6 +59,33 @@ def test_weighted_estimator_is_exactly_unbiased_under_each_aggregation(mode, pro
 
     expected = _expectation(estimator, probs)
     assert abs(float(expected - _target(token_loss, mask, mode))) < 1e-12
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    resp=st.lists(st.integers(1, T), min_size=N, max_size=N),
+    alpha=st.sampled_from([0.0, 0.3]),
+    mode=st.sampled_from(AGGREGATIONS),
+)
+def test_unbiasedness_holds_on_random_pools(seed, resp, alpha, mode):
+    g = torch.Generator().manual_seed(seed)
+    resp_len = torch.tensor(resp)
+    mask = torch.arange(T)[None, :] < resp_len[:, None]
+    token_loss = torch.randn(N, T, generator=g, dtype=torch.float64)
+    adv = torch.randn(N, generator=g) + 0.1
+    probs = cost_aware_probs(adv, resp_len.double() + 2.0, alpha=alpha)
+    mean_len = float(resp_len.double().mean())
+
+    def estimator(idx):
+        w = importance_weights(probs, idx, normalize="none", dtype=torch.float64)
+        return weighted_policy_loss(
+            token_loss[idx], mask[idx], w, mode=mode, mean_pool_length=mean_len
+        )
+
+    expected = _expectation(estimator, probs)
+    target = _target(token_loss, mask, mode)
+    assert abs(float(expected - target)) <= 1e-9 * (1 + abs(float(target)))
 
 
 def test_zero_advantage_rollouts_drop_out_without_bias_when_their_loss_is_zero():

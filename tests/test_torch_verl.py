@@ -154,3 +154,13 @@ def test_bad_batches_raise():
         plan_verl_batch({k: v for k, v in batch.items() if k != "advantages"}, 4)
     with pytest.raises(ValueError, match="group_size"):
         token_mean_weights(plan_verl_batch(batch, 4), batch["response_mask"], 3)
+
+
+def test_docs_recipe_pattern_weights_then_reindex_matches_apply_plan():
+    # docs/verl.md passes apply_plan only the two tensors it needs, then indexes the DataProto.
+    batch = _verl_batch()
+    plan = plan_verl_batch(batch, 8, generator=torch.Generator().manual_seed(7))
+    is_w = apply_plan({"response_mask": batch["response_mask"]}, plan)["rollout_is_weights"]
+    full = apply_plan(batch, plan)
+    assert torch.equal(is_w, full["rollout_is_weights"])
+    assert torch.equal(batch["response_mask"][plan.indices.reshape(-1)], full["response_mask"])

@@ -33,6 +33,7 @@ NORMALIZATIONS = ("draws", "expected", "none")
 
 
 def _as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
+    """``x`` as a detached real floating tensor (integers become float64; floats keep their dtype)."""
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(x, device=device)
@@ -40,7 +41,8 @@ def _as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.T
             raise ValueError(f"{name} must be a tensor of numbers, got {type(x).__name__}") from err
     if x.is_complex() or x.dtype == torch.bool:
         raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    return x.detach().to(torch.float64)
+    x = x.detach()
+    return x if x.is_floating_point() else x.to(torch.float64)
 
 
 def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> str:
@@ -62,28 +64,31 @@ def sequence_advantages(advantages: Any, mask: Any = None) -> torch.Tensor:
         whose shape differs from ``advantages``.
     """
     adv = _as_tensor(advantages, "advantages")
-    if not bool(torch.isfinite(adv).all()):
+    # One reduction is enough when all is well: any NaN/inf makes the sum non-finite
+    # (the elementwise check then runs, also ruling out a mere overflow of the sum).
+    if not bool(torch.isfinite(adv.sum())) and not bool(torch.isfinite(adv).all()):
         raise ValueError(f"advantages must be finite; {_first_bad(adv, ~torch.isfinite(adv))}")
     if adv.ndim == 1:
         if mask is not None:
             raise ValueError("mask is only meaningful with per-token advantages of shape (N, T)")
-        return adv.abs()
+        return adv.abs().to(torch.float64)
     if adv.ndim != 2:
         raise ValueError(f"advantages must have shape (N,) or (N, T), got {tuple(adv.shape)}")
     if mask is None:
-        return adv.abs().mean(dim=1)
+        return adv.abs().to(torch.float64).mean(dim=1)
     m = torch.as_tensor(mask, device=adv.device)
     if tuple(m.shape) != tuple(adv.shape):
         raise ValueError(f"mask has shape {tuple(m.shape)}, advantages {tuple(adv.shape)}")
-    m = m.to(torch.float64)
-    count = m.sum(dim=1)
-    total = (adv.abs() * m).sum(dim=1)
+    m = m.to(adv.dtype)
+    # Row sums in the input dtype (at most T terms), then float64 for the division.
+    count = m.sum(dim=1).to(torch.float64)
+    total = (adv.abs() * m).sum(dim=1).to(torch.float64)
     return torch.where(count > 0, total / count.clamp(min=1.0), torch.zeros_like(total))
 
 
 def check_lengths(lengths: Any, n: int, device: torch.device) -> torch.Tensor:
     """Validate rollout costs: shape ``(n,)``, finite, strictly positive; float64."""
-    c = _as_tensor(lengths, "lengths", device).to(device)
+    c = _as_tensor(lengths, "lengths", device).to(device=device, dtype=torch.float64)
     if c.ndim != 1 or c.shape[0] != n:
         raise ValueError(f"lengths must have shape ({n},), got {tuple(c.shape)}")
     bad = ~torch.isfinite(c) | (c <= 0)
@@ -159,7 +164,7 @@ def cost_aware_probs(
         noise = torch.randn(G.shape, generator=generator, dtype=G.dtype, device=G.device)
         p = samplers.noisy_proxy(G, c, sigma2, noise=noise)
     else:
-        p = samplers.optimal(G, c)
+        p = samplers.optimal(G / G.max(), c)  # p is scale-free in G; this keeps sums finite
     return samplers.smooth(p, alpha) if alpha > 0 else p
 
 
@@ -205,7 +210,7 @@ def sample_minibatches(
       >>> tuple(idx.shape), bool((idx > 0).all())
       ((2, 2), True)
     """
-    p = _as_tensor(probs, "probs")
+    p = _as_tensor(probs, "probs").to(torch.float64)
     if p.ndim != 1:
         raise ValueError(f"probs must be 1-D, got shape {tuple(p.shape)}")
     check_probabilities(p, "probs")
@@ -276,7 +281,7 @@ def importance_weights(
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    p = _as_tensor(probs, "probs")
+    p = _as_tensor(probs, "probs").to(torch.float64)
     if p.ndim != 1:
         raise ValueError(f"probs must be 1-D, got shape {tuple(p.shape)}")
     idx = torch.as_tensor(indices, device=p.device)
