@@ -24,8 +24,23 @@ def _run(args: argparse.Namespace) -> int:
             overrides["seeds"] = tuple(args.seeds)
         if args.workers is not None:
             overrides["workers"] = args.workers
+        grpo = {}
         if args.iterations is not None:
-            overrides["grpo"] = dataclasses.replace(config.grpo, iterations=args.iterations)
+            grpo["iterations"] = args.iterations
+        if args.token_budget is not None:
+            grpo["token_budget"] = args.token_budget or None
+        if grpo:
+            overrides["grpo"] = dataclasses.replace(config.grpo, **grpo)
+        if args.settings or args.methods:
+            keep = [
+                (s, tuple(m for m in ms if not args.methods or m in args.methods or m == ms[0]))
+                for s, ms in config.runs
+                if not args.settings or s in args.settings
+            ]
+            overrides["runs"] = tuple(keep)
+            overrides["diagnostics"] = tuple(
+                p for p in config.diagnostics if any(p[0] == s and p[1] in ms for s, ms in keep)
+            )
         config = dataclasses.replace(config, **overrides).validate()
         results = study.run_study(config, progress=not args.no_progress)
         study.save_results(results, results_path)
@@ -60,6 +75,15 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0 1 2)")
     p.add_argument("--iterations", type=int, help="GRPO iterations per run")
     p.add_argument("--workers", type=int, help="parallel processes (default: 2)")
+    p.add_argument(
+        "--token-budget",
+        type=int,
+        help="policy-optimization tokens per run (default: 240000; 0 = run all iterations)",
+    )
+    p.add_argument("--settings", nargs="+", help="only these settings (GRPO, GRPO+ZVF, CISPO)")
+    p.add_argument(
+        "--methods", nargs="+", help="only these methods (the baseline 'no sampling' is kept)"
+    )
     p.add_argument(
         "--replot", metavar="RESULTS.json", help="redraw tables and figure from a results file"
     )
