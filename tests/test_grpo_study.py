@@ -474,6 +474,20 @@ def test_smoke_study_end_to_end_through_the_cli(tmp_path):
     assert (tmp_path / "grpo_study.png").exists()
 
 
+def test_cli_filters_settings_and_methods_and_sets_the_budget(tmp_path):
+    from costsgd.cli import main
+
+    argv = ["grpo-study", "--smoke", "--out", str(tmp_path), "--no-progress", "--settings", "GRPO"]
+    argv += ["--methods", "p*", "--token-budget", "300", "--iterations", "6"]
+    assert main(argv) == 0
+    results = study.load_results(tmp_path / "grpo_study.json")
+    assert results["config"]["runs"] == [["GRPO", ["no sampling", "p*"]]]
+    assert results["config"]["grpo"]["token_budget"] == 300
+    for run in results["runs"]:
+        tokens = np.cumsum(run["iter_tokens"])
+        assert tokens[-1] >= 300 and (len(tokens) == 6 or tokens[-2] < 300)
+
+
 def test_save_results_is_atomic_and_load_rejects_other_files(tmp_path):
     path = tmp_path / "r.json"
     study.save_results({"config": {}, "runs": [], "x": float("nan")}, path)
