@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from costsgd.experiments import figure2, figure6
+from costsgd.experiments.grpo import cli as grpo_study
 
 __all__ = ["main"]
 
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_predict)
     figure2.add_parsers(sub)
     figure6.add_parsers(sub)  # after figure2: extends its `plot`
+    grpo_study.add_parser(sub)
     return parser
 
 

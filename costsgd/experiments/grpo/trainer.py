@@ -1,0 +1,423 @@
+r"""GRPO and Cost-Aware GRPO training of the tiny policy (Algorithm 2).
+
+One iteration of :func:`train` is one pass of Algorithm 2:
+
+1. *Data collection.* Draw ``n`` prompts, ``M`` rollouts each, score them, and
+   normalise rewards within each group, :math:`A_u = (r_u - \bar r)/\operatorname{std}(r)`
+   (§5.2; a zero-variance group gets :math:`A_u = 0`). Under zero-variance
+   filtering (ZVF, §5.3) zero-variance groups are dropped and prompts are drawn
+   again until ``n`` groups with signal are collected.
+2. *Sampling distribution.* For a cost-aware method, :math:`p_u` comes from the
+   adapter's :func:`costsgd.torch.cost_aware_probs` with
+   :math:`c_u` = prompt + response tokens.
+3. *Importance-weighted updates.* :math:`T = \lceil N/B \rceil` gradient steps,
+   each on a mini-batch of ``B`` sequences: a shuffled partition of all rollouts
+   ("no sampling"), or ``B`` draws from :math:`p` with importance weights
+   :math:`1/(Np_u)` re-centred to mean 1 (Appendix G.2, G.3).
+
+The per-sequence objective is Appendix G.3's
+:math:`\ell(o) = \frac{1}{|o|}\sum_t \min(r_t A, \operatorname{clip}(r_t, 1-\epsilon_{low}, 1+\epsilon_{high})A)
+- \beta\,\mathrm{KL}` (or CISPO's :math:`\operatorname{sg}(\min(r_t, 1+\epsilon))A\log\pi`),
+and a mini-batch's loss is :math:`-\frac{1}{B}\sum_{u} w_u\,\ell(o_u)` with a
+fixed denominator ``B`` (the adapter's :func:`costsgd.torch.weighted_policy_loss`,
+mode ``seq-mean-token-mean``): with raw weights :math:`1/(Np_u)` this is an
+unbiased estimate of Eq. 22's pool objective; the re-centring of Appendix G.2
+multiplies each iteration's objective by one constant. When every advantage of
+an iteration is zero, the adapter falls back to uniform draws with weight 1
+(the update then only moves the KL term), so the number of gradient steps per
+iteration is the same for every method.
+
+Policy-optimization tokens are counted as §5.4 does: prompt + response tokens of
+every sequence in every mini-batch that enters a gradient step (a sequence drawn
+twice counts twice).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+
+import costsgd.torch as adapter
+from costsgd.experiments.grpo.policy import GRUPolicy, Rollouts, generate, response_logprobs
+from costsgd.experiments.grpo.task import Prompts, SortTask, rewards, sample_prompts
+
+__all__ = [
+    "Batch",
+    "GRPOConfig",
+    "Method",
+    "RunLog",
+    "collect",
+    "evaluate",
+    "group_advantages",
+    "minibatch_plan",
+    "token_objective",
+    "train",
+]
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Hyper-parameters of one training run (Appendix G.4's structure at small scale).
+
+    Table 2 of the paper uses 256 prompts x 16 rollouts and a mini-batch of 64
+    prompts (verl counts mini-batches in prompts), so 4 updates per iteration;
+    here 16 prompts x 8 rollouts and mini-batches of 32 sequences keep those 4
+    updates, with Table 2's clip ratios and KL coefficient.
+
+    Attributes:
+      prompts_per_step: ``n``, prompts per iteration.
+      rollouts_per_prompt: ``M``, rollouts per prompt.
+      minibatch_size: ``B``, sequences per gradient step.
+      iterations: ``K``, iterations of Algorithm 2 (at most, with ``token_budget``).
+      token_budget: stop after the first iteration whose cumulative
+        policy-optimization tokens reach this many (``None``: run all
+        ``iterations``). Equal budgets put every method on the same tokens
+        axis, so a cheaper method also gets more iterations, as in the paper's
+        accuracy-vs-tokens comparison.
+      lr, weight_decay, grad_clip: AdamW and gradient-norm clipping.
+      clip_low, clip_high: PPO/GRPO clip ratios :math:`\\epsilon_{low}, \\epsilon_{high}`.
+      kl_coef: :math:`\\beta`, weight of the k3 KL estimate to the reference policy (0 turns it off).
+      loss: ``"grpo"`` (clipped surrogate) or ``"cispo"``.
+      cispo_clip_high: CISPO's truncation of the importance ratio at ``1 + cispo_clip_high``.
+      zvf: zero-variance filtering (§5.3).
+      zvf_max_rounds: at most this many generation rounds to fill a ZVF batch.
+      temperature: rollout temperature.
+      eval_every: evaluate held-out accuracy every this many iterations.
+    """
+
+    prompts_per_step: int = 16
+    rollouts_per_prompt: int = 8
+    minibatch_size: int = 32
+    iterations: int = 140
+    token_budget: int | None = 240_000
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    kl_coef: float = 0.001
+    loss: str = "grpo"
+    cispo_clip_high: float = 5.0
+    zvf: bool = False
+    zvf_max_rounds: int = 8
+    temperature: float = 1.0
+    eval_every: int = 10
+
+    def validate(self) -> GRPOConfig:
+        for name in (
+            "prompts_per_step",
+            "minibatch_size",
+            "iterations",
+            "eval_every",
+            "zvf_max_rounds",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not (isinstance(self.rollouts_per_prompt, int) and self.rollouts_per_prompt >= 2):
+            raise ValueError(
+                f"rollouts_per_prompt must be an int >= 2 (group advantages need a group), "
+                f"got {self.rollouts_per_prompt!r}"
+            )
+        for name in ("lr", "temperature", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "clip_low", "clip_high", "kl_coef", "cispo_clip_high"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        if self.token_budget is not None and not (
+            isinstance(self.token_budget, int) and self.token_budget >= 1
+        ):
+            raise ValueError(f"token_budget must be None or an int >= 1, got {self.token_budget!r}")
+        if self.loss not in ("grpo", "cispo"):
+            raise ValueError(f"loss must be 'grpo' or 'cispo', got {self.loss!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class Method:
+    """How mini-batches are filled (§5.3, §5.5, Appendix G.6).
+
+    Attributes:
+      name: label used in tables and plots.
+      sampling: ``"none"`` (every rollout once, shuffled), ``"advantage"``
+        (:math:`p \\propto |A|/\\sqrt{c}`) or ``"length"`` (:math:`p \\propto 1/\\sqrt{c}`).
+      alpha: smoothing towards uniform, :math:`p^*_{smooth}(\\alpha)`.
+      noise_var: :math:`\\sigma^2` of zero-mean noise added to :math:`|A|` (§5.5).
+    """
+
+    name: str
+    sampling: str = "advantage"
+    alpha: float = 0.0
+    noise_var: float = 0.0
+
+    def validate(self) -> Method:
+        if self.sampling not in ("none", "advantage", "length"):
+            raise ValueError(
+                f"sampling must be 'none', 'advantage' or 'length', got {self.sampling!r}"
+            )
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha!r}")
+        if not (math.isfinite(self.noise_var) and self.noise_var >= 0):
+            raise ValueError(f"noise_var must be finite and >= 0, got {self.noise_var!r}")
+        return self
+
+
+class Batch(NamedTuple):
+    """One iteration's rollout dataset :math:`\\mathcal D_{step}`."""
+
+    rollouts: Rollouts
+    rewards: torch.Tensor
+    advantages: torch.Tensor
+    groups_kept: int
+    generation_rounds: int
+
+
+@dataclass
+class RunLog:
+    """What one run records (arrays indexed by evaluation point or iteration)."""
+
+    eval_iteration: list[int] = field(default_factory=list)
+    eval_tokens: list[int] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_accuracy: list[float] = field(default_factory=list)
+    iter_tokens: list[int] = field(default_factory=list)
+    iter_all_tokens: list[int] = field(default_factory=list)
+    iter_zero_adv_frac: list[float] = field(default_factory=list)
+    iter_train_reward: list[float] = field(default_factory=list)
+    iter_weight_max: list[float] = field(default_factory=list)
+    diagnostics: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+
+def group_advantages(r: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    r"""GRPO's group-normalised advantages :math:`(r_i - \bar r)/\operatorname{std}(r)` (§5.2).
+
+    ``r`` holds consecutive groups of ``group_size`` rewards; the standard
+    deviation is the unbiased one (as verl computes it); a group whose rewards
+    are all equal gets advantage 0.
+
+    Examples:
+      >>> import torch
+      >>> [round(a, 4) for a in group_advantages(torch.tensor([1.0, 0.0, 1.0, 1.0]), 2).tolist()]
+      [0.7071, -0.7071, 0.0, 0.0]
+    """
+    if r.ndim != 1 or r.shape[0] % group_size:
+        raise ValueError(f"r must be 1-D with a multiple of group_size={group_size} entries")
+    g = r.view(-1, group_size)
+    return ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + eps)).reshape(-1)
+
+
+def _repeat(prompts: Prompts, m: int) -> Prompts:
+    return Prompts(prompts.tokens.repeat_interleave(m, 0), prompts.lengths.repeat_interleave(m, 0))
+
+
+def collect(
+    policy: GRUPolicy, task: SortTask, config: GRPOConfig, generator: torch.Generator
+) -> Batch:
+    """Phase 1 of Algorithm 2: rollouts, rewards, advantages (with ZVF if configured)."""
+    n, m = config.prompts_per_step, config.rollouts_per_prompt
+    parts: list[tuple[Rollouts, torch.Tensor, Prompts]] = []
+    kept, rounds = 0, 0
+    while kept < n and rounds < (config.zvf_max_rounds if config.zvf else 1):
+        rounds += 1
+        prompts = _repeat(sample_prompts(task, n, generator), m)
+        roll = generate(
+            policy, prompts, task.max_response_len, generator, temperature=config.temperature
+        )
+        r = rewards(task, prompts, roll.responses)
+        if config.zvf:
+            keep = r.view(n, m).std(1) > 0
+            keep = keep & (torch.cumsum(keep, 0) <= n - kept)
+            rows = keep.repeat_interleave(m)
+            roll = Rollouts(*(x[rows] for x in roll))
+            r = r[rows]
+            kept += int(keep.sum())
+        else:
+            kept = n
+        parts.append((roll, r))
+    roll = Rollouts(*(torch.cat(xs) for xs in zip(*(p[0] for p in parts), strict=True)))
+    r = torch.cat([p[1] for p in parts])
+    adv = group_advantages(r, m) if r.numel() else r
+    return Batch(roll, r, adv, kept, rounds)
+
+
+def minibatch_plan(
+    method: Method, batch: Batch, minibatch_size: int, generator: torch.Generator
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Phases 2-3 of Algorithm 2: mini-batch indices and their importance weights.
+
+    "No sampling" is a shuffled partition of the pool with weights 1. The
+    cost-aware methods call the adapter (:mod:`costsgd.torch`): ``ceil(N/B)``
+    mini-batches of ``B`` draws from :math:`p`, weights :math:`1/(Np_u)`
+    re-centred to mean 1 over the iteration's draws (Appendix G.2). When every
+    advantage is zero the adapter falls back to uniform draws with weight 1.
+
+    Returns:
+      ``(indices, weights)``: one ``LongTensor`` and one ``FloatTensor`` per
+      gradient step.
+    """
+    N = batch.advantages.shape[0]
+    if method.sampling == "none":
+        perm = torch.randperm(N, generator=generator)
+        chunks = list(perm.split(minibatch_size))
+        return chunks, [torch.ones(len(c)) for c in chunks]
+    probs = adapter.cost_aware_probs(
+        batch.advantages,
+        batch.rollouts.costs,
+        alpha=method.alpha,
+        proxy="length" if method.sampling == "length" else "advantage",
+        sigma2=method.noise_var,
+        generator=generator,
+    )
+    idx = adapter.sample_minibatches(probs, minibatch_size, generator=generator)
+    w = adapter.importance_weights(probs, idx)
+    return list(idx), list(w)
+
+
+def token_objective(
+    logp: torch.Tensor,
+    mask: torch.Tensor,
+    logp_old: torch.Tensor,
+    advantages: torch.Tensor,
+    config: GRPOConfig,
+    logp_ref: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Per-token terms of Appendix G.3's objective :math:`\ell(o_u)`, shape ``[B, T]`` (0 off ``mask``).
+
+    GRPO: :math:`\min(r_t A, \operatorname{clip}(r_t, 1-\epsilon_{low}, 1+\epsilon_{high})A)`;
+    CISPO: :math:`\operatorname{sg}(\min(r_t, 1+\epsilon))\,A\log\pi_\theta(o_t)`; both
+    minus :math:`\beta` times the k3 estimate of :math:`\mathrm{KL}(\pi_\theta\|\pi_{ref})`.
+    :math:`\ell(o_u)` is their mean over the response (``seq-mean-token-mean``).
+    """
+    ratio = torch.exp(logp - logp_old)
+    A = advantages[:, None]
+    if config.loss == "grpo":
+        clipped = torch.clamp(ratio, 1 - config.clip_low, 1 + config.clip_high)
+        tok = torch.minimum(ratio * A, clipped * A)
+    else:
+        tok = torch.clamp(ratio, max=1 + config.cispo_clip_high).detach() * A * logp
+    if logp_ref is not None and config.kl_coef > 0:
+        d = logp_ref - logp
+        tok = tok - config.kl_coef * (torch.exp(d) - d - 1)
+    return torch.where(mask, tok, 0.0)
+
+
+@torch.no_grad()
+def evaluate(policy: GRUPolicy, task: SortTask, prompts: Prompts, samples: int, seed: int) -> float:
+    """Held-out accuracy, mean reward over ``samples`` draws per prompt (pass@1/mean@k)."""
+    rep = _repeat(prompts, samples)
+    roll = generate(policy, rep, task.max_response_len, torch.Generator().manual_seed(seed))
+    return float(rewards(task, rep, roll.responses).mean())
+
+
+def train(
+    policy: GRUPolicy,
+    task: SortTask,
+    config: GRPOConfig,
+    method: Method,
+    *,
+    seed: int,
+    eval_prompts: Prompts,
+    eval_samples: int = 4,
+    reference: GRUPolicy | None = None,
+    diagnose: Callable[[GRUPolicy, Batch, torch.Tensor | None], dict] | None = None,
+    on_iteration: Callable[[], None] | None = None,
+) -> RunLog:
+    """Train ``policy`` in place by (Cost-Aware) GRPO and record a :class:`RunLog`.
+
+    Args:
+      policy: the warm-started policy (modified in place).
+      task, config, method: what to train on, how, and how mini-batches are filled.
+      seed: seeds prompts, rollouts and mini-batch draws.
+      eval_prompts, eval_samples: the held-out set and draws per prompt; the
+        same evaluation seed is used at every evaluation (common random numbers).
+      reference: :math:`\\pi_{ref}` for the KL term (required when ``kl_coef > 0``).
+      diagnose: called at every evaluation with the current rollout batch before
+        its updates (Figure 3's proxy diagnostics); its dict is recorded.
+      on_iteration: called after every iteration (progress bars).
+    """
+    config.validate()
+    method.validate()
+    if config.kl_coef > 0 and reference is None:
+        raise ValueError("reference must be given when kl_coef > 0")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    log = RunLog()
+    tokens = steps = 0
+    eval_seed = seed + 10_000
+
+    def record_eval(it: int) -> None:
+        log.eval_iteration.append(it)
+        log.eval_tokens.append(tokens)
+        log.eval_steps.append(steps)
+        log.eval_accuracy.append(evaluate(policy, task, eval_prompts, eval_samples, eval_seed))
+
+    record_eval(0)
+    for it in range(1, config.iterations + 1):
+        batch = collect(policy, task, config, gen)
+        roll = batch.rollouts
+        costs = roll.costs
+        with torch.no_grad():
+            logp_old, _ = response_logprobs(
+                policy, roll.sequences, roll.prompt_lengths, roll.response_lengths
+            )
+            logp_ref = (
+                response_logprobs(
+                    reference, roll.sequences, roll.prompt_lengths, roll.response_lengths
+                )[0]
+                if config.kl_coef > 0
+                else None
+            )
+        if diagnose is not None and it % config.eval_every == 1 % config.eval_every:
+            log.diagnostics.append({"iteration": it, **diagnose(policy, batch, logp_ref)})
+        plan = minibatch_plan(method, batch, config.minibatch_size, gen) if len(costs) else ([], [])
+        it_tokens, wmax = 0, 1.0
+        for idx, w in zip(*plan, strict=True):
+            lp, mask = response_logprobs(
+                policy, roll.sequences[idx], roll.prompt_lengths[idx], roll.response_lengths[idx]
+            )
+            R = lp.shape[1]
+            tok = token_objective(
+                lp,
+                mask,
+                logp_old[idx, :R],
+                batch.advantages[idx],
+                config,
+                None if logp_ref is None else logp_ref[idx, :R],
+            )
+            loss = adapter.weighted_policy_loss(
+                -tok, mask, w, mode="seq-mean-token-mean", num_sequences=config.minibatch_size
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            opt.step()
+            steps += 1
+            it_tokens += int(costs[idx].sum())
+            wmax = max(wmax, float(w.max()))
+        tokens += it_tokens
+        log.iter_tokens.append(it_tokens)
+        log.iter_all_tokens.append(int(costs.sum()))
+        log.iter_zero_adv_frac.append(
+            float((batch.advantages == 0).float().mean()) if len(costs) else 1.0
+        )
+        log.iter_train_reward.append(float(batch.rewards.mean()) if len(costs) else float("nan"))
+        log.iter_weight_max.append(wmax)
+        done = it == config.iterations or (
+            config.token_budget is not None and tokens >= config.token_budget
+        )
+        if it % config.eval_every == 0 or done:
+            record_eval(it)
+        if on_iteration is not None:
+            on_iteration()
+        if done:
+            break
+    return log
