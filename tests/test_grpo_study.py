@@ -8,13 +8,12 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from costsgd.experiments.grpo import report, study, trainer  # noqa: E402
-from costsgd.experiments.grpo.diagnostics import rollout_diagnostics  # noqa: E402
-from costsgd.experiments.grpo.policy import GRUPolicy, generate, response_logprobs, warm_start  # noqa: E402
-from costsgd.experiments.grpo.task import (  # noqa: E402
+from costsgd.experiments.grpo import report, study, trainer
+from costsgd.experiments.grpo.diagnostics import rollout_diagnostics
+from costsgd.experiments.grpo.policy import GRUPolicy, generate, response_logprobs, warm_start
+from costsgd.experiments.grpo.task import (
     BOS,
     EOS,
     PAD,
@@ -24,7 +23,7 @@ from costsgd.experiments.grpo.task import (  # noqa: E402
     rewards,
     sample_prompts,
 )
-from costsgd.experiments.grpo.trainer import (  # noqa: E402
+from costsgd.experiments.grpo.trainer import (
     GRPOConfig,
     Method,
     collect,
