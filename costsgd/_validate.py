@@ -13,6 +13,7 @@ checks are skipped and only the static shape checks run.
 
 from __future__ import annotations
 
+import numbers
 import sys
 from typing import Any
 
@@ -167,3 +168,21 @@ def check_alpha(alpha: Any, name: str = "alpha") -> float:
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise ValueError(f"{name} must lie in [0, 1], got {alpha!r}")
     return value
+
+
+def check_positive(x: Any, name: str) -> float:
+    """A finite scalar > 0 as a float (step sizes, tolerances, radii, Γ, ε, ...)."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a number, got {x!r}") from err
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {x!r}")
+    return value
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """An integer >= 1 (a Python or numpy integer; bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

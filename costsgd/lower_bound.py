@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from costsgd._validate import check_costs, host
+from costsgd._validate import check_costs, check_positive, host
 from costsgd.problems import FiniteSum
 
 __all__ = [
@@ -61,16 +61,6 @@ __all__ = [
 ]
 
 _CONSTANT = 12800.0  # 32 · 20² (Step 4 of the proof)
-
-
-def _positive(x: Any, name: str) -> float:
-    try:
-        value = float(x)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a number, got {x!r}") from err
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {x!r}")
-    return value
 
 
 def _costs(c: Any) -> np.ndarray:
@@ -103,7 +93,7 @@ def cost_uniform_set(c: Any, *, G: float, eps: float) -> np.ndarray:
       array([], dtype=int64)
     """
     c = _costs(c)
-    G, eps = _positive(G, "G"), _positive(eps, "eps")
+    G, eps = check_positive(G, "G"), check_positive(eps, "eps")
     order = np.argsort(c, kind="stable")
     root = np.sqrt(c[order])
     feasible = 40.0 * eps * c.size * root <= G * np.cumsum(root)
@@ -140,7 +130,7 @@ def lower_bound(c: Any, *, G: float, eps: float) -> LowerBound:
       (0.125, 1600)
     """
     c = _costs(c)
-    G, eps = _positive(G, "G"), _positive(eps, "eps")
+    G, eps = check_positive(G, "G"), check_positive(eps, "eps")
     _check_regime(c.size, G, eps)
     support = cost_uniform_set(c, G=G, eps=eps)
     mean_root = np.sqrt(c[support]).sum() / c.size
@@ -164,7 +154,7 @@ def hard_deltas(c: Any, *, G: float, eps: float) -> tuple[np.ndarray, float, np.
       (0.5, 0.5)
     """
     c = _costs(c)
-    G, eps = _positive(G, "G"), _positive(eps, "eps")
+    G, eps = check_positive(G, "G"), check_positive(eps, "eps")
     _check_regime(c.size, G, eps)
     support = cost_uniform_set(c, G=G, eps=eps)
     root_sum = np.sqrt(c[support]).sum()
@@ -192,7 +182,7 @@ def clipped_mean(delta: Any, G: float) -> np.ndarray:
       >>> float(clipped_mean(0.0, 1.0))
       0.0
     """
-    G = _positive(G, "G")
+    G = check_positive(G, "G")
     sigma = G / 2
 
     def one(d: float) -> float:
@@ -226,7 +216,7 @@ def hard_slopes(
       >>> b.shape, bool(np.all(np.abs(b) <= 1.0))
       ((3, 4), True)
     """
-    G = _positive(G, "G")
+    G = check_positive(G, "G")
     delta = _costs(delta)  # finite, >= 0
     if hypothesis not in (0, 1):
         raise ValueError(f"hypothesis must be 0 (D0) or 1 (D1), got {hypothesis!r}")
@@ -271,7 +261,7 @@ def hard_instance(c: Any, *, G: float, eps: float, hypothesis: int, seed: Any = 
       (array([1.]), True)
     """
     c = _costs(c)
-    G = _positive(G, "G")
+    G = check_positive(G, "G")
     delta, alpha, support = hard_deltas(c, G=G, eps=eps)
     b = hard_slopes(delta, G=G, hypothesis=hypothesis, seed=seed)
     mean = float(b.mean())

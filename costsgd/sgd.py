@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from costsgd._validate import check_probabilities, host
+from costsgd._validate import check_positive_int, check_probabilities, host
 from costsgd.draw import alias_table
 from costsgd.theory import second_moment
 
@@ -363,7 +363,7 @@ def log_checkpoints(steps: int, num: int = 50) -> np.ndarray:
       >>> log_checkpoints(1000, 4).tolist()
       [1, 10, 100, 1000]
     """
-    steps, num = _positive_int(steps, "steps"), _positive_int(num, "num")
+    steps, num = check_positive_int(steps, "steps"), check_positive_int(num, "num")
     return np.unique(np.rint(np.geomspace(1, steps, num)).astype(np.int64))
 
 
@@ -374,7 +374,7 @@ def inverse_time_schedule(mu: float, steps: int, *, offset: float = 0.0) -> np.n
       >>> inverse_time_schedule(0.5, 3).tolist()
       [2.0, 1.0, 0.6666666666666666]
     """
-    steps = _positive_int(steps, "steps")
+    steps = check_positive_int(steps, "steps")
     if not (np.isfinite(mu) and mu > 0):
         raise ValueError(f"mu must be finite and > 0, got {mu!r}")
     if not (np.isfinite(offset) and offset >= 0):
@@ -401,19 +401,13 @@ def theory_step_size(p: Any, G: Any, *, diameter: float, steps: int) -> np.ndarr
       >>> float(theory_step_size([0.5, 0.5], [1.0, 1.0], diameter=2.0, steps=100))
       0.2
     """
-    steps = _positive_int(steps, "steps")
+    steps = check_positive_int(steps, "steps")
     if not (np.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be finite and > 0, got {diameter!r}")
     P = np.asarray(host(p), dtype=np.float64)
     rows = P.reshape(-1, P.shape[-1]) if P.ndim else P
     s = np.array([second_moment(row, G) for row in rows])
     return (diameter / np.sqrt(s * steps)).reshape(P.shape[:-1])
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _make_schedule(steps: int, checkpoints: Any, suffix_fraction: float) -> _Schedule:
@@ -519,9 +513,9 @@ def cost_aware_sgd(
     import jax
     import jax.numpy as jnp
 
-    steps = _positive_int(steps, "steps")
-    trials = _positive_int(trials, "trials")
-    chunk = min(_positive_int(chunk, "chunk"), steps)
+    steps = check_positive_int(steps, "steps")
+    trials = check_positive_int(trials, "trials")
+    chunk = min(check_positive_int(chunk, "chunk"), steps)
     if not (0 < suffix_fraction <= 1):
         raise ValueError(f"suffix_fraction must lie in (0, 1], got {suffix_fraction!r}")
     P = np.asarray(host(p), dtype=np.float64)

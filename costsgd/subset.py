@@ -71,7 +71,13 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from costsgd._validate import check_costs, check_gradient_norms, check_same_shape, host
+from costsgd._validate import (
+    check_costs,
+    check_gradient_norms,
+    check_positive,
+    check_same_shape,
+    host,
+)
 
 __all__ = [
     "GammaTradeoff",
@@ -111,16 +117,6 @@ class SubsetSolution(NamedTuple):
     z: np.ndarray  #: the solution in [0, 1]^n (0/1 except for the LP relaxation)
     objective: float  #: Σ z_i G_i √c_i
     bias: float  #: β_π = (1/n) Σ (1 - z_i) G_i
-
-
-def _finite_positive(x: Any, name: str) -> float:
-    try:
-        value = float(x)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a number, got {x!r}") from err
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {x!r}")
-    return value
 
 
 def knapsack(G: Any, c: Any, *, gamma: float, D: float | None = None, mu: float | None = None):
@@ -166,9 +162,9 @@ def knapsack(G: Any, c: Any, *, gamma: float, D: float | None = None, mu: float 
         raise ValueError("give exactly one of D (convex, Theorem D.2) or mu (Theorem D.3)")
     n = G.size
     if D is not None:
-        excluded = n * gamma / _finite_positive(D, "D")
+        excluded = n * gamma / check_positive(D, "D")
     else:
-        excluded = n * np.sqrt(2.0 * _finite_positive(mu, "mu") * gamma)
+        excluded = n * np.sqrt(2.0 * check_positive(mu, "mu") * gamma)
     return MinKnapsack(G * np.sqrt(c), G, float(G.sum() - excluded), c)
 
 
@@ -428,7 +424,7 @@ def subset_total_cost(G: Any, c: Any, selected: Any, *, eps: float, D: float) ->
         raise ValueError(
             f"selected must be a bool mask of shape {G.shape}, got {mask.dtype} {mask.shape}"
         )
-    eps, D = _finite_positive(eps, "eps"), _finite_positive(D, "D")
+    eps, D = check_positive(eps, "eps"), check_positive(D, "D")
     n = G.size
     floor = D * G[~mask].sum() / n
     if eps <= floor:
@@ -490,7 +486,7 @@ def gamma_tradeoff(
       >>> t.gammas, t.sizes, t.costs, t.best_gamma
       (array([0.  , 0.25, 0.5 , 0.75]), array([3, 3, 2, 1]), array([16., 16., 1., 1.]), 0.5)
     """
-    eps, D = _finite_positive(eps, "eps"), _finite_positive(D, "D")
+    eps, D = check_positive(eps, "eps"), check_positive(D, "D")
     if solver not in _SOLVERS:
         raise ValueError(f"solver must be one of {sorted(_SOLVERS)}, got {solver!r}")
     if gammas is None:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from costsgd import samplers
-from costsgd._validate import check_alpha, check_probabilities
+from costsgd._validate import check_alpha, check_positive_int, check_probabilities
 
 __all__ = ["cost_aware_probs", "importance_weights", "sample_minibatches"]
 
@@ -168,12 +168,6 @@ def cost_aware_probs(
     return samplers.smooth(p, alpha) if alpha > 0 else p
 
 
-def positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def sample_minibatches(
     probs: torch.Tensor,
     batch_size: int,
@@ -214,11 +208,11 @@ def sample_minibatches(
     if p.ndim != 1:
         raise ValueError(f"probs must be 1-D, got shape {tuple(p.shape)}")
     check_probabilities(p, "probs")
-    batch_size = positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     n = p.shape[0]
     if num_batches is None:
         num_batches = math.ceil(n / batch_size)
-    num_batches = positive_int(num_batches, "num_batches")
+    num_batches = check_positive_int(num_batches, "num_batches")
     if generator is not None and generator.device.type != p.device.type:
         raise ValueError(f"generator is on {generator.device}, probs on {p.device}: use one device")
     cdf = torch.cumsum(p, dim=0)

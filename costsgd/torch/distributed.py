@@ -33,12 +33,12 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 
+from costsgd._validate import check_positive_int
 from costsgd.torch._core import (
     NORMALIZATIONS,
     check_lengths,
     cost_aware_probs,
     importance_weights,
-    positive_int,
     sample_minibatches,
     sequence_advantages,
 )
@@ -132,7 +132,7 @@ def stratified_plan(
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    batch_size = positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     probs = cost_aware_probs(
         advantages, lengths, alpha=alpha, mask=mask, proxy=proxy, sigma2=sigma2, generator=generator
     )
@@ -194,7 +194,7 @@ def global_plan(
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    batch_size = positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int shared by all ranks, got {seed!r}")
     rank, world = _world(group)

@@ -16,13 +16,12 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Sampler
 
-from costsgd._validate import check_probabilities
+from costsgd._validate import check_positive_int, check_probabilities
 from costsgd.torch._core import (
     NORMALIZATIONS,
     check_lengths,
     cost_aware_probs,
     importance_weights,
-    positive_int,
     sample_minibatches,
 )
 
@@ -163,14 +162,14 @@ class CostAwareBatchSampler(Sampler[list[int]]):
     ) -> None:
         # Validate eagerly, so that a bad sampler fails where it is built.
         check_probabilities(probs, "probs")
-        batch_size = positive_int(batch_size, "batch_size")
+        batch_size = check_positive_int(batch_size, "batch_size")
         if num_batches is None:
             num_batches = math.ceil(probs.shape[0] / batch_size)
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         self.probs = probs
         self.batch_size = batch_size
-        self.num_batches = positive_int(num_batches, "num_batches")
+        self.num_batches = check_positive_int(num_batches, "num_batches")
         self.generator = generator
         self.normalize = normalize
         self.indices: torch.Tensor | None = None

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from costsgd.torch._core import positive_int
+from costsgd._validate import check_positive_int
 from costsgd.torch.plan import UpdatePlan, plan_update
 
 __all__ = [
@@ -100,7 +100,7 @@ def plan_verl_batch(
         if key not in batch:
             raise ValueError(f"batch has no {key!r} tensor")
     n = batch["advantages"].shape[0]
-    B = positive_int(mini_batch_size, "mini_batch_size")
+    B = check_positive_int(mini_batch_size, "mini_batch_size")
     if n % B:
         raise ValueError(f"mini_batch_size {B} must divide the batch size {n}")
     return plan_update(
@@ -176,7 +176,7 @@ def token_mean_weights(
     Returns:
       Weights shaped like ``plan.weights``.
     """
-    g = positive_int(group_size, "group_size")
+    g = check_positive_int(group_size, "group_size")
     idx = plan.indices.reshape(-1)
     if idx.numel() % g:
         raise ValueError(f"group_size {g} must divide the number of draws {idx.numel()}")
