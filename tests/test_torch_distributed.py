@@ -36,11 +36,26 @@ def _worker(rank, world, init_file, out_dir):
             mismatch_caught = False
         except ValueError:
             mismatch_caught = True
+        # Bad input on rank 1 only: every rank must raise (none may hang in a collective).
+        bad = adv.clone()
+        if rank == 1:
+            bad[0] = float("nan")
+        raised = {}
+        for name, plan in (
+            ("global", lambda: global_plan(bad, lengths, B, seed=SEED)),
+            ("stratified", lambda: stratified_plan(bad, lengths, B)),
+        ):
+            try:
+                plan()
+                raised[name] = ""
+            except ValueError as err:
+                raised[name] = str(err)
         torch.save(
             {
                 "global": shard._asdict() | {"plan": shard.plan._asdict()},
                 "strat": strat._asdict(),
                 "mismatch_caught": mismatch_caught,
+                "raised": raised,
             },
             f"{out_dir}/rank{rank}.pt",
         )
@@ -124,3 +139,9 @@ def test_without_a_process_group_both_strategies_are_the_single_process_plan():
     strat = stratified_plan(adv, lengths, 4, generator=torch.Generator().manual_seed(5))
     assert torch.equal(strat.indices, idx)
     torch.testing.assert_close(strat.weights, importance_weights(p, idx))
+
+
+def test_bad_input_on_one_rank_raises_on_every_rank(results):
+    for name in ("global", "stratified"):
+        assert "finite" in results[1]["raised"][name]  # the rank with the NaN names the problem
+        assert "another rank" in results[0]["raised"][name]  # the other one is told, not hung

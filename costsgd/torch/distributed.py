@@ -75,6 +75,31 @@ def _all_reduce(x: torch.Tensor, group, op=None) -> torch.Tensor:
     return x
 
 
+def _on_every_rank(group, device, fn):
+    """Run ``fn`` (input checks) on every rank; if it raises on any rank, raise on all.
+
+    Without this, a rank with bad input would raise alone and the other ranks
+    would wait forever in the next collective.
+    """
+    error, result = None, None
+    try:
+        result = fn()
+    except ValueError as err:
+        error = err
+    if _world(group)[1] > 1:
+        flag = torch.tensor([0.0 if error is None else 1.0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group)
+        if error is None and flag.item() > 0:
+            raise ValueError("another rank passed invalid input to the plan; no rank draws")
+    if error is not None:
+        raise error
+    return result
+
+
+def _device_of(x: Any) -> torch.device:
+    return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+
+
 def _gather_rows(x: torch.Tensor, sizes: list[int], group) -> torch.Tensor:
     """Concatenate every rank's 1-D ``x`` (lengths ``sizes``) in rank order."""
     world = len(sizes)
@@ -133,8 +158,18 @@ def stratified_plan(
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     batch_size = check_positive_int(batch_size, "batch_size")
-    probs = cost_aware_probs(
-        advantages, lengths, alpha=alpha, mask=mask, proxy=proxy, sigma2=sigma2, generator=generator
+    probs = _on_every_rank(
+        group,
+        _device_of(advantages),
+        lambda: cost_aware_probs(
+            advantages,
+            lengths,
+            alpha=alpha,
+            mask=mask,
+            proxy=proxy,
+            sigma2=sigma2,
+            generator=generator,
+        ),
     )
     _, world = _world(group)
     n_local = probs.shape[0]
@@ -198,8 +233,12 @@ def global_plan(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int shared by all ranks, got {seed!r}")
     rank, world = _world(group)
-    G = sequence_advantages(advantages, mask)
-    c = check_lengths(lengths, G.shape[0], G.device)
+
+    def local_inputs():
+        G = sequence_advantages(advantages, mask)
+        return G, check_lengths(lengths, G.shape[0], G.device)
+
+    G, c = _on_every_rank(group, _device_of(advantages), local_inputs)
     seeds = torch.tensor([seed, -seed], dtype=torch.int64, device=G.device)
     _all_reduce(seeds, group, dist.ReduceOp.MAX if world > 1 else None)
     if int(seeds[0]) != seed or int(seeds[1]) != -seed:
