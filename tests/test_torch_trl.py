@@ -69,14 +69,17 @@ class RecordingTrainer(CostAwareGRPOTrainer):
         return loss
 
 
-def _trainer(tmp_path, loss_type="grpo", cls=RecordingTrainer, **kwargs):
+def _trainer(tmp_path, loss_type="grpo", cls=RecordingTrainer, config=None, **kwargs):
     tokenizer = _tokenizer()
+    config = dict(config or {})
+    max_completion_length = config.pop("max_completion_length", 8)
     args = GRPOConfig(
+        **config,
         output_dir=str(tmp_path),
         per_device_train_batch_size=B,
         gradient_accumulation_steps=SPG,  # steps_per_generation defaults to this
         num_generations=GENERATIONS,
-        max_completion_length=8,
+        max_completion_length=max_completion_length,
         max_steps=STEPS,
         learning_rate=1e-2,
         loss_type=loss_type,
@@ -182,3 +185,24 @@ def test_default_dapo_loss_keeps_the_pool_token_count_as_denominator(tmp_path):
             w, adv = inputs["cost_aware_weights"], inputs["advantages"]
             expected = -(w * adv * tokens).sum() / pool_tokens
             torch.testing.assert_close(loss, expected.to(loss.dtype), rtol=1e-5, atol=1e-7)
+
+
+def test_truncated_completions_keep_their_cost_and_get_no_draws(tmp_path):
+    # mask_truncated_completions zeroes the loss mask of truncated rollouts; they
+    # still cost their generated tokens, and since they carry no gradient they
+    # must get p = 0 instead of being over-drawn as "cheap".
+    trainer = _trainer(
+        tmp_path, config={"mask_truncated_completions": True, "max_completion_length": 3}
+    )
+    trainer.train()
+    masked_rows = 0
+    for pool, plan, _ in trainer.pools:
+        empty = pool["completion_mask"].sum(1) == 0
+        masked_rows += int(empty.sum())
+        assert bool((plan.probs[empty] == 0).all())
+        generated = (pool["completion_ids"] != 0).sum(1)  # pad id 0; truncated rows have none
+        expected = pool["prompt_mask"].sum(1) + torch.where(
+            empty, generated, pool["completion_mask"].sum(1)
+        )
+        torch.testing.assert_close(plan.lengths.to(expected.dtype), expected)
+    assert masked_rows > 0  # the configuration does truncate

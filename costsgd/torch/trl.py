@@ -40,19 +40,42 @@ Logged metrics (``cost_aware/...``): the :meth:`UpdatePlan.summary` fields
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from trl import GRPOTrainer
 
+from costsgd._validate import check_alpha
 from costsgd.torch._core import NORMALIZATIONS, PROXIES
 from costsgd.torch.distributed import stratified_plan
 from costsgd.torch.plan import UpdatePlan
 
-__all__ = ["SUPPORTED_LOSS_TYPES", "CostAwareGRPOTrainer"]
+__all__ = ["SUPPORTED_LOSS_TYPES", "CostAwareGRPOTrainer", "rollout_costs"]
 
 SUPPORTED_LOSS_TYPES = ("cispo", "dapo", "dr_grpo", "grpo", "luspo", "sapo")
 _IMAGE_KEYS = ("pixel_values", "image_grid_thw", "num_images")
+
+
+def rollout_costs(batch: dict[str, Any], pad_token_id: int | None) -> torch.Tensor:
+    """Tokens each rollout costs in the policy update: prompt + generated completion.
+
+    TRL's ``mask_truncated_completions`` zeroes the completion mask of truncated
+    rollouts, which would make the longest rollouts look the cheapest; their
+    cost is then read from the completion's non-pad tokens.
+
+    Examples:
+      >>> import torch
+      >>> batch = {"prompt_mask": torch.ones(2, 3), "completion_mask": torch.tensor([[1, 1, 0], [0, 0, 0]]),
+      ...          "completion_ids": torch.tensor([[5, 2, 0], [7, 8, 9]])}
+      >>> rollout_costs(batch, pad_token_id=0).tolist()
+      [5.0, 6.0]
+    """
+    generated = batch["completion_mask"].sum(1)
+    if pad_token_id is not None:
+        unmasked = (batch["completion_ids"] != pad_token_id).sum(1)
+        generated = torch.where(generated > 0, generated, unmasked)
+    return batch["prompt_mask"].sum(1) + generated
 
 
 class CostAwareGRPOTrainer(GRPOTrainer):
@@ -85,6 +108,9 @@ class CostAwareGRPOTrainer(GRPOTrainer):
             raise ValueError(f"proxy must be one of {PROXIES}, got {proxy!r}")
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        alpha = check_alpha(alpha)
+        if not (isinstance(sigma2, (int, float)) and math.isfinite(sigma2) and sigma2 >= 0):
+            raise ValueError(f"sigma2 must be finite and >= 0, got {sigma2!r}")
         super().__init__(*args, **kwargs)
         if self.loss_type not in SUPPORTED_LOSS_TYPES:
             raise ValueError(
@@ -113,18 +139,23 @@ class CostAwareGRPOTrainer(GRPOTrainer):
         """Replace a scored generation batch by cost-aware draws carrying their weights."""
         if any(key in batch for key in _IMAGE_KEYS):
             raise ValueError("CostAwareGRPOTrainer does not support multimodal inputs")
-        completion_mask = batch["completion_mask"]
+        loss_mask = batch["completion_mask"]
         if "tool_mask" in batch:
-            completion_mask = completion_mask * batch["tool_mask"]
-        lengths = batch["prompt_mask"].sum(1) + batch["completion_mask"].sum(1)
+            loss_mask = loss_mask * batch["tool_mask"]
+        pad_id = getattr(self.processing_class, "pad_token_id", None)
+        lengths = rollout_costs(batch, pad_id)
         n = lengths.shape[0]
         advantages = batch["advantages"]
+        if advantages.ndim == 1:
+            # A rollout whose loss mask is empty (mask_truncated_completions) has no
+            # gradient: give it no probability rather than draws that train nothing.
+            advantages = advantages * (loss_mask.sum(1) > 0)
         plan = stratified_plan(
             advantages,
             lengths,
             self.args.per_device_train_batch_size,
             num_batches=n // self.args.per_device_train_batch_size,
-            mask=completion_mask if advantages.ndim == 2 else None,
+            mask=loss_mask if advantages.ndim == 2 else None,
             generator=self.cost_aware_generator,
             **self.cost_aware_options,
         )
