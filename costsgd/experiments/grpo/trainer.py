@@ -22,7 +22,8 @@ and a mini-batch's loss is :math:`-\frac{1}{B}\sum_{u} w_u\,\ell(o_u)` with a
 fixed denominator ``B`` (the adapter's :func:`costsgd.torch.weighted_policy_loss`,
 mode ``seq-mean-token-mean``): with raw weights :math:`1/(Np_u)` this is an
 unbiased estimate of Eq. 22's pool objective; the re-centring of Appendix G.2
-multiplies each iteration's objective by one constant. When every advantage of
+(mean weight 1 over the iteration's draws) makes it a self-normalised estimate,
+biased by O(1/draws), as in the paper. When every advantage of
 an iteration is zero, the adapter falls back to uniform draws with weight 1
 (the update then only moves the KL term), so the number of gradient steps per
 iteration is the same for every method.
