@@ -315,6 +315,30 @@ def test_importance_weights_reach_the_loss(monkeypatch):
 
     _, changed = _train_small(Method("p*"), weight_decay=0.0)
     assert changed
+    # Each draw gets its own recognisable weight; the loss of every gradient step must
+    # receive exactly the weights of its own draws, in order, and apply them linearly.
+    drawn, seen = [], []
+    real_sample, real_loss = ct.sample_minibatches, ct.weighted_policy_loss
+
+    def sample(*a, **k):
+        idx = real_sample(*a, **k)
+        drawn.extend(idx)
+        return idx
+
+    def loss(token_loss, mask, weights, **k):
+        seen.append(weights.clone())
+        out = real_loss(token_loss, mask, weights, **k)
+        per_seq = (token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
+        torch.testing.assert_close(out, (weights * per_seq).sum() / k["num_sequences"])
+        return out
+
+    monkeypatch.setattr(ct, "sample_minibatches", sample)
+    monkeypatch.setattr(ct, "importance_weights", lambda probs, idx: 1.0 + idx.float() / 100)
+    monkeypatch.setattr(ct, "weighted_policy_loss", loss)
+    _train_small(Method("p*"), weight_decay=0.0)
+    assert len(seen) == len(drawn) > 0
+    for idx, w in zip(drawn, seen, strict=True):
+        torch.testing.assert_close(w, 1.0 + idx.float() / 100)
     monkeypatch.setattr(ct, "importance_weights", lambda probs, idx: torch.zeros(idx.shape))
     _, changed = _train_small(Method("p*"), weight_decay=0.0)
     assert not changed  # zero weights: zero gradient, Adam moves nothing
