@@ -130,10 +130,7 @@ def test_micro_batches_sum_to_the_step_estimator():
             )
             for s in (slice(0, 1), slice(1, 4))
         )
-        if mode == "token-sum":
-            assert torch.allclose(whole, parts)
-        else:
-            assert torch.allclose(whole, parts), mode
+        assert torch.allclose(whole, parts), mode
 
 
 def test_no_weights_means_unit_weights_and_gradients_flow():

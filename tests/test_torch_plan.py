@@ -93,3 +93,12 @@ def test_batch_sampler_is_reproducible_and_validates_eagerly():
         CostAwareBatchSampler(torch.tensor([0.5, 0.6]), 1)
     with pytest.raises(ValueError, match="normalize"):
         CostAwareBatchSampler(probs, 1, normalize="mean")
+
+
+def test_batch_sampler_accepts_a_list_and_rejects_bad_probabilities():
+    from costsgd.torch import CostAwareBatchSampler
+
+    sampler = CostAwareBatchSampler([0.5, 0.5], 2)
+    assert len(list(sampler)) == 1
+    with pytest.raises(ValueError, match="probs must sum to 1"):
+        CostAwareBatchSampler([0.5, 0.6], 2)

@@ -27,7 +27,13 @@ import torch
 from costsgd import samplers, theory
 from costsgd.torch._core import check_lengths, cost_aware_probs, sequence_advantages
 
-__all__ = ["ProxyDiagnostics", "proxy_diagnostics", "reinforce_loss", "sequence_gradient_norms"]
+__all__ = [
+    "ProxyDiagnostics",
+    "pearson",
+    "proxy_diagnostics",
+    "reinforce_loss",
+    "sequence_gradient_norms",
+]
 
 LossFn = Callable[[torch.nn.Module, Mapping[str, torch.Tensor]], torch.Tensor]
 
@@ -107,8 +113,9 @@ def sequence_gradient_norms(
     return norms
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; ``nan`` when fewer than 2 points or either side is constant."""
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
 
@@ -155,4 +162,4 @@ def proxy_diagnostics(
     g = G.numpy()
     p_star = samplers.optimal(g, c)
     gap = theory.chi2_gap(proxy.cpu().numpy(), g, c)
-    return ProxyDiagnostics(G, _pearson(a, g), gap, proxy, torch.from_numpy(p_star))
+    return ProxyDiagnostics(G, pearson(a, g), gap, proxy, torch.from_numpy(p_star))

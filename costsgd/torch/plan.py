@@ -19,6 +19,7 @@ from torch.utils.data import Sampler
 from costsgd._validate import check_positive_int, check_probabilities
 from costsgd.torch._core import (
     NORMALIZATIONS,
+    _as_tensor,
     check_lengths,
     cost_aware_probs,
     importance_weights,
@@ -161,6 +162,7 @@ class CostAwareBatchSampler(Sampler[list[int]]):
         normalize: str = "draws",
     ) -> None:
         # Validate eagerly, so that a bad sampler fails where it is built.
+        probs = _as_tensor(probs, "probs")
         check_probabilities(probs, "probs")
         batch_size = check_positive_int(batch_size, "batch_size")
         if num_batches is None:

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import numpy as np
 import torch
 
 import costsgd as cs
 from costsgd.experiments.grpo.policy import GRUPolicy, response_logprobs
 from costsgd.experiments.grpo.trainer import Batch, GRPOConfig, token_objective
-from costsgd.torch.diagnostics import proxy_diagnostics
+from costsgd.torch.diagnostics import pearson, proxy_diagnostics
 
 __all__ = ["policy_gradient_loss", "rollout_diagnostics"]
 
@@ -52,12 +51,6 @@ def policy_gradient_loss(
         return -(tok.sum(1) / mask.sum(1).clamp(min=1)).sum()
 
     return loss_fn
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
 
 
 def rollout_diagnostics(
@@ -87,7 +80,7 @@ def rollout_diagnostics(
         G = d.grad_norms.numpy()
         out.update(
             pearson=d.pearson,
-            pearson_nonzero=_pearson(A[nz], G[nz]),
+            pearson_nonzero=pearson(A[nz], G[nz]),
             chi2_gap=d.chi2_gap,
             chi2_gap_length=cs.chi2_gap(cs.length_only(None, c), G, c),
             chi2_gap_uniform=cs.chi2_gap(cs.uniform(G, c), G, c),
