@@ -101,7 +101,7 @@ class _Arrays(NamedTuple):
     data: Any  # pytree, leading axis n
     c: Any  # (n,)
     weight: Any  # (S, n): 1 / (n p_i), 0 where p_i = 0
-    accept: Any  # (S, n) alias tables
+    accept: Any  # (S, n) uint32 alias thresholds
     alias: Any  # (S, n)
     radius: Any  # ()
     x_star: Any  # (d,)
@@ -588,7 +588,7 @@ def cost_aware_sgd(
         data=jax.tree_util.tree_map(as_dtype, problem.data),
         c=as_dtype(c),
         weight=as_dtype(weight),
-        accept=as_dtype(np.stack([t.accept for t in tables])),
+        accept=jnp.asarray(np.stack([t.threshold for t in tables])),
         alias=jnp.asarray(np.stack([t.alias for t in tables]), jnp.int32),
         radius=as_dtype(radius),
         x_star=as_dtype(x_star),

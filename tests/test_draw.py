@@ -67,12 +67,9 @@ def test_numpy_draws_follow_p():
 def test_jax_draws_follow_p_and_trace_under_jit():
     p = cs.optimal(*_instance())
     table = cs.alias_table(p)
-    accept, alias = (
-        jax.numpy.asarray(table.accept, jax.numpy.float32),
-        jax.numpy.asarray(table.alias),
-    )
+    threshold, alias = jax.numpy.asarray(table.threshold), jax.numpy.asarray(table.alias)
     draw = jax.jit(cs.sample_jax, static_argnums=3)
-    idx = np.asarray(draw(jax.random.key(0), accept, alias, (400, 500)))
+    idx = np.asarray(draw(jax.random.key(0), threshold, alias, (400, 500)))
     assert idx.shape == (400, 500)
     assert _chi_square_pvalue(idx, p, idx.size) > ALPHA
 
@@ -99,3 +96,33 @@ def _instance():
     G[:3] = 0.0
     c = rng.uniform(1.0, 1000.0, 50)
     return G, c
+
+
+def test_jax_draws_do_not_inflate_rare_components():
+    """A float32 coin is 0 with probability 2^-23, which would draw a component of
+    probability 1e-12 about 10^5 times too often (and weight it by 1/(n p)). The
+    integer threshold keeps its rate within 2^-32 per column of the float64 table."""
+    p = np.array([1e-12, 1 - 1e-12])
+    table = cs.alias_table(p)
+    draws = jax.jit(cs.sample_jax, static_argnums=3)
+    hits = sum(
+        int(
+            (
+                np.asarray(draws(jax.random.key(k), table.threshold, table.alias, (10**7,))) == 0
+            ).sum()
+        )
+        for k in range(3)
+    )
+    # Expected 3e7 * 1e-12 = 3e-5 hits; a float32 coin would give about 3e7 * 2^-24 = 1.8.
+    assert hits == 0
+    # Exactness of the thresholds themselves: within 2^-32 of accept.
+    assert np.all(np.abs(table.threshold / 2.0**32 - table.accept) <= 2.0**-32)
+
+
+def test_sequential_fallback_builds_an_exact_table():
+    """A chain that needs more bulk rounds than allowed finishes sequentially, exactly."""
+    n, s = 100, 0.001
+    q = np.full(n, 1 + s)
+    q[0] = 1 - (n - 1) * s
+    p = q / q.sum()
+    np.testing.assert_allclose(cs.implied_probabilities(cs.alias_table(p)), p, atol=1e-15)

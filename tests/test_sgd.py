@@ -86,7 +86,7 @@ def test_importance_weighted_gradient_is_unbiased(prob):
     draws = 400_000
     with jax.enable_x64(True):
         idx = sample_jax(
-            jax.random.key(7), jnp.asarray(table.accept), jnp.asarray(table.alias), (draws,)
+            jax.random.key(7), jnp.asarray(table.threshold), jnp.asarray(table.alias), (draws,)
         )
         A, b, w = jnp.asarray(prob.A), jnp.asarray(prob.b), jnp.asarray(1.0 / (N * p))
         g = jax.vmap(
