@@ -90,22 +90,24 @@ def _bad_entries(mask: Any, values: Any) -> str:
     return f"{idx.size} entr{'y' if idx.size == 1 else 'ies'}: {shown}{more}"
 
 
-def _value_summary(x: Any) -> np.ndarray:
-    """[any non-finite, any negative, any positive, sum] of ``x`` in one host transfer.
+def _value_summary(x: Any, with_sum: bool) -> np.ndarray:
+    """[any non-finite, any negative, any positive(, sum)] of ``x`` in one host transfer.
 
     One transfer matters for arrays on a GPU, where every ``bool(...)`` is a
     device synchronisation.
     """
     xp = array_api_compat.array_namespace(x)
     flags = [xp.any(~xp.isfinite(x)), xp.any(x < 0), xp.any(x > 0)]
-    return host(xp.stack([xp.astype(f, x.dtype) for f in flags] + [xp.sum(x)]))
+    return host(
+        xp.stack([xp.astype(f, x.dtype) for f in flags] + ([xp.sum(x)] if with_sum else []))
+    )
 
 
-def _check_finite_nonnegative(x: Any, name: str) -> np.ndarray | None:
+def _check_finite_nonnegative(x: Any, name: str, with_sum: bool = False) -> np.ndarray | None:
     """Raise unless ``x`` is finite and >= 0; return its :func:`_value_summary`."""
     if is_traced(x):
         return None
-    summary = _value_summary(x)
+    summary = _value_summary(x, with_sum)
     if summary[0]:
         bad = ~array_api_compat.array_namespace(x).isfinite(x)
         raise ValueError(f"{name} must be finite; non-finite {_bad_entries(bad, x)}")
@@ -141,7 +143,7 @@ def check_probabilities(p: Any, name: str = "p"):
     components sum to 1 only to about 1e-4).
     """
     p = as_array(p, name)
-    summary = _check_finite_nonnegative(p, name)
+    summary = _check_finite_nonnegative(p, name, with_sum=True)
     if summary is not None:
         xp = array_api_compat.array_namespace(p)
         total = float(summary[3])

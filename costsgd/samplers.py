@@ -43,7 +43,16 @@ def _inputs(G: Any, c: Any):
 
 
 def _normalise(w, xp):
-    return w / xp.sum(w)
+    """``w / sum(w)`` for non-negative weights already scaled to max 1 (no overflow)."""
+    total = xp.sum(w)
+    if not is_traced(total) and not (float(total) > 0 and float(total) < float("inf")):
+        raise ValueError(f"the sampling weights sum to {float(total)!r}: no distribution")
+    return w / total
+
+
+def _min_where(x, mask, xp):
+    """min of x over mask (mask is non-empty)."""
+    return xp.min(xp.where(mask, x, xp.full_like(x, float("inf"))))
 
 
 def uniform(G: Any, c: Any):
@@ -76,7 +85,7 @@ def variance(G: Any, c: Any):
       array([0.25, 0.75])
     """
     G, _, xp = _inputs(G, c)
-    return _normalise(G, xp)
+    return _normalise(G / xp.max(G), xp)
 
 
 def optimal(G: Any, c: Any):
@@ -111,7 +120,10 @@ def optimal(G: Any, c: Any):
                 "costs nothing (Theorem 4.1 needs c_i > 0 there); add a positive cost floor"
             )
     safe_c = xp.where(G > 0, c, xp.ones_like(c))
-    return _normalise(G / xp.sqrt(safe_c), xp)
+    # Scale both factors to at most 1 first: G/max G and sqrt(c_min/c) cannot overflow
+    # where G/sqrt(c) could (G = 1e300, c = 1e-300).
+    c_min = _min_where(safe_c, G > 0, xp)
+    return _normalise((G / xp.max(G)) * xp.sqrt(c_min / safe_c), xp)
 
 
 def length_only(G: Any, c: Any):
@@ -136,7 +148,7 @@ def length_only(G: Any, c: Any):
         check_same_shape(G=G, c=c)
     if not is_traced(c) and bool(xp.any(c == 0)):
         raise ValueError("c has zero entries: p ∝ 1/sqrt(c) is undefined there")
-    return _normalise(1.0 / xp.sqrt(c), xp)
+    return _normalise(xp.sqrt(xp.min(c) / c), xp)
 
 
 def smooth(p: Any, alpha: Any):
@@ -215,6 +227,8 @@ def noisy_proxy(
     else:
         noise = as_array(noise, "noise")
         check_same_shape(G=G, noise=noise)
+        if not is_traced(noise) and not bool(xp.all(xp.isfinite(noise))):
+            raise ValueError("noise must be finite")
     proxy = G + (sigma2**0.5) * noise
     proxy = xp.abs(proxy) if negative == "abs" else xp.where(proxy > 0, proxy, xp.zeros_like(proxy))
     if not is_traced(proxy) and not bool(xp.any(proxy > 0)):

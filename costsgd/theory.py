@@ -31,6 +31,7 @@ from costsgd._validate import (
     as_array,
     check_costs,
     check_gradient_norms,
+    check_positive,
     check_probabilities,
     check_same_shape,
     host,
@@ -141,15 +142,16 @@ def _horizon(eps: float, D: float | None, mu: float | None) -> float:
     """The factor K/J: D^2/eps^2 (Eq. 3) or 4/(mu eps) (Eq. 4)."""
     if (D is None) == (mu is None):
         raise ValueError("give exactly one of D (convex, Eq. 3) or mu (strongly convex, Eq. 4)")
-    if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be finite and > 0, got {eps!r}")
-    if D is not None:
-        if not (np.isfinite(D) and D > 0):
-            raise ValueError(f"D must be finite and > 0, got {D!r}")
-        return D**2 / eps**2
-    if not (np.isfinite(mu) and mu > 0):
-        raise ValueError(f"mu must be finite and > 0, got {mu!r}")
-    return 4.0 / (mu * eps)
+    eps = check_positive(eps, "eps")
+    with np.errstate(over="ignore"):  # numpy floats: overflow gives inf, checked below
+        if D is not None:
+            factor = (np.float64(check_positive(D, "D")) / eps) ** 2
+        else:
+            factor = 4.0 / (np.float64(check_positive(mu, "mu")) * eps)
+    factor = float(factor)
+    if not np.isfinite(factor):
+        raise ValueError(f"the horizon overflows float64 (eps = {eps!r} is too small)")
+    return factor
 
 
 def iterations(p: Any, G: Any, *, eps: float, D: float | None = None, mu: float | None = None):
@@ -237,7 +239,9 @@ def cost_ratios(G: Any, c: Any) -> CostRatios:
 
     Computed in log-space. The first two are at most 1 (Cauchy–Schwarz), with
     equality when :math:`G \propto \sqrt c` (first) or when costs are equal on
-    the support of :math:`G` (second). A ratio is ``nan`` when every cost is 0.
+    the support of :math:`G` (second). A ratio is ``nan`` when its denominator is
+    0: every cost 0, or (``optimal_vs_variance``) every component with
+    :math:`G_i > 0` free.
 
     Examples:
       >>> r = cost_ratios([1.0, 1.0], [1.0, 1.0])
@@ -325,7 +329,7 @@ def chi2_gap(p: Any, G: Any, c: Any) -> float:
     """
     p, c_ = _pc(p, c)
     p_star = _f64(samplers.optimal(G, c))
-    check_same_shape(p=p, G=p_star)
+    check_same_shape(p=p, G=_f64(check_gradient_norms(G)))
     if np.dot(p, c_) <= 0:
         return float("inf")
     return chi2_divergence(cost_biased(p_star, c_), cost_biased(p, c_))
@@ -358,10 +362,13 @@ def predicted_proxy_gap(
         raise ValueError("G must be > 0 everywhere: Theorem D.5 expands 1/G'_i around G_i")
     if (noise_var is None) == (rho is None):
         raise ValueError("give exactly one of noise_var or rho")
+    if not np.all(c > 0):
+        raise ValueError("c must be > 0 everywhere: p' ∝ G'/sqrt(c) needs positive costs")
     if rho is not None:
         if not 0 < rho <= 1:
             raise ValueError(f"rho must lie in (0, 1], got {rho!r}")
-        noise_var = float(np.var(G)) * (1 - rho**2) / rho**2
+        with np.errstate(over="ignore"):
+            noise_var = float(np.var(G) * (np.float64(1.0) / np.float64(rho)) ** 2 - np.var(G))
     if not (np.isfinite(noise_var) and noise_var >= 0):
         raise ValueError(f"noise_var must be finite and >= 0, got {noise_var!r}")
     sc = np.sqrt(c)

@@ -121,6 +121,8 @@ def test_noisy_proxy_negative_handling():
         cs.noisy_proxy(G, c, 1.0, noise=xi, negative="zero")
     with pytest.raises(ValueError, match="sigma2"):
         cs.noisy_proxy(G, c, -1.0, rng=0)
+    with pytest.raises(ValueError, match="noise must be finite"):
+        cs.noisy_proxy(G, c, 1.0, noise=np.array([np.nan, 1.0]))
 
 
 def test_noisy_proxy_is_reproducible_and_zero_noise_is_exact():
@@ -225,3 +227,15 @@ def test_float32_distributions_over_many_components_are_accepted():
     assert q.dtype == np.float32
     with pytest.raises(ValueError, match="must sum to 1"):
         cs.smooth(p * np.float32(1.01), 0.1)
+
+
+def test_extreme_magnitudes_give_a_distribution_not_nan():
+    """Found in review: G/sqrt(c) overflowed (1e300 / sqrt(1e-300)) and float32 sums of
+    3e38 overflowed to inf, returning [nan, 0] or [0, 0]."""
+    p = cs.optimal([1e300, 1.0], [1e-300, 1.0])
+    np.testing.assert_allclose(p, [1.0, 0.0], atol=1e-300)
+    p32 = cs.variance(np.array([3e38, 3e38], np.float32), np.ones(2, np.float32))
+    np.testing.assert_allclose(p32, [0.5, 0.5])
+    p32 = cs.optimal(np.array([3e38, 3e38], np.float32), np.array([1.0, 4.0], np.float32))
+    np.testing.assert_allclose(p32, [2 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(cs.length_only(None, [1e-300, 1e300]), [1.0, 0.0], atol=1e-300)

@@ -415,3 +415,17 @@ def test_theory_accepts_jax_and_torch_inputs():
     )
     t = cs.optimal(torch.tensor(G), torch.tensor(c))
     assert cs.cost_product(t, torch.tensor(G), torch.tensor(c)) == pytest.approx(ref, rel=1e-12)
+
+
+def test_edge_cases_from_review_raise_clear_errors():
+    with pytest.raises(ValueError, match="eps must be a number"):
+        cs.total_cost([0.5, 0.5], [1.0, 1.0], [1.0, 1.0], eps="a", D=1.0)
+    with pytest.raises(ValueError, match="overflows"):
+        cs.total_cost([0.5, 0.5], [1.0, 1.0], [1.0, 1.0], eps=1e-200, D=1.0)
+    with pytest.raises(ValueError, match="c must be > 0"):
+        cs.predicted_proxy_gap([1.0, 2.0], [0.0, 1.0], noise_var=0.1)
+    with pytest.raises(ValueError, match="noise_var must be finite"):
+        cs.predicted_proxy_gap([1.0, 2.0], [1.0, 1.0], rho=1e-200)
+    # a ratio with a zero denominator is nan, as documented: K_var = 0 when G > 0 only where c = 0
+    r = cs.cost_ratios([1.0, 0.0], [0.0, 1.0])
+    assert np.isnan(r.optimal_vs_variance)
