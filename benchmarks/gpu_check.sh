@@ -8,9 +8,9 @@ mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi -L | tee "$OUT/gpu.txt"
 python3 -c "import torch, jax; print('torch', torch.__version__, torch.cuda.get_device_name(0)); print('jax', jax.__version__, jax.devices())" | tee -a "$OUT/gpu.txt"
-# 1. The adapter on CUDA tensors: device tests, core, plan and loss tests.
+# 1. The adapter on CUDA tensors (device, core, plan and loss tests) and JAX alias draws on the GPU.
 python3 -m pytest -q -p no:cacheprovider -o addopts="" -o filterwarnings=default \
-  tests/test_torch_devices.py tests/test_torch.py tests/test_torch_plan.py tests/test_torch_loss.py \
+  tests/test_torch_devices.py tests/test_torch.py tests/test_torch_plan.py tests/test_torch_loss.py tests/test_draw.py \
   2>&1 | tee "$OUT/torch_tests.log" | tail -3
 # 2. Adapter overhead vs a policy-gradient step, on the GPU.
 python3 benchmarks/bench_torch_adapter.py --device cuda --out "$OUT/adapter_cuda.json" 2>&1 | tee "$OUT/adapter_cuda.log" | tail -15
