@@ -119,11 +119,19 @@ def optimal(G: Any, c: Any):
                 "J(p) = S(p)C(p) is not attained when a component with gradient signal "
                 "costs nothing (Theorem 4.1 needs c_i > 0 there); add a positive cost floor"
             )
+    return _normalise(_optimal_weights(G, c, xp), xp)
+
+
+def _optimal_weights(G, c, xp):
+    """Unnormalised p*, each weight in [0, 1]: no validation and no host synchronisation.
+
+    For inputs already checked (G >= 0 finite with some G > 0; c > 0 where G > 0).
+    Both factors are scaled to at most 1 first: G/max G and sqrt(c_min/c) cannot
+    overflow where G/sqrt(c) could (G = 1e300, c = 1e-300).
+    """
     safe_c = xp.where(G > 0, c, xp.ones_like(c))
-    # Scale both factors to at most 1 first: G/max G and sqrt(c_min/c) cannot overflow
-    # where G/sqrt(c) could (G = 1e300, c = 1e-300).
     c_min = _min_where(safe_c, G > 0, xp)
-    return _normalise((G / xp.max(G)) * xp.sqrt(c_min / safe_c), xp)
+    return (G / xp.max(G)) * xp.sqrt(c_min / safe_c)
 
 
 def length_only(G: Any, c: Any):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import array_api_compat
 import torch
 
 from costsgd import samplers
@@ -151,6 +152,11 @@ def cost_aware_probs(
       >>> cost_aware_probs(torch.zeros(4), torch.ones(4)).tolist()  # no signal: uniform
       [0.25, 0.25, 0.25, 0.25]
     """
+    return _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)[0]
+
+
+def _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator):
+    """:func:`cost_aware_probs` and the validated float64 costs, with few host syncs."""
     alpha = check_alpha(alpha)
     if proxy not in PROXIES:
         raise ValueError(f"proxy must be one of {PROXIES}, got {proxy!r}")
@@ -163,9 +169,10 @@ def cost_aware_probs(
     elif sigma2:
         noise = torch.randn(G.shape, generator=generator, dtype=G.dtype, device=G.device)
         p = samplers.noisy_proxy(G, c, sigma2, noise=noise)
-    else:
-        p = samplers.optimal(G / G.max(), c)  # p is scale-free in G; this keeps sums finite
-    return samplers.smooth(p, alpha) if alpha > 0 else p
+    else:  # G and c are validated above: the samplers' kernel, without re-checking
+        w = samplers._optimal_weights(G, c, array_api_compat.array_namespace(G))
+        p = w / w.sum()
+    return ((1.0 - alpha) * p + alpha / p.shape[0] if alpha > 0 else p), c
 
 
 def sample_minibatches(
@@ -215,11 +222,18 @@ def sample_minibatches(
     num_batches = check_positive_int(num_batches, "num_batches")
     if generator is not None and generator.device.type != p.device.type:
         raise ValueError(f"generator is on {generator.device}, probs on {p.device}: use one device")
+    return _draw(p, batch_size, num_batches, generator)
+
+
+def _draw(p: torch.Tensor, batch_size: int, num_batches: int, generator) -> torch.Tensor:
+    """The inverse-CDF draw of :func:`sample_minibatches` for a validated float64 ``p``
+    (no host synchronisation)."""
     cdf = torch.cumsum(p, dim=0)
     u = torch.rand((num_batches, batch_size), generator=generator, dtype=p.dtype, device=p.device)
     idx = torch.searchsorted(cdf, u * cdf[-1], right=True)
     # u * total can round up to total: fall back to the last component with mass.
-    last = torch.nonzero(p > 0).reshape(-1)[-1]
+    positions = torch.arange(p.shape[0], device=p.device)
+    last = torch.where(p > 0, positions, torch.zeros_like(positions)).max()
     return torch.minimum(idx, last)
 
 
@@ -290,12 +304,17 @@ def importance_weights(
         raise ValueError(
             f"indices must lie in [0, {n}); got min {int(idx.min())}, max {int(idx.max())}"
         )
-    drawn = p[idx]
-    if bool((drawn <= 0).any()):
+    if bool((p[idx] <= 0).any()):
         raise ValueError("indices include components with probs == 0: they cannot have been drawn")
-    w = 1.0 / (n * drawn)
+    return _weights(p, idx, normalize, dtype)
+
+
+def _weights(p: torch.Tensor, idx: torch.Tensor, normalize: str, dtype) -> torch.Tensor:
+    """The weights of :func:`importance_weights` for validated draws (no host sync)."""
+    n = p.shape[0]
+    w = 1.0 / (n * p[idx])
     if normalize == "draws":
         w = w / w.mean()
     elif normalize == "expected":
-        w = w * (n / float((p > 0).sum()))
+        w = w * (n / (p > 0).sum())
     return w.to(dtype)

@@ -20,8 +20,9 @@ from costsgd._validate import check_positive_int, check_probabilities
 from costsgd.torch._core import (
     NORMALIZATIONS,
     _as_tensor,
-    check_lengths,
-    cost_aware_probs,
+    _draw,
+    _probs_and_costs,
+    _weights,
     importance_weights,
     sample_minibatches,
 )
@@ -117,18 +118,19 @@ def plan_update(
       >>> round(plan.summary()["weight_mean"], 6)
       1.0
     """
-    probs = cost_aware_probs(
-        advantages,
-        lengths,
-        alpha=alpha,
-        mask=mask,
-        proxy=proxy,
-        sigma2=sigma2,
-        generator=generator,
-    )
-    indices = sample_minibatches(probs, batch_size, num_batches=num_batches, generator=generator)
-    weights = importance_weights(probs, indices, normalize=normalize)
-    return UpdatePlan(probs, indices, weights, check_lengths(lengths, probs.shape[0], probs.device))
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    probs, costs = _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)
+    if num_batches is None:
+        num_batches = math.ceil(probs.shape[0] / batch_size)
+    num_batches = check_positive_int(num_batches, "num_batches")
+    if generator is not None and generator.device.type != probs.device.type:
+        raise ValueError(f"generator is on {generator.device}, probs on {probs.device}")
+    # probs and costs were validated above: draw and weigh without re-checking (no host syncs).
+    indices = _draw(probs, batch_size, num_batches, generator)
+    weights = _weights(probs, indices, normalize, torch.float32)
+    return UpdatePlan(probs, indices, weights, costs)
 
 
 class CostAwareBatchSampler(Sampler[list[int]]):
