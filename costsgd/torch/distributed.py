@@ -36,10 +36,11 @@ import torch.distributed as dist
 from costsgd._validate import check_positive_int
 from costsgd.torch._core import (
     NORMALIZATIONS,
+    _draw,
+    _probs_and_costs,
+    _weights,
     check_lengths,
     cost_aware_probs,
-    importance_weights,
-    sample_minibatches,
     sequence_advantages,
 )
 from costsgd.torch.plan import UpdatePlan
@@ -158,18 +159,12 @@ def stratified_plan(
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     batch_size = check_positive_int(batch_size, "batch_size")
-    probs = _on_every_rank(
+    if generator is not None and generator.device.type != _device_of(advantages).type:
+        raise ValueError(f"generator is on {generator.device}, advantages elsewhere")
+    probs, costs = _on_every_rank(
         group,
         _device_of(advantages),
-        lambda: cost_aware_probs(
-            advantages,
-            lengths,
-            alpha=alpha,
-            mask=mask,
-            proxy=proxy,
-            sigma2=sigma2,
-            generator=generator,
-        ),
+        lambda: _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator),
     )
     _, world = _world(group)
     n_local = probs.shape[0]
@@ -179,12 +174,14 @@ def stratified_plan(
     n_global, support_global = _all_reduce(counts, group).tolist()
     if num_batches is None:
         num_batches = math.ceil(n_global / (batch_size * world))
-    indices = sample_minibatches(probs, batch_size, num_batches=num_batches, generator=generator)
-    raw = importance_weights(probs, indices, normalize="none", dtype=torch.float64)
+    num_batches = check_positive_int(num_batches, "num_batches")
+    # probs and costs are validated above: draw and weigh without re-checking (no host syncs).
+    indices = _draw(probs, batch_size, num_batches, generator)
+    raw = _weights(probs, indices, "none", torch.float64)
     raw = raw * (world * n_local / n_global)  # = W / (N p_u)
     expected = torch.tensor(support_global / n_global, dtype=torch.float64)
     weights = _normalised(raw, normalize, expected, group).to(torch.float32)
-    return UpdatePlan(probs, indices, weights, check_lengths(lengths, n_local, probs.device))
+    return UpdatePlan(probs, indices, weights, costs)
 
 
 def global_plan(
@@ -255,11 +252,11 @@ def global_plan(
     n = probs.shape[0]
     if num_batches is None:
         num_batches = math.ceil(n / (batch_size * world))
+    num_batches = check_positive_int(num_batches, "num_batches")
     generator = torch.Generator(device=probs.device).manual_seed(seed)
-    everyone = sample_minibatches(
-        probs, batch_size * world, num_batches=num_batches, generator=generator
-    )
-    weights = importance_weights(probs, everyone, normalize=normalize)
+    # probs is cost_aware_probs' output: draw and weigh without re-checking it.
+    everyone = _draw(probs, batch_size * world, num_batches, generator)
+    weights = _weights(probs, everyone, normalize, torch.float32)
     cols = slice(rank * batch_size, (rank + 1) * batch_size)
     indices = everyone[:, cols]
     offsets = torch.tensor([0, *sizes], device=probs.device).cumsum(0)
