@@ -76,20 +76,7 @@ for name, e in zip(names, mean_err, strict=True):
 
 # %%
 config = f2.PAPER._replace(n=1000, d=20, steps=T, trials=M)
-results = {
-    "steps": res.steps,
-    "cost": res.cost,
-    "error": res.error_average,
-    "error_suffix": res.error_suffix,
-    "error_last": res.error_last,
-    "p": P,
-    "eta": eta,
-    "second_moment": np.array([cs.second_moment(p, G) for p in P]),
-    "expected_cost": np.array([cs.expected_cost(p, c) for p in P]),
-    "cost_product": np.array([cs.cost_product(p, G, c) for p in P]),
-    "optimal_cost_product": j_star,
-    "config": config._asdict(),
-}
+results = f2.collect_results(res, P, eta, G, c, config)
 png = f2.plot_results(results, Path(tempfile.gettempdir()) / "costsgd_figure2_small.png")
 print(f"figure written to {png}")
 

@@ -42,6 +42,7 @@ __all__ = [
     "Figure2Config",
     "Row",
     "add_parsers",
+    "collect_results",
     "default_target",
     "format_summary",
     "load_results",
@@ -139,6 +140,12 @@ def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
         seed=config.seed,
         checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
     )
+    return collect_results(res, P, eta, G, c, config)
+
+
+def collect_results(res: cs.SGDResult, P, eta, G, c, config: Figure2Config) -> dict[str, Any]:
+    """The results dict of :func:`run_figure2` from an engine run and its inputs
+    (arrays, the theory's S, C, J per strategy, config and versions)."""
     return {
         "steps": res.steps,
         "cost": res.cost,
