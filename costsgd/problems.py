@@ -172,12 +172,14 @@ def least_squares(
     """The §4.4 least-squares instance (defaults: N = 3000, d = 50, L = 10, c ~ U[1, 1000]).
 
     Args:
-      n, d: number of components and dimension (``n >= d`` for a unique minimiser).
+      n: number of components (``n >= d`` for a unique minimiser).
+      d: dimension.
       L: the bound on the row norms.
       min_norm_frac: row norms are ``L * U[min_norm_frac, 1]``.
       noise: standard deviation of the target noise.
       radius_factor: feasible radius ``R = radius_factor * ||x*||`` (``>= 1``).
-      cost_low, cost_high: costs are ``U[cost_low, cost_high]``.
+      cost_low: costs are ``U[cost_low, cost_high]``.
+      cost_high: see ``cost_low``.
       gradient_bound: ``"ball"`` or ``"row_norm"`` (see the module docstring).
       seed: seed of the instance.
 

@@ -206,7 +206,8 @@ def noisy_proxy(
     If every clipped proxy is zero, ``ValueError`` is raised (no distribution).
 
     Args:
-      G, c: as in :func:`optimal`.
+      G: as in :func:`optimal`.
+      c: as in :func:`optimal`.
       sigma2: noise variance :math:`\sigma^2 \ge 0`.
       noise: optional standard-normal draws :math:`\xi`, shape ``(n,)``, of the
         same backend as ``G`` (use it under JAX ``jit`` or for reproducibility).

@@ -429,7 +429,8 @@ def subset_total_cost(G: Any, c: Any, selected: Any, *, eps: float, D: float) ->
     on :math:`\pi`). The full set gives Eq. 6.
 
     Args:
-      G, c: bounds and costs, shape ``(n,)``.
+      G: gradient-norm bounds, shape ``(n,)``.
+      c: costs, shape ``(n,)``.
       selected: bool mask of :math:`\pi`, shape ``(n,)``.
       eps: target error; must exceed the bias floor :math:`D\beta_\pi`.
       D: diameter of the feasible set.
@@ -496,7 +497,8 @@ def gamma_tradeoff(
     nothing and costs 0: every feasible point is already :math:`\epsilon`-optimal.
 
     Args:
-      G, c: bounds and costs, shape ``(n,)``.
+      G: gradient-norm bounds, shape ``(n,)``.
+      c: costs, shape ``(n,)``.
       eps: target error.
       D: diameter.
       gammas: budgets to try, each in :math:`[0, \epsilon)`; default ``num``

@@ -133,7 +133,9 @@ def proxy_diagnostics(
     r"""Figure 3 for one batch: :math:`G_u`, corr(:math:`|A_u|, G_u`) and the χ² gap.
 
     Args:
-      model, batch, loss_fn: as in :func:`sequence_gradient_norms`.
+      model: as in :func:`sequence_gradient_norms`.
+      batch: as in :func:`sequence_gradient_norms`.
+      loss_fn: as in :func:`sequence_gradient_norms`.
       advantages: ``(N,)`` or ``(N, T)`` (with ``mask``) advantages.
       lengths: ``(N,)`` rollout costs :math:`c_u > 0`.
       alpha: smoothing of the proxy distribution, as used in training.

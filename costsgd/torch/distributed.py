@@ -204,12 +204,12 @@ def global_plan(
     allowed), :math:`p` is formed over the whole pool, and
     :math:`T \times BW` indices are drawn with a ``torch.Generator`` seeded by
     ``seed`` on every rank (the seeds are checked to agree). Rank :math:`r`
-    keeps columns :math:`[rB, (r+1)B)` of each mini-batch.
+    keeps columns :math:`[rB, (r+1)B)` of each mini-batch. The other arguments
+    are as in :func:`plan_update`; the noisy proxy is not offered here.
 
     Args:
       seed: shared integer seed (same on every rank; use a new one each step).
       batch_size: :math:`B`, draws per rank per mini-batch.
-      (others as in :func:`plan_update`; the noisy proxy is not offered here.)
 
     Returns:
       A :class:`ShardPlan`.

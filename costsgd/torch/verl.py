@@ -82,7 +82,10 @@ def plan_verl_batch(
       mini_batch_size: rollouts per mini-batch, i.e. verl's
         ``ppo_mini_batch_size × rollout.n``; it must divide :math:`N` (so the
         actor sees :math:`T = N/B` mini-batches, as without sampling).
-      alpha, proxy, generator, normalize: as in :func:`plan_update`.
+      alpha: as in :func:`plan_update`.
+      proxy: as in :func:`plan_update`.
+      generator: as in :func:`plan_update`.
+      normalize: as in :func:`plan_update`.
 
     Returns:
       An :class:`UpdatePlan` with ``indices`` / ``weights`` of shape ``(T, B)``.

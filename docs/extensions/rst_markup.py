@@ -1,0 +1,75 @@
+"""A griffe extension that turns the reST markup of costsgd's docstrings into Markdown.
+
+The docstrings are Google style with Sphinx-flavoured inline markup (``:func:`x```,
+``:math:`x```, ``.. math::`` blocks), which reads well in ``help()`` and in the
+source. mkdocstrings renders docstrings as Markdown, so before rendering this
+extension rewrites
+
+* ``.. math::`` blocks to ``$$ ... $$`` display math and ``:math:`x``` to ``\\(x\\)``
+  (both typeset by ``pymdownx.arithmatex``);
+* cross-reference roles (``:func:``, ``:class:``, ``:mod:``, ...) to code spans;
+* reST double-backtick literals to Markdown code spans.
+
+Only the rendered copy changes; the source docstrings stay as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import griffe
+
+__all__ = ["RstMarkup", "to_markdown"]
+
+_ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|exc|const):`~?([^`]+)`")
+_MATH = re.compile(r":math:`([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+_DIRECTIVE = re.compile(r"^(\s*)\.\. math::\s*(.*)$")
+
+
+def _math_blocks(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _DIRECTIVE.match(lines[i])
+        if not m:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, first = m.group(1), m.group(2)
+        body = [first] if first else []
+        i += 1
+        while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > len(indent)):
+            body.append(lines[i].strip())
+            i += 1
+        while body and not body[-1]:
+            body.pop()
+        out += ["", f"{indent}$$", *(f"{indent}{b}" for b in body if b), f"{indent}$$", ""]
+    return out
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def to_markdown(text: str) -> str:
+    r"""Rewrite reST math, roles and literals in ``text`` as Markdown.
+
+    Examples:
+        >>> to_markdown("Uses :func:`optimal` and ``p``: :math:`p \\propto G`.")
+        'Uses `optimal` and `p`: \\(p \\propto G\\).'
+    """
+    text = "\n".join(_math_blocks(text.split("\n")))
+    text = _MATH.sub(lambda m: rf"\({m.group(1)}\)", text)
+    text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1] if m.group(0).count('~') else m.group(1)}`", text)
+    return _LITERAL.sub(r"`\1`", text)
+
+
+class RstMarkup(griffe.Extension):
+    """Rewrite every loaded object's docstring with :func:`to_markdown`."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        """Convert ``obj``'s docstring in place (griffe calls this for each object)."""
+        if obj.docstring is not None:
+            obj.docstring.value = to_markdown(obj.docstring.value)
