@@ -59,6 +59,7 @@ from costsgd.theory import (
 )
 
 __version__ = "0.1.0"
+"""The version of this package."""
 
 __all__ = [
     "AliasTable",

@@ -1,7 +1,13 @@
-"""Test-run settings: hypothesis profile; float64 is enabled locally by tests that need it."""
+"""Test-run settings: the hypothesis profile and the ``slow`` marker.
+
+float64 is enabled locally by the tests that need it. Tests marked
+``@pytest.mark.slow`` (long statistical or end-to-end runs) are skipped unless
+pytest is given ``--runslow``.
+"""
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # Keep hypothesis away from the repository root (and CI's clean clone).
@@ -13,3 +19,22 @@ settings.register_profile(
     database=None,
 )
 settings.load_profile("costsgd")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--runslow", action="store_true", default=False, help="also run tests marked slow"
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running; skipped unless --runslow is given")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow test: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -40,6 +40,7 @@ import torch
 __all__ = ["AGGREGATIONS", "weighted_policy_loss"]
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum")
+"""The ``mode`` values of :func:`weighted_policy_loss`, each with a fixed denominator."""
 
 
 def weighted_policy_loss(

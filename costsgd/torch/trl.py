@@ -54,6 +54,7 @@ from costsgd.torch.plan import UpdatePlan
 __all__ = ["SUPPORTED_LOSS_TYPES", "CostAwareGRPOTrainer", "rollout_costs"]
 
 SUPPORTED_LOSS_TYPES = ("cispo", "dapo", "dr_grpo", "grpo", "luspo", "sapo")
+"""TRL ``loss_type`` values whose denominators do not depend on the draws (``bnpo`` is refused)."""
 _IMAGE_KEYS = ("pixel_values", "image_grid_thw", "num_images")
 
 

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 SAFE_LOSS_AGG_MODES = ("seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+"""verl ``loss_agg_mode`` values that stay unbiased under cost-aware draws."""
 _VERL_MODES = (*SAFE_LOSS_AGG_MODES, "token-mean")
 
 

@@ -22,7 +22,7 @@ import griffe
 
 __all__ = ["RstMarkup", "to_markdown"]
 
-_ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|exc|const):`~?([^`]+)`")
+_ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|exc|const):`(~?)([^`]+)`")
 _MATH = re.compile(r":math:`([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
 _DIRECTIVE = re.compile(r"^(\s*)\.\. math::\s*(.*)$")
@@ -53,6 +53,11 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
+def _code_span(role: re.Match) -> str:
+    tilde, target = role.groups()
+    return f"`{target.rsplit('.', 1)[-1] if tilde else target}`"
+
+
 def to_markdown(text: str) -> str:
     r"""Rewrite reST math, roles and literals in ``text`` as Markdown.
 
@@ -62,7 +67,7 @@ def to_markdown(text: str) -> str:
     """
     text = "\n".join(_math_blocks(text.split("\n")))
     text = _MATH.sub(lambda m: rf"\({m.group(1)}\)", text)
-    text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1] if m.group(0).count('~') else m.group(1)}`", text)
+    text = _ROLE.sub(_code_span, text)
     return _LITERAL.sub(r"`\1`", text)
 
 
