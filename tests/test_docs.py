@@ -6,6 +6,7 @@ reference to a vanished name fails the suite.
 """
 
 import fnmatch
+import os
 import re
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def site(tmp_path_factory) -> Path:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "", "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         check=False,
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
