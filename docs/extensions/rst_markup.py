@@ -64,6 +64,17 @@ def to_markdown(text: str) -> str:
     Examples:
         >>> to_markdown("Uses :func:`optimal` and ``p``: :math:`p \\propto G`.")
         'Uses `optimal` and `p`: \\(p \\propto G\\).'
+        >>> to_markdown(":class:`~costsgd.draw.AliasTable`")
+        '`AliasTable`'
+        >>> print(to_markdown("Eq. 1:\n.. math::\n   S = T\n   + U\nso on."))
+        Eq. 1:
+        <BLANKLINE>
+        $$
+        S = T
+        + U
+        $$
+        <BLANKLINE>
+        so on.
     """
     text = "\n".join(_math_blocks(text.split("\n")))
     text = _MATH.sub(lambda m: rf"\({m.group(1)}\)", text)
