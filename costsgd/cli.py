@@ -40,6 +40,44 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_verify_parser(sub) -> None:
+    """``costsgd verify``: the paper's claims checked live (:mod:`costsgd.claims`)."""
+    from costsgd import claims
+
+    verify = sub.add_parser(
+        "verify",
+        help="check the paper's claims on fresh random instances and print the verdicts",
+    )
+    verify.add_argument("--quick", action="store_true", help="fewer, smaller instances (~30 s)")
+    verify.add_argument(
+        "--claim",
+        action="append",
+        choices=list(claims.CLAIMS),
+        metavar="NAME",
+        help=f"check only this claim (repeatable): {', '.join(claims.CLAIMS)}",
+    )
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--out", help="write every instance's result as JSON to this file")
+    verify.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from costsgd import claims
+
+    verdicts = claims.run(args.claim, seed=args.seed, quick=args.quick)
+    print(claims.render_text(verdicts))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(claims.to_json(verdicts, seed=args.seed, quick=args.quick), fh, indent=1)
+        print(f"wrote {args.out}")
+    bad = claims.unexpected_failures(verdicts)
+    if bad:
+        print(f"claims expected to hold that failed: {', '.join(v.name for v in bad)}")
+    return 1 if bad else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costsgd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     figure2.add_parsers(sub)
     figure6.add_parsers(sub)  # after figure2: extends its `plot`
     grpo_study.add_parser(sub)
+    add_verify_parser(sub)
     return parser
 
 
