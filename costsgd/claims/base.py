@@ -69,14 +69,16 @@ class Template(NamedTuple):
         return bool(not np.isnan(dev) and dev <= self.tolerance(theoretical, stderr))
 
     def describe(self) -> str:
-        """Short text, e.g. ``upper (rel 0.02, +4 s.e.)``."""
-        parts = []
-        if self.rel:
-            parts.append(f"rel {self.rel:g}")
-        if self.abs:
-            parts.append(f"abs {self.abs:g}")
-        parts.append(f"+{self.z:g} s.e." if self.z else "exact")
-        return f"{self.kind} ({', '.join(parts)})"
+        """Short text, e.g. ``upper (rel 0.02, +4 s.e.)``.
+
+        Examples:
+          >>> Template("tight", rel=1e-9, z=0.0).describe(), Template("lower").describe()
+          ('tight (rel 1e-09)', 'lower (+4 s.e.)')
+        """
+        parts = [f"{k} {v:g}" for k, v in (("rel", self.rel), ("abs", self.abs)) if v]
+        if self.z:
+            parts.append(f"+{self.z:g} s.e.")
+        return f"{self.kind} ({', '.join(parts) or 'no tolerance'})"
 
 
 class ClaimResult(NamedTuple):
@@ -92,6 +94,7 @@ class ClaimResult(NamedTuple):
     stderr: float = 0.0  #: Monte Carlo standard error of ``numerical`` (0: exact)
     instance: str = ""  #: the instance, in words
     reason: str = ""  #: why not applicable, or what failed, or a detail
+    details: dict[str, float] | None = None  #: per-part values (e.g. one per strategy)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (template as its fields)."""
@@ -99,6 +102,8 @@ class ClaimResult(NamedTuple):
         out["template"] = self.template._asdict()
         for key in ("numerical", "theoretical", "stderr"):
             out[key] = _json_float(out[key])
+        if self.details is not None:
+            out["details"] = {k: _json_float(v) for k, v in self.details.items()}
         return out
 
 
@@ -156,6 +161,7 @@ def result(
     stderr: float = 0.0,
     instance: str = "",
     reason: str = "",
+    details: dict[str, float] | None = None,
 ) -> ClaimResult:
     """Compare under the registered template of ``name`` and return the verdict."""
     spec = CLAIMS[name]
@@ -171,6 +177,7 @@ def result(
         float(stderr),
         instance,
         reason,
+        details,
     )
 
 

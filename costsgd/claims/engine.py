@@ -154,7 +154,13 @@ def eq3_engine(
     se = err.std(axis=1, ddof=1) / np.sqrt(trials) / bound
     k = int(np.argmax(ratio - 4 * se))
     detail = ", ".join(f"{s} {r:.3f}" for s, r in zip(STRATEGIES, ratio, strict=True))
-    return result("eq3-engine", ratio[k], 1.0, stderr=se[k], instance=where, reason=detail)
+    details = {
+        **dict(zip(STRATEGIES, ratio, strict=True)),
+        **{f"{s} se": v for s, v in zip(STRATEGIES, se, strict=True)},
+    }
+    return result(
+        "eq3-engine", ratio[k], 1.0, stderr=se[k], instance=where, reason=detail, details=details
+    )
 
 
 def _eq4_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
@@ -204,7 +210,8 @@ def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", 
     scaled = mean * mu * np.array(checkpoints)[None, :] / (4 * S[:, None])
     where = describe(prob.G, prob.c, label or "least squares", mu=mu, T=steps, trials=trials)
     detail = "slopes " + ", ".join(f"{s} {v:.3f}" for s, v in zip(STRATEGIES, slopes, strict=True))
-    return result("eq4-engine", scaled.max(), 1.0, instance=where, reason=detail)
+    details = {f"{s} slope": float(v) for s, v in zip(STRATEGIES, slopes, strict=True)}
+    return result("eq4-engine", scaled.max(), 1.0, instance=where, reason=detail, details=details)
 
 
 def crossing(steps: Any, cost: Any, error: Any, target: float) -> tuple[float, float]:
