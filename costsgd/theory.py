@@ -403,7 +403,8 @@ def second_order_proxy_gap(
     negligible when many costs share :math:`\sum_i c_i` (:math:`r \approx 1/n`
     for equal costs and :math:`G`), unbounded when one cost dominates
     (:math:`r \to 1`). The bracket is :math:`\ge 0` by Cauchy–Schwarz. The
-    neglected terms are of relative size :math:`O(\sigma^2/\min_i G_i^2)`.
+    neglected terms are of relative size :math:`O(\sigma^2/\min_i G_i^2)` (about
+    3% at :math:`\sigma = 0.1\min_i G_i`, by Monte Carlo).
 
     Args:
       G: true gradient norms :math:`G_i > 0`, shape ``(n,)``.

@@ -366,8 +366,8 @@ def _d5(name: str, G, c, sigma, label, rng, draws, predict):
 )
 def thmD5_paper(G=None, c=None, sigma: float = 0.05, *, label="", rng=None, draws: int = 2000):
     r"""Theorem D.5 as stated, against Monte Carlo, in its small-noise regime
-    (:math:`\sigma \le 0.1\min_i G_i`, so the neglected higher-order terms are
-    below 1% of the excess).
+    (:math:`\sigma \le 0.1\min_i G_i`; the terms beyond second order are of relative
+    size about :math:`3\sigma^2/\min_i G_i^2 \le 3\%`, inside the 5% tolerance).
 
     Known to fail where one cost, or a few, dominate :math:`\sum_i c_i`: the proof
     drops the covariance of its two sums (see
@@ -385,14 +385,15 @@ def thmD5_paper(G=None, c=None, sigma: float = 0.05, *, label="", rng=None, draw
     "thmD.5-corrected",
     reference="Thm D.5 (with the covariance term)",
     statement="E[J(p')]/J(p*) ≈ 1 + σ²[Σ(√c/G)/W - Σc/W²], W = ΣG√c",
-    template=Template("tight", rel=0.03, abs=1e-15),
+    template=Template("tight", rel=0.05, abs=1e-15),
     instances=_d5_cases,
 )
 def thmD5_corrected(G=None, c=None, sigma: float = 0.05, *, label="", rng=None, draws: int = 2000):
     r"""The second-order expansion with the covariance term kept
     (:func:`costsgd.theory.second_order_proxy_gap`), against Monte Carlo, for
-    :math:`\sigma \le 0.1\min_i G_i`. Numerical: the Monte Carlo excess; theoretical:
-    the predicted excess.
+    :math:`\sigma \le 0.1\min_i G_i` (higher-order terms :math:`\lesssim 3\%`, as for
+    :func:`thmD5_paper`). Numerical: the Monte Carlo excess; theoretical: the
+    predicted excess.
     """
 
     def corrected(G, c, s2):
