@@ -158,7 +158,10 @@ def eq8_equality(G=None, case: str = "equal_costs", *, label: str = "", rng: Any
     ``case="G_prop_sqrt_c"`` sets :math:`c_i = (3G_i)^2` (then :math:`K^*/K_{unif} = 1`),
     ``case="equal_costs"`` sets :math:`c_i = 7` (then :math:`K^*/K_{var} = 1`).
     """
-    G, _, drawn = _instance(G, np.ones(1) if G is not None else None, rng)
+    if G is None:
+        G, _, drawn = _instance(None, None, rng)
+    else:
+        G, drawn = np.asarray(G, dtype=np.float64), ""
     if case == "G_prop_sqrt_c":
         c = (3.0 * G) ** 2
         if np.any((c == 0) & (G > 0)):  # (3G)² underflows

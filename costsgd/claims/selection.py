@@ -26,13 +26,14 @@ def _knapsack_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any
             continue
         frac = float(rng.uniform(0.05, 0.95))
         out.append(
-            {"G": inst["G"], "c": inst["c"], "required": frac * inst["G"].sum(), **_lab(inst)}
+            {
+                "G": inst["G"],
+                "c": inst["c"],
+                "required": frac * inst["G"].sum(),
+                "label": inst["label"],
+            }
         )
     return out
-
-
-def _lab(inst: dict[str, Any]) -> dict[str, str]:
-    return {"label": inst["label"]}
 
 
 def _instance(G, c, required) -> subset.MinKnapsack:
