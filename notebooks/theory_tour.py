@@ -19,7 +19,7 @@ import numpy as np
 
 import costsgd as cs
 
-prob = cs.least_squares(seed=0)  # the §4.4 instance: N = 3000, d = 50, c ~ U[1, 1000]
+prob = cs.least_squares(rng=0)  # the §4.4 instance: N = 3000, d = 50, c ~ U[1, 1000]
 G, c = prob.G, prob.c
 
 # %% [markdown]
