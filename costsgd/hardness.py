@@ -96,7 +96,8 @@ def cost_uniform_set(c: Any, *, G_max: float, eps: float) -> np.ndarray:
     G, eps = check_positive(G_max, "G_max"), check_positive(eps, "eps")
     order = np.argsort(c, kind="stable")
     root = np.sqrt(c[order])
-    feasible = 40.0 * eps * c.size * root <= G * np.cumsum(root)
+    with np.errstate(over="ignore"):  # inf on either side compares correctly
+        feasible = 40.0 * eps * c.size * root <= G * np.cumsum(root)
     if not feasible.any():
         return np.zeros(0, dtype=np.int64)
     return order[: int(np.flatnonzero(feasible)[-1]) + 1].astype(np.int64)

@@ -206,6 +206,21 @@ def least_squares(
     if gradient_bound not in _BOUNDS:
         raise ValueError(f"gradient_bound must be one of {_BOUNDS}, got {gradient_bound!r}")
     rng = as_generator(rng)
+    with np.errstate(over="ignore", invalid="ignore"):
+        prob = _least_squares(
+            n, d, L, min_norm_frac, noise, radius_factor, cost_low, cost_high, gradient_bound, rng
+        )
+    if not all(np.all(np.isfinite(x)) for x in (prob.A, prob.b, prob.x_star, prob.f_star, prob.G)):
+        raise ValueError(
+            f"L={L!r}, noise={noise!r} and radius_factor={radius_factor!r} overflow float64:"
+            " the instance is not finite"
+        )
+    return prob
+
+
+def _least_squares(
+    n, d, L, min_norm_frac, noise, radius_factor, cost_low, cost_high, gradient_bound, rng
+) -> LeastSquares:
     directions = rng.standard_normal((n, d))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     norms = L * rng.uniform(min_norm_frac, 1.0, size=n)
