@@ -53,5 +53,5 @@ ZOO = {
 def _paper_4_4():
     from costsgd import least_squares
 
-    prob = least_squares(seed=0)
+    prob = least_squares(rng=0)
     return prob.G, prob.c
