@@ -247,7 +247,8 @@ class CostAwareGRPOTrainer(LengthGroupedGRPOTrainer):
       ValueError: for an invalid option above, or a configuration refused by
         :class:`LengthGroupedGRPOTrainer`.
 
-    After each generation, :attr:`cost_aware_plan` holds the latest
+    After each generation, :attr:`cost_aware_draws` holds the drawn batch (with
+    ``cost_aware_weights``) and :attr:`cost_aware_plan` the latest
     :class:`UpdatePlan` (indices into that process's generation batch; row
     :math:`k` is micro-batch :math:`k` of TRL's split, and optimizer step
     :math:`t` trains on rows :math:`tG \ldots (t+1)G-1`).
@@ -281,7 +282,7 @@ class CostAwareGRPOTrainer(LengthGroupedGRPOTrainer):
         self.cost_aware_generator = torch.Generator(device=self.accelerator.device)
         self.cost_aware_generator.manual_seed(seed + self.accelerator.process_index)
         self.cost_aware_plan: UpdatePlan | None = None
-        self._draws: dict[str, Any] | None = None
+        self.cost_aware_draws: dict[str, Any] | None = None
 
     def _generate_and_score_completions(self, inputs):
         batch = super()._generate_and_score_completions(inputs)
@@ -339,14 +340,14 @@ class CostAwareGRPOTrainer(LengthGroupedGRPOTrainer):
             self._metrics["train"][f"cost_aware/{name}"].append(value)
         out = take_rows(batch, plan.indices.reshape(-1))  # pool-level scalars kept fixed
         out["cost_aware_weights"] = weights
-        self._draws = out
+        self.cost_aware_draws = out
         return out
 
     def micro_batches(self, buffered: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Micro-batches of the draws in plan order: step ``t`` holds plan rows ``tG … (t+1)G − 1``."""
         accumulation = self.args.gradient_accumulation_steps
         return step_micro_batches(
-            self._draws,
+            self.cost_aware_draws,
             len(buffered) // accumulation,
             accumulation,
             multiple_of=self.pad_to_multiple_of,
