@@ -255,11 +255,30 @@ def test_grouped_uniform_steps_equal_plain_grpo_steps(tmp_path):
     assert all(d <= p for d, p in zip(drawn, processed, strict=True))
 
 
-@pytest.mark.parametrize("loss_type", ["bnpo", "vespo"])
-def test_loss_types_outside_the_fixed_denominator_list_are_refused(tmp_path, loss_type):
+def test_bnpo_loss_is_refused_because_it_divides_by_drawn_tokens(tmp_path):
     for cls in (CostAwareGRPOTrainer, LengthGroupedGRPOTrainer):
-        with pytest.raises(ValueError, match=f"loss_type '{loss_type}'"):
-            _trainer(tmp_path, loss_type=loss_type, cls=cls)
+        with pytest.raises(ValueError, match="loss_type 'bnpo'"):
+            _trainer(tmp_path, loss_type="bnpo", cls=cls)
+
+
+def test_vespo_weighted_gradient_is_dapos_on_policy(trained, monkeypatch):
+    # vespo: -phi(r, sign A) * w A * log p / num_items_in_batch. Its gamma weight depends on the
+    # sign of the advantage only, so w > 0 scales each rollout's term by w; on-policy phi = 1
+    # and the gradient is dapo's weighted one (same pool-token denominator).
+    inputs, _ = trained.micro[-1]
+    assert "old_per_token_logps" not in inputs  # on-policy: the ratio is exactly 1
+
+    def gradient(loss_type):
+        monkeypatch.setattr(trained, "loss_type", loss_type)
+        trained.model.zero_grad()
+        trained._compute_loss(trained.model, inputs).backward()
+        return torch.cat(
+            [p.grad.flatten() for p in trained.model.parameters() if p.grad is not None]
+        )
+
+    dapo = gradient("dapo")
+    assert dapo.abs().max() > 0
+    torch.testing.assert_close(gradient("vespo"), dapo, rtol=1e-5, atol=1e-7)
 
 
 def test_a_mini_batch_that_does_not_divide_the_generation_batch_is_refused(tmp_path):
@@ -323,3 +342,20 @@ def test_truncated_completions_keep_their_cost_and_get_no_draws(tmp_path):
         )
         torch.testing.assert_close(plan.lengths.to(expected.dtype), expected)
     assert masked_rows > 0  # the configuration does truncate
+
+
+def test_the_documented_table_2_configuration_has_algorithm_2s_n_b_and_t(tmp_path):
+    # docs/trl.md: 256 prompts x 16 rollouts, mini-batches of 64 prompts, one process.
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        num_generations=16,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=64,
+        steps_per_generation=256,
+        use_cpu=True,
+        report_to="none",
+    )
+    N = args.generation_batch_size
+    B = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    T = args.steps_per_generation // args.gradient_accumulation_steps
+    assert (N // args.num_generations, N, B, T) == (256, 4096, 1024, 4)

@@ -29,13 +29,15 @@ them. Two trainers change that:
 divide by a number that neither the draws nor the grouping change: ``"dapo"``
 (TRL's default) and ``"cispo"`` divide by ``num_items_in_batch``, the pool's
 loss-token count gathered before the draws (the ``token-mean`` row of
-:mod:`costsgd.torch.loss`); ``"grpo"`` and ``"sapo"`` by the rows
+:mod:`costsgd.torch.loss`), and so does ``"vespo"``, whose gamma weight depends
+on the advantage's sign only (so :math:`w` scales each rollout's term);
+``"grpo"`` and ``"sapo"`` by the rows
 (seq-mean-token-mean); ``"dr_grpo"`` by rows × ``max_completion_length``;
 ``"luspo"`` by the rows (seq-mean-token-sum). ``"bnpo"`` divides each
 micro-batch by its own loss tokens, which cost-aware draws shrink (short
 rollouts are over-drawn) and length grouping redistributes; it is refused
-(``"dapo"`` is its fixed-denominator counterpart), as is ``"vespo"`` (not
-validated here) and any loss type added by a later TRL.
+(``"dapo"`` is its fixed-denominator counterpart), as is any loss type
+added by a later TRL.
 
 **Not weighted.** Only the advantage term is importance-weighted. With
 ``beta > 0`` the KL penalty, and an entropy bonus (``entropy_coef``), are
@@ -78,7 +80,7 @@ __all__ = [
     "rollout_costs",
 ]
 
-SUPPORTED_LOSS_TYPES = ("cispo", "dapo", "dr_grpo", "grpo", "luspo", "sapo")
+SUPPORTED_LOSS_TYPES = ("cispo", "dapo", "dr_grpo", "grpo", "luspo", "sapo", "vespo")
 # GRPOTrainer methods and attributes these trainers override or read (TRL 1.16).
 TRL_METHODS = (
     "_generate_and_score_completions",
