@@ -175,13 +175,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     if args.quick:
-        args.prompts, args.rollouts, args.micro_batch, args.generations, args.rounds = (
-            16,
-            4,
-            8,
-            2,
-            1,
-        )
+        args.prompts, args.rollouts, args.generations, args.rounds = 16, 4, 2, 1
     if args.prompts % 4 or (args.prompts // 4 * args.rollouts) % args.micro_batch:
         ap.error("--prompts must be a multiple of 4 and a mini-batch a multiple of --micro-batch")
     torch.set_num_threads(args.threads)

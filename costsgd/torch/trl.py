@@ -251,9 +251,12 @@ class CostAwareGRPOTrainer(LengthGroupedGRPOTrainer):
 
     After each generation, :attr:`cost_aware_draws` holds the drawn batch (with
     ``cost_aware_weights``) and :attr:`cost_aware_plan` the latest
-    :class:`UpdatePlan` (indices into that process's generation batch; row
-    :math:`k` is micro-batch :math:`k` of TRL's split, and optimizer step
-    :math:`t` trains on rows :math:`tG \ldots (t+1)G-1`).
+    :class:`UpdatePlan` (indices into that process's generation batch, shaped
+    ``(steps_per_generation, per_device_train_batch_size)``). With
+    ``group_by_length`` optimizer step :math:`t` trains on plan rows
+    :math:`tG \ldots (t+1)G-1` (:math:`G` = ``gradient_accumulation_steps``),
+    regrouped by length among themselves; without it TRL's shuffle spreads the
+    (i.i.d.) draws over the steps.
     """
 
     def __init__(
