@@ -42,8 +42,10 @@ added by a later TRL.
 **Not weighted.** Only the advantage term is importance-weighted. With
 ``beta > 0`` the KL penalty, and an entropy bonus (``entropy_coef``), are
 averaged over the drawn rollouts without weights: they regularise on the
-:math:`p`-tilted batch. With ``top_entropy_quantile < 1`` TRL takes the entropy
-quantile per micro-batch, so grouping changes which tokens pass it. With
+:math:`p`-tilted batch. TRL's entropy bonus is a token mean per micro-batch, so
+grouping changes how its rows are weighted; with ``top_entropy_quantile < 1``
+TRL takes the entropy quantile per micro-batch, so grouping changes which
+tokens pass it. With
 ``num_iterations > 1`` every pass reuses the same draws and micro-batches.
 Multimodal inputs are not supported. Evaluation is unchanged.
 
