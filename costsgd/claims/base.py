@@ -34,7 +34,12 @@ __all__ = [
     "result",
 ]
 
-HOLDS, FAILS, NOT_APPLICABLE = "holds", "fails", "not applicable"
+HOLDS = "holds"
+"""Verdict of a claim whose check passed on the instance."""
+FAILS = "fails"
+"""Verdict of a claim whose check failed on the instance (the instance is a counterexample)."""
+NOT_APPLICABLE = "not applicable"
+"""Verdict on an instance outside the claim's assumptions (with the reason)."""
 _KINDS = ("tight", "upper", "lower")
 
 
@@ -125,6 +130,7 @@ class ClaimSpec(NamedTuple):
 
 
 CLAIMS: dict[str, ClaimSpec] = {}
+"""Every registered claim by name (``"thm4.1"``, ...): its function and metadata."""
 
 
 def claim(

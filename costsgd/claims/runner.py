@@ -29,7 +29,10 @@ __all__ = [
     "unexpected_failures",
 ]
 
-TABLE_START, TABLE_END = "<!-- claims-table:start -->", "<!-- claims-table:end -->"
+TABLE_START = "<!-- claims-table:start -->"
+"""The line after which a Markdown file holds the generated claims table."""
+TABLE_END = "<!-- claims-table:end -->"
+"""The line before which a Markdown file's generated claims table ends."""
 
 
 class Verdict(NamedTuple):

@@ -15,6 +15,7 @@ import numpy as np
 __all__ = ["SIZES", "costs", "gradient_norms", "instances"]
 
 SIZES = (1, 2, 3, 5, 10, 40, 200, 1000)
+"""Instance sizes ``n`` the claims are tried on (``instances`` adds 10 000 unless quick)."""
 _G_KINDS = ("lognormal", "near_zero", "ties", "zeros", "pareto")
 _C_KINDS = ("log_uniform", "lognormal", "ties", "dominant")
 

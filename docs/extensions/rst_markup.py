@@ -8,9 +8,11 @@ extension rewrites
 * ``.. math::`` blocks to ``$$ ... $$`` display math and ``:math:`x``` to ``\\(x\\)``
   (both typeset by ``pymdownx.arithmatex``);
 * cross-reference roles (``:func:``, ``:class:``, ``:mod:``, ...) to code spans;
-* reST double-backtick literals to Markdown code spans.
+* reST double-backtick literals to Markdown code spans;
 
-Only the rendered copy changes; the source docstrings stay as they are.
+and reads the ``#:`` comment lines above a module or class attribute as that
+attribute's docstring (the Sphinx convention some modules use for constants).
+Only the rendered copy changes; the sources stay as they are.
 """
 
 from __future__ import annotations
@@ -82,8 +84,34 @@ def to_markdown(text: str) -> str:
     return _LITERAL.sub(r"`\1`", text)
 
 
+def comment_docstring(source_lines: list[str], lineno: int) -> str | None:
+    """The ``#:`` comment block ending just above 1-based line ``lineno``, or ``None``.
+
+    Examples:
+        >>> comment_docstring(["#: Sizes tried,", "#: smallest first.", "SIZES = (1, 2)"], 3)
+        'Sizes tried,\\nsmallest first.'
+        >>> comment_docstring(["# a plain comment", "X = 1"], 2) is None
+        True
+    """
+    block = []
+    i = lineno - 2
+    while i >= 0 and source_lines[i].lstrip().startswith("#:"):
+        block.insert(0, source_lines[i].lstrip()[2:].strip())
+        i -= 1
+    return "\n".join(block) if block else None
+
+
 class RstMarkup(griffe.Extension):
     """Rewrite every loaded object's docstring with :func:`to_markdown`."""
+
+    def on_attribute_instance(self, *, attr: griffe.Attribute, **kwargs: Any) -> None:
+        """Give an attribute without a docstring its ``#:`` comment block, if it has one."""
+        if attr.docstring is None and attr.lineno is not None:
+            filepath = attr.filepath
+            lines = attr.lines_collection[filepath] if filepath in attr.lines_collection else []
+            text = comment_docstring(lines, attr.lineno) if lines else None
+            if text:
+                attr.docstring = griffe.Docstring(to_markdown(text), parent=attr)
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         """Convert ``obj``'s docstring in place (griffe calls this for each object)."""
