@@ -59,7 +59,7 @@ def _Gc(results):
         cfg["n"],
         cfg["d"],
         L=cfg["L"],
-        seed=cfg["problem_seed"],
+        rng=cfg["problem_seed"],
         gradient_bound=cfg["gradient_bound"],
     )
     return prob.G, prob.c
