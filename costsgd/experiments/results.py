@@ -16,12 +16,11 @@ arrays are not finite are refused: a diverged run is never written.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -106,16 +105,6 @@ def _remove_stale_temps(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _temporary(path: Path) -> Iterator[Path]:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write a file by calling ``write(binary_file)``; atomic, with the umask's permissions.
 
@@ -137,11 +126,15 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
-    with _temporary(path) as tmp:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
         # Mode 0o666 filtered by the umask: the permissions of any file the user creates.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
