@@ -117,6 +117,9 @@ def test_command_line(tmp_path, capsys):
         ({"solver": "lp"}, "solver"),
         ({"trials": 0}, "trials"),
         ({"step_scale": -1.0}, "step_scale"),
+        ({"seed": -1}, "seed"),
+        ({"problem_seed": 1.5}, "problem_seed"),
+        ({"L": float("nan")}, "L must"),
     ],
 )
 def test_bad_config(change, match):

@@ -28,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "ConfigError",
+    "check_common_fields",
     "check_finite",
     "check_step_size",
     "crossing",
@@ -54,6 +55,23 @@ class ConfigError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+
+
+def check_common_fields(config: Any) -> None:
+    """The fields Figures 2 and 6 share: sizes, seeds, ``L`` and ``step_scale``.
+
+    Raises:
+      ConfigError: naming the field.
+    """
+    for name in ("n", "d", "steps", "trials", "checkpoints", "seed", "problem_seed"):
+        value, low = getattr(config, name), 0 if name.endswith("seed") else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            what = "an integer >= 0" if low == 0 else "a positive integer"
+            raise ConfigError(name, f"{name} must be {what}, got {value!r}")
+    for name in ("L", "step_scale"):
+        value = getattr(config, name)
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+            raise ConfigError(name, f"{name} must be finite and > 0, got {value!r}")
 
 
 def versions(*modules: str) -> dict[str, str]:
