@@ -11,11 +11,6 @@ SMALL = figure6.PAPER._replace(
 )
 
 
-@pytest.fixture(autouse=True)
-def _no_compile_cache(monkeypatch):
-    monkeypatch.setenv("COSTSGD_NO_COMPILE_CACHE", "1")
-
-
 @pytest.fixture(scope="module")
 def results():
     return figure6.run(SMALL)
