@@ -1,4 +1,4 @@
-"""Test-run settings: the hypothesis profile and the ``slow`` marker.
+"""Test-run settings: the hypothesis profile, the compile cache, and the ``slow`` marker.
 
 float64 is enabled locally by the tests that need it. Tests marked
 ``@pytest.mark.slow`` (long statistical or end-to-end runs) are skipped unless
@@ -19,6 +19,10 @@ settings.register_profile(
     database=None,
 )
 settings.load_profile("costsgd")
+
+# No test writes JAX's persistent compilation cache into the user's home: commands run
+# in-process keep it off (tests/test_cli.py turns it on in a subprocess, in a tmp folder).
+os.environ["COSTSGD_NO_COMPILE_CACHE"] = "1"
 
 
 def pytest_addoption(parser):
