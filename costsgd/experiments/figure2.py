@@ -128,16 +128,14 @@ def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
     )
     G, c = prob.G, prob.c
     P = np.stack([np.asarray(STRATEGIES[s](G, c), dtype=np.float64) for s in config.strategies])
-    eta = config.step_scale * cs.theory_step_size(
-        P, G, diameter=2 * prob.radius, steps=config.steps
-    )
+    eta = config.step_scale * cs.theory_step_size(P, G, D=2 * prob.radius, steps=config.steps)
     res = cs.cost_aware_sgd(
         prob,
         P,
         steps=config.steps,
         trials=config.trials,
         step_size=eta,
-        seed=config.seed,
+        key=config.seed,
         checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
     )
     return collect_results(res, P, eta, G, c, config)

@@ -1,0 +1,299 @@
+r"""The pure kernels of the Cost-Aware SGD engine: one step, and one trial's scan.
+
+:func:`sgd_step` is Algorithm 1's step on one trial; :func:`run_trial` scans it
+over the steps of one trial and records :class:`Checkpoints`. Neither is jitted:
+:func:`costsgd.sgd.cost_aware_sgd` jits once, over ``vmap`` of these
+(:mod:`costsgd.sgd_shard`). The carried state (:class:`SGDState`) is kept apart
+from what is recorded (:class:`Checkpoints`), as in blackjax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+__all__ = [
+    "Checkpoints",
+    "EngineArrays",
+    "EventSchedule",
+    "SGDState",
+    "TrialInputs",
+    "error_function",
+    "importance_weighted_gradient",
+    "project",
+    "run_trial",
+    "sgd_step",
+]
+
+
+class SGDState(NamedTuple):
+    """What the scan carries for one trial (Algorithm 1's state plus running outputs)."""
+
+    x: Any  #: current iterate x_{t+1}, shape (d,)
+    average: Any  #: average iterate x̄_t = mean of x_1..x_t, shape (d,)
+    cost: Any  #: cumulative cost K_t = sum of c_{i_s}, s <= t, shape ()
+
+
+class Checkpoints(NamedTuple):
+    """What is recorded at the ``K`` checkpoints of one trial (shape ``(K,)`` each)."""
+
+    cost: Any  #: cumulative cost K_t
+    error_average: Any  #: f(x̄_t) - f*
+    error_suffix: Any  #: f(suffix average) - f*
+    error_last: Any  #: f(x_{t+1}) - f*
+
+
+class EngineArrays(NamedTuple):
+    """Problem and strategy arrays passed to the jitted code as arguments.
+
+    Never closed over: large constants are slow to compile and would make the
+    compiled program depend on the data (no reuse across problems of one shape).
+    """
+
+    data: Any  #: pytree, leading axis n
+    c: Any  #: (n,) costs
+    weight: Any  #: (S, n): 1 / (n p_i), 0 where p_i = 0
+    threshold: Any  #: (S, n) uint32 alias thresholds
+    alias: Any  #: (S, n) int32 alias columns
+    radius: Any  #: () radius R of the feasible ball
+    x_star: Any  #: (d,) minimiser
+    f_star: Any  #: () optimal value
+    hessian: Any  #: (d, d) or None
+
+
+class EventSchedule(NamedTuple):
+    """Per-step event flags (shared by every trial) and checkpoint bookkeeping."""
+
+    slot: Any  #: (T,) int32: checkpoint index written after step t, or -1
+    anchor: Any  #: (T,) bool: some suffix starts right after step t
+    steps: Any  #: (K,) checkpoint steps t_k
+    anchor_steps: Any  #: (K,) a_k = t_k - ceil(alpha t_k)
+
+
+def project(x: Any, radius: Any):
+    r"""Euclidean projection onto the ball :math:`\{\|x\| \le R\}` (``R = inf``: identity).
+
+    .. math:: \Pi(x) = x\,\min\big(1, R/\|x\|\big)
+
+    When :math:`\|x\|^2` overflows the dtype (a step far too large for its
+    precision) the result is NaN rather than a silently wrong point, so the run
+    is reported as diverged.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> project(jnp.array([3.0, 4.0]), 1.0).tolist()
+      [0.6000000238418579, 0.800000011920929]
+    """
+    import jax.numpy as jnp
+
+    norm = jnp.sqrt(jnp.sum(x * x))
+    scale = jnp.minimum(1.0, radius / jnp.maximum(norm, jnp.finfo(x.dtype).tiny))
+    scale = jnp.where(norm < jnp.inf, scale, jnp.nan)
+    return x * scale.astype(x.dtype)
+
+
+def importance_weighted_gradient(grad: Callable, x: Any, datum: Any, weight: Any):
+    r"""The estimator of Algorithm 1, line 6: :math:`\tilde g = \nabla f_i(x)/(n p_i)`.
+
+    ``weight`` is :math:`1/(n p_i)`. Over :math:`i \sim p` its mean is
+    :math:`\nabla f(x)` (unbiased, §4.1).
+
+    Examples:
+      >>> import numpy as np
+      >>> from costsgd.problems import least_squares_grad
+      >>> importance_weighted_gradient(least_squares_grad, np.ones(2),
+      ...                              (np.array([1.0, 0.0]), 0.0), 2.0)
+      array([2., 0.])
+    """
+    return grad(x, datum) * weight
+
+
+def sgd_step(
+    state: SGDState,
+    datum: Any,
+    weight: Any,
+    cost: Any,
+    eta: Any,
+    t: Any,
+    radius: Any,
+    *,
+    grad: Callable,
+) -> SGDState:
+    r"""One step of Algorithm 1 on one trial (pure; no jit inside).
+
+    .. math::
+       \bar x_t = \bar x_{t-1} + (x_t - \bar x_{t-1})/t,\quad
+       x_{t+1} = \Pi\big(x_t - \eta_t \nabla f_{i_t}(x_t)/(n p_{i_t})\big),\quad
+       \mathcal K_t = \mathcal K_{t-1} + c_{i_t}
+
+    Args:
+      state: :class:`SGDState` holding :math:`x_t`, :math:`\bar x_{t-1}`, :math:`\mathcal K_{t-1}`.
+      datum: component :math:`i_t`'s datum (a pytree slice of the problem's data).
+      weight: :math:`1/(n p_{i_t})`.
+      cost: :math:`c_{i_t}`.
+      eta: step size :math:`\eta_t`.
+      t: the step number, starting at 1.
+      radius: :math:`R` of the feasible ball.
+      grad: the problem's per-component gradient ``grad(x, datum)``.
+
+    Returns:
+      The next :class:`SGDState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from costsgd.problems import least_squares_grad
+      >>> s = SGDState(jnp.ones(2), jnp.zeros(2), jnp.zeros(()))
+      >>> s = sgd_step(s, (jnp.array([1.0, 0.0]), 0.0), 1.0, 5.0, 0.5, 1, 10.0,
+      ...              grad=least_squares_grad)
+      >>> s.x.tolist(), s.average.tolist(), float(s.cost)
+      ([0.5, 1.0], [1.0, 1.0], 5.0)
+    """
+    x = state.x
+    # one scalar reciprocal, then a multiply per coordinate (a vector divide costs more)
+    average = state.average + (x - state.average) * (1 / t)
+    g = importance_weighted_gradient(grad, x, datum, weight)
+    x_next = project(x - eta * g, radius)
+    return SGDState(x_next, average, state.cost + cost)
+
+
+def error_function(arrays: EngineArrays, loss: Callable) -> Callable:
+    r""":math:`f(x) - f^*` for one point: ½eᵀHe (quadratic, :math:`e = x - x^*`) or the
+    mean loss minus :math:`f^*` (O(nd); evaluated only at checkpoints)."""
+    import jax
+    import jax.numpy as jnp
+
+    if arrays.hessian is not None:
+
+        def error(x):
+            e = x - arrays.x_star
+            return 0.5 * e @ (arrays.hessian @ e)
+
+    else:
+
+        def error(x):
+            return jnp.mean(jax.vmap(loss, in_axes=(None, 0))(x, arrays.data)) - arrays.f_star
+
+    return error
+
+
+class TrialInputs(NamedTuple):
+    """One strategy's arrays and one trial's randomness, as :func:`run_trial` reads them."""
+
+    weight: Any  #: (n,) 1 / (n p_i)
+    threshold: Any  #: (n,) alias thresholds
+    alias: Any  #: (n,) alias columns
+    eta: Any  #: (T,) step sizes
+    source: Any  #: a PRNG key, or (T,) pre-drawn indices
+    x0: Any  #: (d,) start
+
+
+def _record(error, schedule, state, anchors, rec, t, slot):
+    """Write checkpoint ``slot``: cost and the errors of x̄_t, the suffix average and x_{t+1}."""
+    dtype = state.x.dtype
+    tf = t.astype(dtype)
+    a = schedule.anchor_steps[slot].astype(dtype)
+    suffix = (tf * state.average - anchors[slot]) / (tf - a)
+    return Checkpoints(
+        rec.cost.at[slot].set(state.cost),
+        rec.error_average.at[slot].set(error(state.average)),
+        rec.error_suffix.at[slot].set(error(suffix)),
+        rec.error_last.at[slot].set(error(state.x)),
+    )
+
+
+def run_trial(
+    arrays: EngineArrays,
+    inputs: TrialInputs,
+    schedule: EventSchedule,
+    *,
+    loss: Callable,
+    grad: Callable,
+    chunk: int,
+    predrawn: bool,
+):
+    """One trial of one strategy: ``lax.scan`` over chunks of ``chunk`` steps, then a tail.
+
+    Each chunk draws its ``chunk`` indices in bulk (:func:`costsgd.draw.sample_jax`,
+    key folded with the chunk's first step) or slices the pre-drawn ones, then
+    scans :func:`sgd_step` over them. The suffix averages need the prefix sums
+    :math:`t\\bar x_t` at the anchors :math:`a_k`; both they and the checkpoints
+    are flagged per step in ``schedule`` (shared by all trials, so the branches
+    stay branches under ``vmap``).
+
+    Returns:
+      ``(SGDState, Checkpoints)`` after the last step.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    from costsgd.draw import sample_jax
+
+    T = inputs.eta.shape[0]
+    K = schedule.steps.shape[0]
+    dtype = inputs.x0.dtype
+    error = error_function(arrays, loss)
+
+    def take(a, i):  # indices are validated or drawn in range
+        return a.at[i].get(mode="promise_in_bounds")
+
+    def one_step(carry, xs):
+        state, anchors, rec = carry
+        i, eta_t, t, slot, is_anchor = xs
+        datum = jax.tree_util.tree_map(lambda a: take(a, i), arrays.data)
+        state = sgd_step(
+            state,
+            datum,
+            take(inputs.weight, i),
+            take(arrays.c, i),
+            eta_t,
+            t.astype(dtype),
+            arrays.radius,
+            grad=grad,
+        )
+        # Prefix sums t * x̄_t at the suffix starts a_k (several k may share one a_k).
+        anchors = lax.cond(
+            is_anchor,
+            lambda: jnp.where(
+                (schedule.anchor_steps == t)[:, None], t.astype(dtype) * state.average, anchors
+            ),
+            lambda: anchors,
+        )
+        rec = lax.cond(
+            slot >= 0,
+            lambda: _record(error, schedule, state, anchors, rec, t, slot),
+            lambda: rec,
+        )
+        return (state, anchors, rec), None
+
+    def run_chunk(carry, start, length):
+        if predrawn:
+            indices = lax.dynamic_slice_in_dim(inputs.source, start, length)
+        else:  # bulk alias draws for the whole chunk
+            key = jax.random.fold_in(inputs.source, start)
+            indices = sample_jax(key, inputs.threshold, inputs.alias, (length,))
+        xs = (
+            indices,
+            lax.dynamic_slice_in_dim(inputs.eta, start, length),
+            start + jnp.arange(1, length + 1, dtype=jnp.int32),
+            lax.dynamic_slice_in_dim(schedule.slot, start, length),
+            lax.dynamic_slice_in_dim(schedule.anchor, start, length),
+        )
+        carry, _ = lax.scan(one_step, carry, xs)
+        return carry
+
+    x0 = inputs.x0
+    zeros = jnp.zeros((K,), dtype)
+    carry = (
+        SGDState(x0, jnp.zeros_like(x0), jnp.zeros((), dtype)),
+        jnp.zeros((K, x0.shape[0]), dtype),
+        Checkpoints(zeros, zeros, zeros, zeros),
+    )
+    n_full, tail = divmod(T, chunk)
+    if n_full:
+        starts = jnp.arange(n_full, dtype=jnp.int32) * chunk
+        carry, _ = lax.scan(lambda c, s: (run_chunk(c, s, chunk), None), carry, starts)
+    if tail:
+        carry = run_chunk(carry, jnp.int32(n_full * chunk), tail)
+    state, _, rec = carry
+    return state, rec
