@@ -21,12 +21,12 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 import costsgd as cs
-from costsgd.subset import _quiet_stdout
+from costsgd.subset import quiet_stdout
 
 
 def plain_milp(inst: cs.MinKnapsack) -> float:
     v, w = inst.value, inst.item_cost
-    with _quiet_stdout():
+    with quiet_stdout():
         res = milp(
             w / w.max(),
             integrality=np.ones(v.size),
