@@ -62,10 +62,10 @@ class EngineArrays(NamedTuple):
 
 
 class EventSchedule(NamedTuple):
-    """Per-step event flags (shared by every trial) and checkpoint bookkeeping."""
+    """The steps at which something is recorded (shared by every trial)."""
 
+    events: Any  #: (2K,) int32: distinct event steps, increasing, padded with T + 1
     slot: Any  #: (T,) int32: checkpoint index written after step t, or -1
-    anchor: Any  #: (T,) bool: some suffix starts right after step t
     steps: Any  #: (K,) checkpoint steps t_k
     anchor_steps: Any  #: (K,) a_k = t_k - ceil(alpha t_k)
 
@@ -214,11 +214,12 @@ def run_trial(
     """One trial of one strategy: ``lax.scan`` over chunks of ``chunk`` steps, then a tail.
 
     Each chunk draws its ``chunk`` indices in bulk (:func:`costsgd.draw.sample_jax`,
-    key folded with the chunk's first step) or slices the pre-drawn ones, then
-    scans :func:`sgd_step` over them. The suffix averages need the prefix sums
-    :math:`t\\bar x_t` at the anchors :math:`a_k`; both they and the checkpoints
-    are flagged per step in ``schedule`` (shared by all trials, so the branches
-    stay branches under ``vmap``).
+    key folded with the chunk's first step) or slices the pre-drawn ones. Inside
+    a chunk, plain :func:`sgd_step` loops run from one event to the next; only at
+    an event (a checkpoint, or a suffix start :math:`a_k`, where the prefix sum
+    :math:`t\bar x_t` is kept) is anything recorded. Events are shared by all
+    trials, so under ``vmap`` the loops keep scalar bounds and the step loop
+    carries nothing but the :class:`SGDState`.
 
     Returns:
       ``(SGDState, Checkpoints)`` after the last step.
@@ -237,34 +238,36 @@ def run_trial(
     def take(a, i):  # indices are validated or drawn in range
         return a.at[i].get(mode="promise_in_bounds")
 
-    def one_step(carry, xs):
-        state, anchors, rec = carry
-        i, eta_t, t, slot, is_anchor = xs
-        datum = jax.tree_util.tree_map(lambda a: take(a, i), arrays.data)
-        state = sgd_step(
-            state,
-            datum,
-            take(inputs.weight, i),
-            take(arrays.c, i),
-            eta_t,
-            t.astype(dtype),
-            arrays.radius,
-            grad=grad,
-        )
-        # Prefix sums t * x̄_t at the suffix starts a_k (several k may share one a_k).
-        anchors = lax.cond(
-            is_anchor,
-            lambda: jnp.where(
-                (schedule.anchor_steps == t)[:, None], t.astype(dtype) * state.average, anchors
-            ),
-            lambda: anchors,
-        )
+    def run_steps(state, first, last, indices, offset):
+        """Steps t = first..last (inclusive); step t uses indices[t - 1 - offset]."""
+
+        def body(t, state):
+            i = indices[t - 1 - offset]
+            datum = jax.tree_util.tree_map(lambda a: take(a, i), arrays.data)
+            return sgd_step(
+                state,
+                datum,
+                take(inputs.weight, i),
+                take(arrays.c, i),
+                inputs.eta[t - 1],
+                t.astype(dtype),
+                arrays.radius,
+                grad=grad,
+            )
+
+        return lax.fori_loop(first, last + 1, body, state)
+
+    def at_event(state, anchors, rec, t):
+        """After step t: keep t * x̄_t for the suffixes starting there; write checkpoint t."""
+        tf = t.astype(dtype)
+        anchors = jnp.where((schedule.anchor_steps == t)[:, None], tf * state.average, anchors)
+        slot = schedule.slot[t - 1]
         rec = lax.cond(
             slot >= 0,
             lambda: _record(error, schedule, state, anchors, rec, t, slot),
             lambda: rec,
         )
-        return (state, anchors, rec), None
+        return anchors, rec
 
     def run_chunk(carry, start, length):
         if predrawn:
@@ -272,15 +275,25 @@ def run_trial(
         else:  # bulk alias draws for the whole chunk
             key = jax.random.fold_in(inputs.source, start)
             indices = sample_jax(key, inputs.threshold, inputs.alias, (length,))
-        xs = (
-            indices,
-            lax.dynamic_slice_in_dim(inputs.eta, start, length),
-            start + jnp.arange(1, length + 1, dtype=jnp.int32),
-            lax.dynamic_slice_in_dim(schedule.slot, start, length),
-            lax.dynamic_slice_in_dim(schedule.anchor, start, length),
+        end = start + length
+
+        def segment(c):
+            state, anchors, rec, e, done = c
+            event = schedule.events[e]
+            last = jnp.minimum(event, end)
+            state = run_steps(state, done + 1, last, indices, start)
+            anchors, rec = lax.cond(
+                last == event,
+                lambda: at_event(state, anchors, rec, last),
+                lambda: (anchors, rec),
+            )
+            return state, anchors, rec, e + (last == event), last
+
+        state, anchors, rec, e = carry
+        state, anchors, rec, e, _ = lax.while_loop(
+            lambda c: c[4] < end, segment, (state, anchors, rec, e, start)
         )
-        carry, _ = lax.scan(one_step, carry, xs)
-        return carry
+        return state, anchors, rec, e
 
     x0 = inputs.x0
     zeros = jnp.zeros((K,), dtype)
@@ -288,6 +301,7 @@ def run_trial(
         SGDState(x0, jnp.zeros_like(x0), jnp.zeros((), dtype)),
         jnp.zeros((K, x0.shape[0]), dtype),
         Checkpoints(zeros, zeros, zeros, zeros),
+        jnp.int32(0),
     )
     n_full, tail = divmod(T, chunk)
     if n_full:
@@ -295,5 +309,5 @@ def run_trial(
         carry, _ = lax.scan(lambda c, s: (run_chunk(c, s, chunk), None), carry, starts)
     if tail:
         carry = run_chunk(carry, jnp.int32(n_full * chunk), tail)
-    state, _, rec = carry
+    state, _, rec, _ = carry
     return state, rec

@@ -81,15 +81,16 @@ def theory_step_size(p: Any, G: Any, *, D: float, steps: int) -> np.ndarray:
 
 
 def event_schedule(steps: int, checkpoints: Any, suffix_fraction: float) -> EventSchedule:
-    r"""Flag the checkpoints :math:`t_k` and the suffix starts :math:`a_k = t_k - \lceil\alpha t_k\rceil`.
+    r"""The events of a run: checkpoints :math:`t_k` and suffix starts
+    :math:`a_k = t_k - \lceil\alpha t_k\rceil` (where :math:`t\bar x_t` is kept).
 
     Raises:
       ValueError: ``checkpoints`` not strictly increasing ints within ``[1, steps]``.
 
     Examples:
       >>> s = event_schedule(4, [2, 4], 0.5)
-      >>> s.slot.tolist(), s.anchor.tolist(), s.anchor_steps.tolist()
-      ([-1, 0, -1, 1], [True, True, False, False], [1, 2])
+      >>> s.events.tolist(), s.slot.tolist(), s.anchor_steps.tolist()
+      ([1, 2, 4, 5], [-1, 0, -1, 1], [1, 2])
     """
     cps = np.asarray(checkpoints)
     if cps.ndim != 1 or cps.size == 0 or not np.issubdtype(cps.dtype, np.integer):
@@ -100,9 +101,10 @@ def event_schedule(steps: int, checkpoints: Any, suffix_fraction: float) -> Even
     anchors = cps - m
     slot = np.full(steps, -1, np.int32)
     slot[cps - 1] = np.arange(cps.size, dtype=np.int32)
-    anchor = np.zeros(steps, bool)
-    anchor[anchors[anchors > 0] - 1] = True
-    return EventSchedule(slot, anchor, cps.astype(np.int32), anchors.astype(np.int32))
+    events = np.full(2 * cps.size, steps + 1, np.int32)  # one length for every checkpoint set
+    distinct = np.union1d(cps, anchors[anchors > 0])
+    events[: distinct.size] = distinct
+    return EventSchedule(events, slot, cps.astype(np.int32), anchors.astype(np.int32))
 
 
 def step_sizes(step_size: Any, schedule: Any, S: int, T: int, dtype: Any) -> tuple[np.ndarray, str]:

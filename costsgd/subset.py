@@ -428,6 +428,29 @@ def _tie_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
     return z
 
 
+def _window_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
+    r"""A covering ``z`` for costs without ties: the items of lowest density whole, and
+    among the ``pool`` items around the LP's break (by density :math:`\omega_i/v_i`)
+    the subset of least value covering the rest (exact, :func:`_least_sum_at_least`)."""
+    z, residual, order = _base(inst)
+    v, w = inst.value, inst.item_cost
+    target = residual - _slack(inst) + 64 * np.finfo(float).eps * v.sum()  # rounding margin
+    order = order[np.argsort(w[order] / v[order], kind="stable")]
+    cum = np.cumsum(v[order])
+    if cum.size == 0 or cum[-1] < target:
+        return None
+    k = int(np.searchsorted(cum, target))
+    lo = max(0, min(k - pool // 2, order.size - pool))
+    window = order[lo : lo + pool]
+    need = target - (cum[lo - 1] if lo else 0.0)
+    if need > v[window].sum():
+        return None
+    z[order[:lo]] = 1.0
+    if need > 0:
+        z[window[_least_sum_at_least(v[window], need)]] = 1.0
+    return z
+
+
 def _relative_gap(objective: float, lower: float) -> float:
     return max(0.0, (objective - lower) / objective) if objective > 0 else 0.0
 
@@ -486,9 +509,9 @@ def knapsack_exact(
     lower, ratio, z_lp = _lp_relaxation(inst)
     candidates = [knapsack_two_approx(inst).z]
     for pool in (24, 32, 40):
-        tie = _tie_candidate(inst, pool)
-        if tie is not None and inst.covers(tie):
-            candidates.append(tie)
+        for candidate in (_tie_candidate(inst, pool), _window_candidate(inst, pool)):
+            if candidate is not None and inst.covers(candidate):
+                candidates.append(candidate)
         best = min(candidates, key=lambda c: float(c @ inst.item_cost))
         objective = float(best @ inst.item_cost)
         if _relative_gap(objective, lower) <= gap:
