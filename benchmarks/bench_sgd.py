@@ -47,8 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from costsgd.experiments import figure2 as f2  # noqa: E402
+from costsgd.experiments.runtime import use_all_cores  # noqa: E402
 
-f2.use_all_cores()  # as the CLI does: one JAX device per core, before JAX starts
+use_all_cores()  # as the CLI does: one JAX device per core, before JAX starts
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -220,12 +221,12 @@ def cache_check(trials: int, steps: int) -> dict:
 import sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {str(ROOT)!r})
+from pathlib import Path
 from costsgd.experiments import figure2 as f2
-f2.use_all_cores()
-import jax
-jax.config.update("jax_compilation_cache_dir", sys.argv[1])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-import numpy as np, costsgd as cs
+from costsgd.experiments.runtime import enable_compile_cache, use_all_cores
+use_all_cores()
+enable_compile_cache(Path(sys.argv[1]))
+import jax, numpy as np, costsgd as cs
 t_import = time.perf_counter() - t0
 cfg = f2.PAPER._replace(trials={trials}, steps={steps})
 prob = cs.least_squares(cfg.n, cfg.d, seed=0)

@@ -5,7 +5,7 @@
 ``shard_map``, each device taking a slice of the trials (no communication:
 trials are independent). On a CPU, XLA runs one scan on one core, so trials are
 split over host devices (``--xla_force_host_platform_device_count``, set by
-:func:`costsgd.experiments.figure2.use_all_cores`). :func:`compiled` is the one
+:func:`costsgd.experiments.runtime.use_all_cores`). :func:`compiled` is the one
 jitted program; its static arguments are the problem's functions and the
 chunk/indices/mesh options, so a second call with the same shapes reuses it.
 """
