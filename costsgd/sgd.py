@@ -205,20 +205,26 @@ def cost_aware_sgd(
         mesh=mesh,
     )
 
+    result = _collect(state, rec, events.steps, pad, squeeze)
+    _check_converged(result, eta, eta_name, squeeze)
+    return result
+
+
+def _collect(state, rec, steps, pad: int, squeeze: bool) -> SGDResult:
+    """The device outputs as an :class:`SGDResult` of numpy arrays (padding trials dropped)."""
+
     def out(a):
         a = np.asarray(a)[:, : a.shape[1] - pad] if pad else np.asarray(a)
         return a[0] if squeeze else a
 
-    result = SGDResult(
-        steps=np.asarray(events.steps, np.int64),
+    return SGDResult(
+        steps=np.asarray(steps, np.int64),
         cost=out(rec.cost),
         error_average=out(rec.error_average),
         error_suffix=out(rec.error_suffix),
         error_last=out(rec.error_last),
         final=SGDState(*(out(a) for a in state)),
     )
-    _check_converged(result, eta, eta_name, squeeze)
-    return result
 
 
 def _check_strategies(p: Any, problem: Any) -> tuple[np.ndarray, bool]:

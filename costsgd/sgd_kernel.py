@@ -201,6 +201,50 @@ def _record(error, schedule, state, anchors, rec, t, slot):
     )
 
 
+def _run_steps(arrays, inputs, grad, state, span, indices, offset):
+    """Steps t = span[0]..span[1] (inclusive) of :func:`sgd_step`; step t uses
+    ``indices[t - 1 - offset]``."""
+    import jax
+    from jax import lax
+
+    dtype = state.x.dtype
+
+    def take(a, i):  # indices are validated or drawn in range
+        return a.at[i].get(mode="promise_in_bounds")
+
+    def body(t, state):
+        i = indices[t - 1 - offset]
+        datum = jax.tree_util.tree_map(lambda a: take(a, i), arrays.data)
+        return sgd_step(
+            state,
+            datum,
+            take(inputs.weight, i),
+            take(arrays.c, i),
+            inputs.eta[t - 1],
+            t.astype(dtype),
+            arrays.radius,
+            grad=grad,
+        )
+
+    return lax.fori_loop(span[0], span[1] + 1, body, state)
+
+
+def _at_event(error, schedule, state, anchors, rec, t):
+    """After step t: keep t * x̄_t for the suffixes starting there; write checkpoint t."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    tf = t.astype(state.x.dtype)
+    anchors = jnp.where((schedule.anchor_steps == t)[:, None], tf * state.average, anchors)
+    slot = schedule.slot[t - 1]
+    rec = lax.cond(
+        slot >= 0,
+        lambda: _record(error, schedule, state, anchors, rec, t, slot),
+        lambda: rec,
+    )
+    return anchors, rec
+
+
 def run_trial(
     arrays: EngineArrays,
     inputs: TrialInputs,
@@ -235,40 +279,6 @@ def run_trial(
     dtype = inputs.x0.dtype
     error = error_function(arrays, loss)
 
-    def take(a, i):  # indices are validated or drawn in range
-        return a.at[i].get(mode="promise_in_bounds")
-
-    def run_steps(state, first, last, indices, offset):
-        """Steps t = first..last (inclusive); step t uses indices[t - 1 - offset]."""
-
-        def body(t, state):
-            i = indices[t - 1 - offset]
-            datum = jax.tree_util.tree_map(lambda a: take(a, i), arrays.data)
-            return sgd_step(
-                state,
-                datum,
-                take(inputs.weight, i),
-                take(arrays.c, i),
-                inputs.eta[t - 1],
-                t.astype(dtype),
-                arrays.radius,
-                grad=grad,
-            )
-
-        return lax.fori_loop(first, last + 1, body, state)
-
-    def at_event(state, anchors, rec, t):
-        """After step t: keep t * x̄_t for the suffixes starting there; write checkpoint t."""
-        tf = t.astype(dtype)
-        anchors = jnp.where((schedule.anchor_steps == t)[:, None], tf * state.average, anchors)
-        slot = schedule.slot[t - 1]
-        rec = lax.cond(
-            slot >= 0,
-            lambda: _record(error, schedule, state, anchors, rec, t, slot),
-            lambda: rec,
-        )
-        return anchors, rec
-
     def run_chunk(carry, start, length):
         if predrawn:
             indices = lax.dynamic_slice_in_dim(inputs.source, start, length)
@@ -281,10 +291,10 @@ def run_trial(
             state, anchors, rec, e, done = c
             event = schedule.events[e]
             last = jnp.minimum(event, end)
-            state = run_steps(state, done + 1, last, indices, start)
+            state = _run_steps(arrays, inputs, grad, state, (done + 1, last), indices, start)
             anchors, rec = lax.cond(
                 last == event,
-                lambda: at_event(state, anchors, rec, last),
+                lambda: _at_event(error, schedule, state, anchors, rec, last),
                 lambda: (anchors, rec),
             )
             return state, anchors, rec, e + (last == event), last
