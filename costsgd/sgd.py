@@ -202,6 +202,7 @@ def cost_aware_sgd(
         grad=grad,
         chunk=chunk,
         predrawn=predrawn,
+        segmented=jax.devices()[0].platform == "cpu",
         mesh=mesh,
     )
 

@@ -66,6 +66,7 @@ class EventSchedule(NamedTuple):
 
     events: Any  #: (2K,) int32: distinct event steps, increasing, padded with T + 1
     slot: Any  #: (T,) int32: checkpoint index written after step t, or -1
+    anchor: Any  #: (T,) bool: some suffix starts right after step t
     steps: Any  #: (K,) checkpoint steps t_k
     anchor_steps: Any  #: (K,) a_k = t_k - ceil(alpha t_k)
 
@@ -201,32 +202,69 @@ def _record(error, schedule, state, anchors, rec, t, slot):
     )
 
 
-def _run_steps(arrays, inputs, grad, state, span, indices, offset):
-    """Steps t = span[0]..span[1] (inclusive) of :func:`sgd_step`; step t uses
-    ``indices[t - 1 - offset]``."""
+def _one_step(arrays, inputs, grad, state, i, eta, t):
+    """Step ``t`` of :func:`sgd_step` on component ``i`` (validated or drawn in range)."""
     import jax
-    from jax import lax
 
-    dtype = state.x.dtype
-
-    def take(a, i):  # indices are validated or drawn in range
+    def take(a):
         return a.at[i].get(mode="promise_in_bounds")
 
+    datum = jax.tree_util.tree_map(take, arrays.data)
+    return sgd_step(
+        state,
+        datum,
+        take(inputs.weight),
+        take(arrays.c),
+        eta,
+        t.astype(state.x.dtype),
+        arrays.radius,
+        grad=grad,
+    )
+
+
+def _run_steps(arrays, inputs, grad, state, span, indices, offset):
+    """Steps t = span[0]..span[1] (inclusive); step t uses ``indices[t - 1 - offset]``."""
+    from jax import lax
+
     def body(t, state):
-        i = indices[t - 1 - offset]
-        datum = jax.tree_util.tree_map(lambda a: take(a, i), arrays.data)
-        return sgd_step(
-            state,
-            datum,
-            take(inputs.weight, i),
-            take(arrays.c, i),
-            inputs.eta[t - 1],
-            t.astype(dtype),
-            arrays.radius,
-            grad=grad,
-        )
+        return _one_step(arrays, inputs, grad, state, indices[t - 1 - offset], inputs.eta[t - 1], t)
 
     return lax.fori_loop(span[0], span[1] + 1, body, state)
+
+
+def _scan_chunk(arrays, inputs, grad, error, schedule, carry, start, indices):
+    """One scan step per step, the events flagged per step: the structure for GPUs and
+    TPUs, where a scan of fixed length runs without a host round trip per step."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    length = indices.shape[0]
+
+    def one_step(c, xs):
+        state, anchors, rec = c
+        i, eta_t, t, slot, is_anchor = xs
+        state = _one_step(arrays, inputs, grad, state, i, eta_t, t)
+        tf = t.astype(state.x.dtype)
+        anchors = lax.cond(
+            is_anchor,
+            lambda: jnp.where((schedule.anchor_steps == t)[:, None], tf * state.average, anchors),
+            lambda: anchors,
+        )
+        rec = lax.cond(
+            slot >= 0, lambda: _record(error, schedule, state, anchors, rec, t, slot), lambda: rec
+        )
+        return (state, anchors, rec), None
+
+    xs = (
+        indices,
+        lax.dynamic_slice_in_dim(inputs.eta, start, length),
+        start + jnp.arange(1, length + 1, dtype=jnp.int32),
+        lax.dynamic_slice_in_dim(schedule.slot, start, length),
+        lax.dynamic_slice_in_dim(schedule.anchor, start, length),
+    )
+    state, anchors, rec, e = carry
+    (state, anchors, rec), _ = lax.scan(one_step, (state, anchors, rec), xs)
+    return state, anchors, rec, e
 
 
 def _at_event(error, schedule, state, anchors, rec, t):
@@ -254,6 +292,7 @@ def run_trial(
     grad: Callable,
     chunk: int,
     predrawn: bool,
+    segmented: bool = True,
 ):
     """One trial of one strategy: ``lax.scan`` over chunks of ``chunk`` steps, then a tail.
 
@@ -263,7 +302,10 @@ def run_trial(
     an event (a checkpoint, or a suffix start :math:`a_k`, where the prefix sum
     :math:`t\bar x_t` is kept) is anything recorded. Events are shared by all
     trials, so under ``vmap`` the loops keep scalar bounds and the step loop
-    carries nothing but the :class:`SGDState`.
+    carries nothing but the :class:`SGDState`. This is the structure for CPUs;
+    ``segmented=False`` scans step by step with the events as per-step branches
+    instead (for accelerators, where loops of varying length cost a host round
+    trip per iteration).
 
     Returns:
       ``(SGDState, Checkpoints)`` after the last step.
@@ -285,6 +327,8 @@ def run_trial(
         else:  # bulk alias draws for the whole chunk
             key = jax.random.fold_in(inputs.source, start)
             indices = sample_jax(key, inputs.threshold, inputs.alias, (length,))
+        if not segmented:
+            return _scan_chunk(arrays, inputs, grad, error, schedule, carry, start, indices)
         end = start + length
 
         def segment(c):

@@ -22,18 +22,21 @@ from costsgd.sgd_kernel import TrialInputs, run_trial
 __all__ = ["compiled", "shard_trials", "simulate"]
 
 
-def simulate(arrays, eta, sources, x0, schedule, *, loss, grad, chunk, predrawn, mesh):
+def simulate(arrays, eta, sources, x0, schedule, *, loss, grad, chunk, predrawn, segmented, mesh):
     """All strategies x all trials (shapes ``(S, M, ...)``).
 
     Random keys are shared across strategies (common random numbers); pre-drawn
-    indices are per strategy.
+    indices are per strategy. ``segmented`` picks the loop structure of
+    :func:`costsgd.sgd_kernel.run_trial` (True on CPUs).
     """
     import jax
     from jax.sharding import PartitionSpec
 
     def trial(arrays, weight, threshold, alias, eta, source, x0, schedule):
         inputs = TrialInputs(weight, threshold, alias, eta, source, x0)
-        kernel = partial(run_trial, loss=loss, grad=grad, chunk=chunk, predrawn=predrawn)
+        kernel = partial(
+            run_trial, loss=loss, grad=grad, chunk=chunk, predrawn=predrawn, segmented=segmented
+        )
         return kernel(arrays, inputs, schedule)
 
     over_trials = jax.vmap(trial, in_axes=(None, None, None, None, None, 0, None, None))
@@ -63,7 +66,9 @@ def compiled():
         import jax
 
         _COMPILED.append(
-            jax.jit(simulate, static_argnames=("loss", "grad", "chunk", "predrawn", "mesh"))
+            jax.jit(
+                simulate, static_argnames=("loss", "grad", "chunk", "predrawn", "segmented", "mesh")
+            )
         )
     return _COMPILED[0]
 

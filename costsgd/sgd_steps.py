@@ -89,8 +89,8 @@ def event_schedule(steps: int, checkpoints: Any, suffix_fraction: float) -> Even
 
     Examples:
       >>> s = event_schedule(4, [2, 4], 0.5)
-      >>> s.events.tolist(), s.slot.tolist(), s.anchor_steps.tolist()
-      ([1, 2, 4, 5], [-1, 0, -1, 1], [1, 2])
+      >>> s.events.tolist(), s.slot.tolist(), s.anchor.tolist(), s.anchor_steps.tolist()
+      ([1, 2, 4, 5], [-1, 0, -1, 1], [True, True, False, False], [1, 2])
     """
     cps = np.asarray(checkpoints)
     if cps.ndim != 1 or cps.size == 0 or not np.issubdtype(cps.dtype, np.integer):
@@ -101,10 +101,12 @@ def event_schedule(steps: int, checkpoints: Any, suffix_fraction: float) -> Even
     anchors = cps - m
     slot = np.full(steps, -1, np.int32)
     slot[cps - 1] = np.arange(cps.size, dtype=np.int32)
+    anchor = np.zeros(steps, bool)
+    anchor[anchors[anchors > 0] - 1] = True
     events = np.full(2 * cps.size, steps + 1, np.int32)  # one length for every checkpoint set
     distinct = np.union1d(cps, anchors[anchors > 0])
     events[: distinct.size] = distinct
-    return EventSchedule(events, slot, cps.astype(np.int32), anchors.astype(np.int32))
+    return EventSchedule(events, slot, anchor, cps.astype(np.int32), anchors.astype(np.int32))
 
 
 def step_sizes(step_size: Any, schedule: Any, S: int, T: int, dtype: Any) -> tuple[np.ndarray, str]:

@@ -376,3 +376,48 @@ def test_inverse_time_steps_give_the_strongly_convex_rate(prob, strategies):
     mean = res.error_suffix.mean(axis=1)  # (S, 2)
     ratio = mean[:, 0] / mean[:, 1]
     assert np.all((ratio > 2.8) & (ratio < 6.5)), ratio
+
+
+def test_accelerator_loop_structure_equals_the_cpu_one(prob, strategies):
+    """The per-step scan (GPUs) and the event-segmented loops (CPUs) take the same steps."""
+    from functools import partial
+
+    from costsgd.sgd_kernel import EngineArrays, TrialInputs, run_trial
+    from costsgd.sgd_steps import event_schedule
+
+    p = strategies[1]
+    table = cs.alias_table(p)
+    idx = cs.sample(table, T, rng=2).astype(np.int32)
+    arrays = EngineArrays(
+        data=prob.data,
+        c=prob.c,
+        weight=1.0 / (N * p),
+        threshold=table.threshold,
+        alias=table.alias.astype(np.int32),
+        radius=prob.radius,
+        x_star=prob.x_star,
+        f_star=prob.f_star,
+        hessian=prob.hessian,
+    )
+    inputs = TrialInputs(
+        arrays.weight, table.threshold, arrays.alias, np.full(T, 2e-3), idx, np.zeros(D)
+    )
+    events = event_schedule(T, CHECKPOINTS, 0.3)
+    runs = []
+    with jax.enable_x64(True):
+        for segmented in (True, False):
+            kernel = partial(
+                run_trial,
+                loss=least_squares_loss,
+                grad=least_squares_grad,
+                chunk=64,
+                predrawn=True,
+                segmented=segmented,
+            )
+            state, rec = jax.jit(kernel)(
+                jax.tree_util.tree_map(jnp.asarray, arrays), inputs, events
+            )
+            runs.append((np.asarray(state.x), np.asarray(rec.error_suffix), np.asarray(rec.cost)))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert np.all(runs[0][1] > 0)
