@@ -145,7 +145,7 @@ class Work:
 
     def __init__(self, trials: int, steps: int):
         config = f2.PAPER._replace(trials=trials, steps=steps)
-        self.prob = prob = cs.least_squares(config.n, config.d, seed=config.problem_seed)
+        self.prob = prob = cs.least_squares(config.n, config.d, rng=config.problem_seed)
         G, c = prob.G, prob.c
         self.P = np.stack([cs.uniform(G, c), cs.variance(G, c), cs.optimal(G, c)])
         self.eta = cs.theory_step_size(self.P, G, D=2 * prob.radius, steps=steps)
@@ -229,7 +229,7 @@ enable_compile_cache(Path(sys.argv[1]))
 import jax, numpy as np, costsgd as cs
 t_import = time.perf_counter() - t0
 cfg = f2.PAPER._replace(trials={trials}, steps={steps})
-prob = cs.least_squares(cfg.n, cfg.d, seed=0)
+prob = cs.least_squares(cfg.n, cfg.d, rng=0)
 P = np.stack([cs.uniform(prob.G, prob.c), cs.variance(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
 eta = cs.theory_step_size(P, prob.G, D=2 * prob.radius, steps=cfg.steps)
 kw = dict(steps=cfg.steps, trials=cfg.trials, step_size=eta, checkpoints=cs.log_checkpoints(cfg.steps))

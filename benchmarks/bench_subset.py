@@ -83,7 +83,7 @@ def fixing_milp(inst, time_limit):
 
 def instances(quick):
     rng = np.random.default_rng(0)
-    prob = cs.least_squares(1000 if quick else 3000, 50, seed=0)
+    prob = cs.least_squares(1000 if quick else 3000, 50, rng=0)
     yield "§4.4 costs U[1,1000]", prob.G, prob.c
     yield "n=300, c in {1..5}", rng.lognormal(size=300), rng.integers(1, 6, 300) * 1.0
     if quick:

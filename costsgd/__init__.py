@@ -7,7 +7,7 @@ prices them, and Cost-Aware SGD. The torch adapter lives in
 """
 
 from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
-from costsgd.lower_bound import (
+from costsgd.hardness import (
     HardInstance,
     LowerBound,
     cost_uniform_set,

@@ -159,7 +159,7 @@ def cost_aware_sgd(
 
     Examples:
       >>> import costsgd as cs
-      >>> prob = cs.least_squares(300, 5, seed=0)
+      >>> prob = cs.least_squares(300, 5, rng=0)
       >>> P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
       >>> res = cost_aware_sgd(prob, P, steps=2000, trials=8, schedule=np.full(2000, 1e-3),
       ...                      checkpoints=[100, 2000])

@@ -314,7 +314,7 @@ def run_trial(
     import jax.numpy as jnp
     from jax import lax
 
-    from costsgd.draw import sample_jax
+    from costsgd.draw import AliasTable, sample_jax
 
     T = inputs.eta.shape[0]
     K = schedule.steps.shape[0]
@@ -326,7 +326,8 @@ def run_trial(
             indices = lax.dynamic_slice_in_dim(inputs.source, start, length)
         else:  # bulk alias draws for the whole chunk
             key = jax.random.fold_in(inputs.source, start)
-            indices = sample_jax(key, inputs.threshold, inputs.alias, (length,))
+            table = AliasTable(None, inputs.alias, inputs.threshold)
+            indices = sample_jax(key, table, (length,))
         if not segmented:
             return _scan_chunk(arrays, inputs, grad, error, schedule, carry, start, indices)
         end = start + length

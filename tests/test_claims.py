@@ -162,7 +162,7 @@ def test_corrected_d5_matches_monte_carlo_on_heavy_tailed_costs(G, c):
 def test_paper_d5_fails_where_the_covariance_term_matters(G, c, factor):
     """One cost (or a few) carrying Σc: the paper's excess overshoots by 1/(1 - r)."""
     mean, se, _ = proxy_gap_monte_carlo(G, c, 0.05**2, draws=4000, rng=8)
-    paper = cs.predicted_proxy_gap(G, c, noise_var=0.05**2) - 1
+    paper = cs.predicted_proxy_gap(G, c, sigma2=0.05**2) - 1
     assert paper > factor * (mean + 4 * se)
     r = _ratio(G, c)
     assert paper == pytest.approx(
@@ -177,7 +177,7 @@ def test_paper_d5_holds_when_no_cost_dominates():
     assert _ratio(G, c) < 0.01
     mean, se, _ = proxy_gap_monte_carlo(G, c, 0.05**2, draws=4000, rng=9)
     for predicted in (
-        cs.predicted_proxy_gap(G, c, noise_var=0.05**2) - 1,
+        cs.predicted_proxy_gap(G, c, sigma2=0.05**2) - 1,
         cs.second_order_proxy_gap(G, c, sigma2=0.05**2) - 1,
     ):
         assert abs(mean - predicted) <= 0.03 * predicted + 4 * se

@@ -379,7 +379,7 @@ def thmD5_paper(G=None, c=None, sigma: float = 0.05, *, label="", rng=None, draw
     """
 
     def paper(G, c, s2):
-        return theory.predicted_proxy_gap(G, c, noise_var=s2)
+        return theory.predicted_proxy_gap(G, c, sigma2=s2)
 
     return _d5("thmD.5-paper", G, c, sigma, label, rng, draws, paper)
 

@@ -130,7 +130,7 @@ def eq3_engine(
         c = 10.0 ** gen.uniform(0.0, 3.0, b.size) if c is None else np.asarray(c)
         prob, D, x0 = abs_problem(b, c, gap=0.01 / np.sqrt(steps)), 2.0, np.array([-1.0])
     elif kind == "least_squares":
-        prob = least_squares(200, 5, seed=seed)
+        prob = least_squares(200, 5, rng=seed)
         D, x0 = 2.0 * prob.radius, None
     else:
         raise ValueError(f"kind must be 'kink' or 'least_squares', got {kind!r}")
@@ -190,7 +190,7 @@ def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", 
     import jax
 
     gen = np.random.default_rng(rng)
-    prob = least_squares(200, 5, seed=seed)
+    prob = least_squares(200, 5, rng=seed)
     mu = float(np.linalg.eigvalsh(prob.hessian)[0])
     P = _strategies(prob.G, prob.c)
     checkpoints = [steps // 8, steps // 4, steps // 2, steps]
@@ -258,7 +258,7 @@ def sec44_orderings(seed: int = 0, *, steps: int = 3000, trials: int = 100, labe
     import jax
 
     gen = np.random.default_rng(rng)
-    prob = least_squares(600, 10, seed=seed)
+    prob = least_squares(600, 10, rng=seed)
     P = _strategies(prob.G, prob.c)
     with jax.enable_x64(True):
         eta = theory_step_size(P, prob.G, D=2 * prob.radius, steps=steps)

@@ -15,7 +15,7 @@ import numpy as np
 from costsgd import samplers, theory
 from costsgd.claims.base import Template, claim, describe, not_applicable, result
 from costsgd.claims.engine import crossing
-from costsgd.lower_bound import (
+from costsgd.hardness import (
     clipped_mean,
     cost_uniform_set,
     hard_deltas,
@@ -72,7 +72,7 @@ def thm43_remark(c=None, G_max: float = 1.0, eps: float = 0.01, *, rng: Any = No
             if _eq13(root, s, c.size, G_max, eps):
                 best = max(best, float(root[list(s)].sum()))
     # cost_uniform_set takes the scalar gradient bound as G= (G_max= after the rename)
-    found = float(root[cost_uniform_set(c, G=G_max, eps=eps)].sum())
+    found = float(root[cost_uniform_set(c, G_max=G_max, eps=eps)].sum())
     return result("thm4.3-remark", found, best, instance=where)
 
 
@@ -116,9 +116,9 @@ def thm43_hard_instances(
     where = describe(None, c, label, G_max=float(G_max), eps=float(eps))
     if c.size < (G_max / eps) ** 2:
         return not_applicable("thm4.3-hard-instances", "n < G²/ε²", instance=where)
-    if cost_uniform_set(c, G=G_max, eps=eps).size == 0:
+    if cost_uniform_set(c, G_max=G_max, eps=eps).size == 0:
         return not_applicable("thm4.3-hard-instances", "S* is empty", instance=where)
-    delta, _, _ = hard_deltas(c, G=G_max, eps=eps)
+    delta, _, _ = hard_deltas(c, G_max=G_max, eps=eps)
     problems = []
     if abs(delta.mean() - 20 * eps) > 1e-9 * 20 * eps:
         problems.append(f"mean Δ = {delta.mean():.6g} != 20ε")
@@ -127,7 +127,7 @@ def thm43_hard_instances(
     if np.any(clipped_mean(delta, G_max) < delta / 2 * (1 - 1e-12)):
         problems.append("E b_i < Δ_i/2")
     gen = np.random.default_rng(rng)
-    b = hard_slopes(delta, G=G_max, hypothesis=0, size=draws, seed=gen)
+    b = hard_slopes(delta, G_max=G_max, hypothesis=0, size=draws, rng=gen)
     hit = b.mean(axis=1) >= 5 * eps
     freq, se = float(hit.mean()), float(np.sqrt(max(hit.mean() * (1 - hit.mean()), 1e-4) / draws))
     if problems:
@@ -169,7 +169,7 @@ def thm43_lower_bound(
     where = describe(None, c, label, G_max=float(G_max), eps=float(eps))
     if c.size < (G_max / eps) ** 2:
         return not_applicable("thm4.3-lower-bound", "n < G²/ε²", instance=where)
-    bound = lower_bound(c, G=G_max, eps=eps)
+    bound = lower_bound(c, G_max=G_max, eps=eps)
     if bound.support.size == 0:
         return not_applicable("thm4.3-lower-bound", "S* is empty: the bound is 0", instance=where)
     G = np.full(c.size, G_max)
@@ -182,7 +182,7 @@ def thm43_lower_bound(
     with jax.enable_x64(True):
         eta = theory_step_size(p, G, D=D, steps=steps)
         for k in range(2 * draws):
-            inst = hard_instance(c, G=G_max, eps=eps, hypothesis=k % 2, seed=gen)
+            inst = hard_instance(c, G_max=G_max, eps=eps, hypothesis=k % 2, rng=gen)
             res = cost_aware_sgd(
                 inst.problem,
                 p,

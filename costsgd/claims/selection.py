@@ -140,7 +140,7 @@ def thmD3_budget(seed: int = 0, n: int = 60, d: int = 3, *, rng: Any = None):
 
     Numerical: the largest :math:`(f(x^*_\pi) - f^*)/\Gamma` over the budgets; theoretical: 1.
     """
-    prob = least_squares(n, d, seed=seed)
+    prob = least_squares(n, d, rng=seed)
     H = prob.hessian
     mu = float(np.linalg.eigvalsh(H)[0])
     where = describe(prob.G, prob.c, "least squares", seed=seed, mu=mu)
