@@ -205,7 +205,11 @@ def test_verl_policy_losses_with_plan_weights_match_weighted_policy_loss(loss_mo
             rollout_is_weights=drawn["rollout_is_weights"][rows],
         )
         ours = expected_loss(
-            drawn["token_loss"][rows], drawn["response_mask"][rows], plan.weights[t], effective, None
+            drawn["token_loss"][rows],
+            drawn["response_mask"][rows],
+            plan.weights[t],
+            effective,
+            None,
         )
         torch.testing.assert_close(verl_loss.double(), ours, rtol=1e-5, atol=1e-6)
 
@@ -273,9 +277,7 @@ def test_new_engine_ppo_loss_matches_weighted_policy_loss(mode):
         mini = left_right_2_no_padding(drawn[t * B : (t + 1) * B].to_tensordict())
         mask = mini["response_mask"]
         # what FSDPEngine.forward_backward_batch attaches before calling the loss (dp_size 1)
-        tu.assign_non_tensor(
-            mini, dp_size=1, batch_num_tokens=int(mask.sum()), global_batch_size=B
-        )
+        tu.assign_non_tensor(mini, dp_size=1, batch_num_tokens=int(mask.sum()), global_batch_size=B)
         model_output = {"log_probs": nested_log_probs(mini, log_prob[rows[t * B : (t + 1) * B]])}
         loss, metrics = ppo_loss(config, model_output, mini)
         ours = expected_loss(
@@ -299,7 +301,9 @@ def monte_carlo(mode, weights_fn, plans=1500):
     totals = []
     for _ in range(plans):
         plan = plan_verl_batch(data.batch, B, generator=g, normalize="none")
-        drawn = apply_plan({"response_mask": mask, "token_loss": token_loss}, plan, weights_fn(plan))
+        drawn = apply_plan(
+            {"response_mask": mask, "token_loss": token_loss}, plan, weights_fn(plan)
+        )
         total = 0.0
         for t in range(N // B):
             rows = slice(t * B, (t + 1) * B)
@@ -315,7 +319,9 @@ def monte_carlo(mode, weights_fn, plans=1500):
     totals = torch.tensor(totals, dtype=torch.float64)
     # The target: a uniform pass's step with fixed denominators (B sequences; B·L̄ tokens).
     uniform = [
-        expected_loss(token_loss[s : s + B], mask[s : s + B], None, mode, mask.double().sum(-1).mean())
+        expected_loss(
+            token_loss[s : s + B], mask[s : s + B], None, mode, mask.double().sum(-1).mean()
+        )
         for s in range(0, N, B)
     ]
     return float(totals.mean()), float(totals.std() / len(totals) ** 0.5), float(sum(uniform))

@@ -178,7 +178,7 @@ def test_v1_update_actor_trains_on_the_draws_and_hands_back_the_pool(transfer_qu
     samples, tags = pool_samples()
     padded = tu.list_of_dict_to_tensordict(samples).select("advantages", "response_mask")
     padded = padded.to_padded_tensor()
-    plan, rows, weights = plan_pool(
+    _, rows, weights = plan_pool(
         cfg,
         {"advantages": padded["advantages"], "response_mask": padded["response_mask"]},
         global_steps=STEP,
@@ -336,9 +336,7 @@ def test_legacy_update_actor_trains_on_the_draws_and_leaves_the_pool():
     for key, value in before.items():  # fit's compute_data_metrics then sees the pool
         assert torch.equal(data.batch[key], value), key
     ((_, td, _),) = trainer.actor_rollout_wg.calls
-    plan, rows, weights = plan_pool(
-        cfg, dict(data.batch.items()), global_steps=STEP, dp_size=DP
-    )
+    plan, rows, weights = plan_pool(cfg, dict(data.batch.items()), global_steps=STEP, dp_size=DP)
     assert list(td["uid"]) == list(data.non_tensor_batch["uid"][rows.numpy()])
     pixels = [m["pixel_values"] for m in td["multi_modal_inputs"]]
     assert pixels == rows.tolist()

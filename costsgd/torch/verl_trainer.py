@@ -98,7 +98,9 @@ def cost_aware_settings(config: Any) -> CostAwareSettings:
     known = {f.name for f in dataclasses.fields(CostAwareSettings)}
     unknown = sorted(set(section) - known)
     if unknown:
-        raise ValueError(f"trainer.v1.cost_aware has unknown keys {unknown}; known: {sorted(known)}")
+        raise ValueError(
+            f"trainer.v1.cost_aware has unknown keys {unknown}; known: {sorted(known)}"
+        )
     return CostAwareSettings(**{k: section[k] for k in section})
 
 
