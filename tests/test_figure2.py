@@ -16,9 +16,14 @@ REDUCED = f2.PAPER._replace(n=600, d=10, steps=3000, trials=200)
 EQ8_FACTOR = 1.25
 
 
+@pytest.fixture(autouse=True)
+def _no_compile_cache(monkeypatch):
+    monkeypatch.setenv("COSTSGD_NO_COMPILE_CACHE", "1")
+
+
 @pytest.fixture(scope="module")
 def reduced():
-    return f2.run_figure2(REDUCED)
+    return f2.run(REDUCED)
 
 
 def test_optimal_is_cheapest_and_variance_is_fastest(reduced):
@@ -126,11 +131,11 @@ def test_results_round_trip(tmp_path, reduced):
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["figure2", "--strategies", "uniform,greedy"], "unknown strategies"),
+        (["figure2", "--strategies", "uniform,greedy"], "--strategies: unknown greedy"),
         (["figure2", "--strategies", "optimal,optimal"], "duplicates"),
-        (["figure2", "--trials", "0"], "trials"),
-        (["figure2", "--step-scale", "-1"], "step_scale"),
-        (["figure2", "--target", "0"], "target"),
+        (["figure2", "--trials", "0"], "--trials"),
+        (["figure2", "--step-scale", "-1"], "--step-scale"),
+        (["figure2", "--target", "0"], "--target"),
     ],
 )
 def test_cli_bad_input(argv, match, tmp_path, capsys):
@@ -142,7 +147,7 @@ def test_cli_bad_input(argv, match, tmp_path, capsys):
 
 def test_bad_config_raises_in_the_library():
     with pytest.raises(ValueError, match="unknown strategies"):
-        f2.run_figure2(f2.PAPER._replace(strategies=("uniform", "greedy")))
+        f2.run(f2.PAPER._replace(strategies=("uniform", "greedy")))
 
 
 def test_plot_rejects_missing_or_foreign_files(tmp_path, capsys):

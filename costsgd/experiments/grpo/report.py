@@ -25,6 +25,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from costsgd.experiments.results import write_atomic
+
 __all__ = [
     "curves",
     "format_report",
@@ -295,7 +297,7 @@ def plot(results: dict, path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    tmp = f"{os.fspath(path)}.tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    finally:
+        plt.close(fig)

@@ -19,23 +19,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
+from costsgd.experiments import results as results_file
 from costsgd.experiments.grpo.diagnostics import rollout_diagnostics
 from costsgd.experiments.grpo.policy import GRUPolicy, warm_start
 from costsgd.experiments.grpo.task import SortTask, sample_prompts
 from costsgd.experiments.grpo.trainer import GRPOConfig, Method, evaluate, train
 
 __all__ = [
+    "EXPERIMENT",
     "METHODS",
     "SETTINGS",
     "StudyConfig",
@@ -45,6 +44,9 @@ __all__ = [
     "save_results",
     "smoke_config",
 ]
+
+#: The name results files record (``costsgd plot`` dispatches on it).
+EXPERIMENT = "grpo-study"
 
 #: Sampling methods by name (§5.3, §5.5, Appendix G.6).
 METHODS: dict[str, Method] = {
@@ -175,17 +177,6 @@ def smoke_config(**overrides: Any) -> StudyConfig:
         workers=1,
     )
     return dataclasses.replace(base, **overrides).validate()
-
-
-def _versions() -> dict[str, str]:
-    import costsgd
-
-    return {
-        "costsgd": costsgd.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def _config_dict(config: StudyConfig) -> dict:
@@ -330,7 +321,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     bar.close()
     return {
         "config": _config_dict(config),
-        "versions": _versions(),
+        "versions": results_file.versions("torch"),
         "hardware": {
             "machine": platform.machine(),
             "processor": platform.processor(),
@@ -343,24 +334,17 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
 
 
 def save_results(results: dict, path: str | os.PathLike) -> None:
-    """Write ``results`` as JSON atomically (temporary file, then ``os.replace``)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".grpo-study-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, allow_nan=True)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``results`` as JSON atomically (see :mod:`costsgd.experiments.results`)."""
+    results_file.save_json_results(results, path, experiment=EXPERIMENT)
 
 
 def load_results(path: str | os.PathLike) -> dict:
-    """Read a results file written by :func:`save_results`."""
-    with open(path) as f:
-        results = json.load(f)
+    """Read a results file written by :func:`save_results`.
+
+    Raises:
+      ValueError: naming the file, when it is missing, corrupt or not a study's results.
+    """
+    results = results_file.load_results(path, experiment=EXPERIMENT)
     if not {"config", "runs"} <= set(results):
-        raise ValueError(f"{path} is not a grpo-study results file (no 'config'/'runs')")
+        raise ValueError(f"{str(path)!r} is not a grpo-study results file (no 'config'/'runs')")
     return results
