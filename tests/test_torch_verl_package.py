@@ -23,6 +23,7 @@ with warnings.catch_warnings():
     from verl.trainer.ppo.ray_trainer import compute_advantage
     from verl.utils import tensordict_utils as tu
     from verl.workers.config import ActorConfig, PolicyLossConfig
+    from verl.workers.engine.utils import prepare_micro_batches
     from verl.workers.utils.losses import ppo_loss
     from verl.workers.utils.padding import left_right_2_no_padding
 
@@ -289,6 +290,52 @@ def test_new_engine_ppo_loss_matches_weighted_policy_loss(mode):
         )
         torch.testing.assert_close(loss.double(), ours, rtol=1e-5, atol=1e-6)
         assert "actor/pg_loss" in metrics
+
+
+@pytest.mark.parametrize(
+    ("mode", "micro"),
+    [
+        ("seq-mean-token-mean", {"use_dynamic_bsz": False, "micro_batch_size_per_gpu": 2}),
+        ("token-mean", {"use_dynamic_bsz": False, "micro_batch_size_per_gpu": 2}),
+        ("token-mean", {"use_dynamic_bsz": True, "max_token_len_per_gpu": 24}),
+    ],
+)
+def test_micro_batching_keeps_the_mini_batch_loss(mode, micro):
+    # FSDPEngine.forward_backward_batch: the mini-batch's token count, then verl's micro-batches
+    data = grpo_pool()
+    log_prob = current_log_probs(data)
+    config = actor_config(mode)
+    token_loss = per_token_loss(get_policy_loss_fn("vanilla"), data, log_prob, config)
+    mean_len = float(data.batch["response_mask"].double().sum(-1).mean())
+    plan = plan_verl_batch(data.batch, B, generator=torch.Generator().manual_seed(10))
+    weights = token_mean_weights(plan, data.batch["response_mask"], B)
+    rows, w = dispatch_order(plan, 1, weights if mode == "token-mean" else None)
+    drawn = data[rows]
+    drawn.batch["rollout_is_weights"] = (w[:, None] * drawn.batch["response_mask"]).float()
+    drawn.batch["log_prob"] = log_prob[rows]
+    mini = left_right_2_no_padding(drawn[:B].to_tensordict())
+    tu.assign_non_tensor(
+        mini,
+        dp_size=1,
+        batch_num_tokens=int(mini["loss_mask"].sum()),
+        global_batch_size=B,
+        **micro,
+    )
+    micro_batches, _ = prepare_micro_batches(mini)
+    assert len(micro_batches) > 1
+    total = torch.zeros((), dtype=torch.float64)
+    for mb in micro_batches:
+        lp = mb["log_prob"]
+        loss, _ = ppo_loss(config, {"log_probs": nested_log_probs(mb, lp)}, mb)
+        total = total + loss.double()
+    expected = expected_loss(
+        token_loss[plan.indices[0]],
+        data.batch["response_mask"][plan.indices[0]],
+        plan.weights[0].double(),
+        mode,
+        mean_len,
+    )
+    torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-6)
 
 
 def monte_carlo(mode, weights_fn, plans=1500):
