@@ -97,6 +97,10 @@ def pool_samples(seed=0):
         adv = 0.0 if padding else float(adv_by_group[i // ROLLOUT_N, i % ROLLOUT_N])
         prompts = torch.randint(3, 50, (p_len,), generator=g)
         responses = torch.randint(3, 50, (r_len,), generator=g)
+        scores = torch.zeros(r_len)
+        scores[-1] = float(
+            r_len <= 4
+        )  # short answers score: the draws' scores differ from the pool's
         samples.append(
             {
                 "prompts": prompts,
@@ -106,11 +110,17 @@ def pool_samples(seed=0):
                 "loss_mask": torch.ones(r_len, dtype=torch.int64),
                 "advantages": torch.full((r_len,), adv),
                 "old_log_probs": -torch.rand(r_len, generator=g),
+                "returns": torch.full((r_len,), adv),
+                "values": torch.zeros(r_len),
+                "rm_scores": scores,
+                "token_level_rewards": scores,
+                "num_turns": 1,
                 "uid": f"pad-{i}" if padding else f"prompt-{i // ROLLOUT_N}",
                 "multi_modal_inputs": {"pixel_values": i},
             }
         )
         tag = {"seq_len": p_len + r_len, "prompt_len": p_len, "response_len": r_len}
+        tag |= {"global_steps": STEP, "min_global_steps": STEP - 1, "max_global_steps": STEP - 1}
         if padding:
             tag["is_padding"] = True
         tags.append(tag)
@@ -202,6 +212,36 @@ def test_v1_update_actor_trains_on_the_draws_and_hands_back_the_pool(transfer_qu
     assert metrics["cost_aware/pool/zero_prob_fraction"] == ROLLOUT_N / (N - PAD)
     assert metrics["actor/pg_loss"] == 1.5
     transfer_queue.kv_clear(keys=pool.keys, partition_id="v1")
+
+
+def test_v1_metrics_verl_logs_after_the_update_are_the_pools(transfer_queue):
+    from verl.trainer.ppo.metric_utils import RolloutMoELoadBalanceMetricsAccumulator
+
+    pool = put_pool(transfer_queue, "metrics")
+    cfg = verl_config()
+    trainer = v1_trainer(cfg)
+    metrics = {}
+    batch = trainer._update_actor(pool, metrics)
+    # verl's own PPOTrainer._compute_metrics, as fit calls it on the batch the step returns
+    trainer.use_critic = False
+    trainer._rollout_moe_lb_metrics_accumulator = RolloutMoELoadBalanceMetricsAccumulator(
+        model_config=cfg.actor_rollout_ref.model
+    )
+    trainer._get_n_gpus_for_throughput = lambda: 1
+    trainer._compute_metrics(batch, metrics, {"step": 1.0}, global_steps=STEP, epoch=0)
+
+    samples, tags = pool_samples()
+    real = [i for i, t in enumerate(tags) if not t.get("is_padding", False)]
+    pool_score = sum(float(samples[i]["rm_scores"].sum()) for i in real) / len(real)
+    pool_length = sum(samples[i]["responses"].numel() for i in real) / len(real)
+    assert metrics["critic/score/mean"] == pytest.approx(pool_score)
+    assert metrics["response_length/mean"] == pytest.approx(pool_length)
+    ((_, drawn, _),) = trainer.actor_rollout_wg.calls
+    drawn_score = float(drawn["rm_scores"].values().sum()) / N
+    assert drawn_score != pytest.approx(pool_score)  # what logging the draws would have shown
+    token_fraction = metrics["cost_aware/draws/tokens"] / metrics["cost_aware/pool/tokens"]
+    assert metrics["cost_aware/draws/token_fraction"] == pytest.approx(token_fraction)
+    transfer_queue.kv_clear(keys=pool.keys, partition_id="metrics")
 
 
 def nested_log_probs(data, log_prob):
