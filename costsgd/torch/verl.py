@@ -242,7 +242,7 @@ def apply_plan(
     Every tensor (or numpy array) of ``batch`` whose first dimension is
     :math:`N` is indexed by the rows of :func:`dispatch_order`;
     ``rollout_is_weights`` ``(N, R)`` becomes the drawn rows' existing weights
-    (1 if absent) times the importance weight broadcast over the response. A
+    (1 if absent) times the importance weight (eq. 22) broadcast over the response. A
     ``DataProto`` is re-indexed whole by ``data[rows]`` (tensors and
     ``non_tensor_batch``: ``uid``, multi-modal inputs).
 
