@@ -45,7 +45,7 @@ def user_error(argv, capsys, command):
 def test_predict_prints_the_paper_ratios(capsys):
     assert main(["predict", "--n", "300", "--d", "10", "--seed", "3"]) == 0
     out = capsys.readouterr().out
-    prob = cs.least_squares(300, 10, seed=3)
+    prob = cs.least_squares(300, 10, rng=3)
     r = cs.cost_ratios(prob.G, prob.c)
     assert f"K(p*)/K(unif) = {r.optimal_vs_uniform:.4f}" in out
     assert f"K(p*)/K(var) = {r.optimal_vs_variance:.4f}" in out

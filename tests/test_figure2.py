@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import costsgd as cs
 from costsgd.cli import main
 from costsgd.experiments import figure2 as f2
 
@@ -40,29 +39,11 @@ def test_optimal_is_cheapest_and_variance_is_fastest(reduced):
 def test_measured_cost_ratios_track_eq8(reduced):
     _, rows = f2.summary(reduced)
     for r in rows:
-        assert r.predicted_cost_ratio == pytest.approx(
-            cs.cost_product(
-                reduced["p"][list(reduced["config"]["strategies"]).index(r.strategy)], *_Gc(reduced)
-            )
-            / cs.optimal_cost_product(*_Gc(reduced))
-        )
         assert 1 / EQ8_FACTOR <= r.cost_ratio / r.predicted_cost_ratio <= EQ8_FACTOR, r
     # and the ordering Eq. 8 predicts is the measured one
     measured = sorted(rows, key=lambda r: r.cost_ratio)
     predicted = sorted(rows, key=lambda r: r.predicted_cost_ratio)
     assert [r.strategy for r in measured] == [r.strategy for r in predicted]
-
-
-def _Gc(results):
-    cfg = results["config"]
-    prob = cs.least_squares(
-        cfg["n"],
-        cfg["d"],
-        L=cfg["L"],
-        seed=cfg["problem_seed"],
-        gradient_bound=cfg["gradient_bound"],
-    )
-    return prob.G, prob.c
 
 
 def test_summary_reads_the_crossing_of_the_mean_curve():

@@ -9,13 +9,13 @@ module and one entry in :data:`COMMANDS`. Every command runs through
 
 from __future__ import annotations
 
-from costsgd.cli import figures, grpo, plot, predict
+from costsgd.cli import figures, grpo, plot, predict, verify
 from costsgd.cli.common import ArgumentParser, run_command
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Modules whose ``register`` adds one or more subcommands, in help order.
-COMMANDS = (predict, figures, grpo, plot)
+COMMANDS = (predict, figures, grpo, plot, verify)
 
 
 def build_parser() -> ArgumentParser:

@@ -24,7 +24,7 @@ def register(sub) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import costsgd as cs
 
-    prob = cs.least_squares(args.n, args.d, L=args.L, seed=args.seed)
+    prob = cs.least_squares(args.n, args.d, L=args.L, rng=args.seed)
     G, c = prob.G, prob.c
     strategies = {"uniform": cs.uniform, "variance": cs.variance, "optimal": cs.optimal}
     j_star = cs.optimal_cost_product(G, c)

@@ -145,7 +145,7 @@ def run(config: Figure2Config = PAPER) -> dict[str, Any]:
         config.d,
         L=config.L,
         gradient_bound=config.gradient_bound,
-        seed=config.problem_seed,
+        rng=config.problem_seed,
     )
     G, c = prob.G, prob.c
     P = np.stack([np.asarray(STRATEGIES[s](G, c), dtype=np.float64) for s in config.strategies])

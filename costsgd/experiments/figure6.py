@@ -174,7 +174,7 @@ def run(config: Figure6Config = PAPER) -> dict[str, Any]:
       ((2, 4, 5), True)
     """
     config.validate()
-    prob = cs.least_squares(config.n, config.d, L=config.L, seed=config.problem_seed)
+    prob = cs.least_squares(config.n, config.d, L=config.L, rng=config.problem_seed)
     G, c, D = prob.G, prob.c, 2 * prob.radius
     gamma_max = D * G.mean()
     gammas = np.asarray(config.gamma_fractions, dtype=np.float64) * gamma_max
