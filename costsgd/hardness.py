@@ -135,7 +135,8 @@ def lower_bound(c: Any, *, G_max: float, eps: float) -> LowerBound:
     _check_regime(c.size, G, eps)
     support = cost_uniform_set(c, G_max=G, eps=eps)
     mean_root = np.sqrt(c[support]).sum() / c.size
-    return LowerBound(float(G**2 / (_CONSTANT * eps**2) * mean_root**2), support)
+    # (G/eps)² <= n by the regime check: no overflow, and no 0/0 for tiny G and eps.
+    return LowerBound(float((G / eps) ** 2 / _CONSTANT * mean_root**2), support)
 
 
 def hard_deltas(c: Any, *, G_max: float, eps: float) -> tuple[np.ndarray, float, np.ndarray]:

@@ -37,11 +37,15 @@ __all__ = ["length_only", "noisy_proxy", "optimal", "smooth", "uniform", "varian
 
 
 def _inputs(G: Any, c: Any):
-    namespace(G=G, c=c)  # one library for both, checked before any conversion
+    xp = namespace(G=G, c=c)  # arrays of one library; a list or tuple adopts theirs
     G = check_gradient_norms(G)
     c = check_costs(c)
     check_same_shape(G=G, c=c)
-    return G, c, namespace(G=G, c=c)
+    if namespace(c=c) is not xp:
+        c = xp.asarray(host(c), dtype=G.dtype, device=array_api_compat.device(G))
+    elif namespace(G=G) is not xp:
+        G = xp.asarray(host(G), dtype=c.dtype, device=array_api_compat.device(c))
+    return G, c, xp
 
 
 def _normalise(w, xp):

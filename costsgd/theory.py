@@ -95,7 +95,8 @@ def second_moment(p: Any, G: Any) -> float:
       1.0
     """
     p, G = _pG(p, G)
-    return float(np.exp(_log_second_moment(p, G)))
+    with np.errstate(over="ignore"):  # beyond float64: +inf
+        return float(np.exp(_log_second_moment(p, G)))
 
 
 def _log_second_moment(p: np.ndarray, G: np.ndarray) -> float:
@@ -120,6 +121,11 @@ def expected_cost(p: Any, c: Any) -> float:
 def cost_product(p: Any, G: Any, c: Any) -> float:
     r"""The cost objective :math:`J(p) = S(p)\,C(p)` (§4.1, minimised by Theorem 4.1).
 
+    Computed in log-space, so it is finite whenever :math:`J` is in float64
+    (:math:`S = 10^{400}` with :math:`C = 10^{-200}`). ``+inf`` when ``p``
+    misses a component with :math:`G_i > 0` (:math:`S(p) = +\infty`), even if
+    :math:`C(p) = 0`.
+
     Examples:
       >>> cost_product([0.5, 0.5], [1.0, 1.0], [1.0, 3.0])
       2.0
@@ -127,9 +133,10 @@ def cost_product(p: Any, G: Any, c: Any) -> float:
     p, G = _pG(p, G)
     _, c = _pc(p, c)
     log_s, log_c = _log_second_moment(p, G), logsumexp(log_of(p) + log_of(c))
-    if log_s == np.inf:
-        return float("inf") if log_c > -np.inf else float("nan")
-    return float(np.exp(log_s + log_c))
+    if log_s == np.inf:  # p misses a component with G_i > 0: J is +inf whatever C(p) is
+        return float("inf")
+    with np.errstate(over="ignore"):  # beyond float64: +inf
+        return float(np.exp(log_s + log_c))
 
 
 def _log_sum_G_sqrt_c(G: np.ndarray, c: np.ndarray) -> float:
@@ -147,7 +154,8 @@ def optimal_cost_product(G: Any, c: Any) -> float:
       4.0
     """
     G, c = _Gc(G, c)
-    return float(np.exp(2.0 * (_log_sum_G_sqrt_c(G, c) - np.log(G.size))))
+    with np.errstate(over="ignore"):  # beyond float64: +inf
+        return float(np.exp(2.0 * (_log_sum_G_sqrt_c(G, c) - np.log(G.size))))
 
 
 def _horizon(eps: float, D: float | None, mu: float | None) -> float:
@@ -296,10 +304,13 @@ def variance_beats_uniform(G: Any, c: Any) -> VarianceVsUniform:
     mean_g, mean_k = g.mean(), k.mean()
     lhs_s = mean_g * np.mean((g - mean_g) * (k - mean_k))
     rhs_s = mean_k * np.mean((g - mean_g) ** 2)
-    with np.errstate(over="ignore"):
-        scale = np.float64(sg) * sg * sc
-        lhs, rhs = float(lhs_s * scale), float(rhs_s * scale)
-    return VarianceVsUniform(bool(lhs_s <= rhs_s), lhs, rhs)
+    log_scale = 2 * np.log(sg) + np.log(sc)
+
+    def unscaled(x: float) -> float:  # x · sg² · sc in log-space; beyond float64: ±inf
+        with np.errstate(over="ignore"):
+            return float(np.sign(x) * np.exp(np.log(abs(x)) + log_scale)) if x != 0 else 0.0
+
+    return VarianceVsUniform(bool(lhs_s <= rhs_s), unscaled(lhs_s), unscaled(rhs_s))
 
 
 def cost_biased(p: Any, c: Any) -> np.ndarray:

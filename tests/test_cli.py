@@ -21,9 +21,8 @@ SMALL = ["--n", "200", "--d", "4", "--steps", "60", "--trials", "2", "--checkpoi
 
 @pytest.fixture(autouse=True)
 def _private_cache(monkeypatch, tmp_path):
-    """No test writes into the user's real cache; in-process runs keep JAX's cache off."""
+    """A cache folder of the test's own (conftest keeps JAX's cache off in-process)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("COSTSGD_NO_COMPILE_CACHE", "1")
 
 
 @pytest.fixture(scope="module")

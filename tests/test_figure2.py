@@ -15,11 +15,6 @@ REDUCED = f2.PAPER._replace(n=600, d=10, steps=3000, trials=200)
 EQ8_FACTOR = 1.25
 
 
-@pytest.fixture(autouse=True)
-def _no_compile_cache(monkeypatch):
-    monkeypatch.setenv("COSTSGD_NO_COMPILE_CACHE", "1")
-
-
 @pytest.fixture(scope="module")
 def reduced():
     return f2.run(REDUCED)

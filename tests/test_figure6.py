@@ -11,11 +11,6 @@ SMALL = figure6.PAPER._replace(
 )
 
 
-@pytest.fixture(autouse=True)
-def _no_compile_cache(monkeypatch):
-    monkeypatch.setenv("COSTSGD_NO_COMPILE_CACHE", "1")
-
-
 @pytest.fixture(scope="module")
 def results():
     return figure6.run(SMALL)
@@ -117,6 +112,9 @@ def test_command_line(tmp_path, capsys):
         ({"solver": "lp"}, "solver"),
         ({"trials": 0}, "trials"),
         ({"step_scale": -1.0}, "step_scale"),
+        ({"seed": -1}, "seed"),
+        ({"problem_seed": 1.5}, "problem_seed"),
+        ({"L": float("nan")}, "L must"),
     ],
 )
 def test_bad_config(change, match):

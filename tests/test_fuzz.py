@@ -193,11 +193,11 @@ def test_policy_loss(data):
 
 @settings(max_examples=max(2, settings().max_examples // 8))
 @given(st.data())
-def test_engine_and_subset_solvers(data):
+def test_engine(data):
     prob = cs.least_squares(20, 2, rng=0)
-    field = data.draw(st.sampled_from(["c", "G", "x_star", "b"]))
+    field = data.draw(st.sampled_from(["c", "G", "x_star", "b", "A"]))
     bad = np.array(getattr(prob, field), dtype=np.float64)
-    bad[data.draw(st.integers(0, bad.size - 1))] = data.draw(
+    bad.flat[data.draw(st.integers(0, bad.size - 1))] = data.draw(
         st.sampled_from([-1.0, np.nan, np.inf])
     )
     problem = prob._replace(**{field: bad})
@@ -206,11 +206,15 @@ def test_engine_and_subset_solvers(data):
         lambda: cs.cost_aware_sgd(
             problem, cs.uniform(prob.G, prob.c), steps=5, trials=1, step_size=step
         ),
-        ("problem", field, "step_size", "G", "c", "x_star", "data"),
+        ("problem", field, "step_size", "data"),
     )
     if ok:
         assert np.all(np.isfinite(res.cost)) and np.all(res.cost >= 0)
         assert np.all(np.isfinite(res.error_average))
+
+
+@given(st.data())
+def test_subset_solvers(data):
     G, c = data.draw(arrays(4)), data.draw(arrays(4))
     gamma, D = data.draw(VALUES), data.draw(VALUES)
     ok, ks = obeys(lambda: cs.knapsack(G, c, gamma=gamma, D=D), ("G", "c", "gamma", "D"))
@@ -220,19 +224,61 @@ def test_engine_and_subset_solvers(data):
             assert np.isfinite(sol.objective) and sol.objective >= 0 and np.isfinite(sol.bias)
 
 
+NAN = float("nan")
+
+
 @pytest.mark.parametrize(
     ("call", "name"),
     [
-        (lambda: cs.optimal(np.ones(3), torch.ones(3)), "G, c"),
-        (lambda: cs.uniform(jax.numpy.ones(2), np.ones(2).tolist()), None),
+        (lambda: cs.optimal(np.ones(3), torch.ones(3)), "G, c must be arrays of one library"),
         (lambda: ct.sample_minibatches(torch.tensor([0.5, 0.5]), 1, generator=3), "generator"),
         (lambda: hard_slopes([-1.0], G_max=1.0, hypothesis=0), "delta"),
         (lambda: cs.lower_bound(np.ones(4), G_max=1.0, eps=1e-200), "G_max/eps"),
+        (
+            lambda: ct.importance_weights(torch.tensor([NAN, 0.5, 0.5]), torch.tensor([0, 1])),
+            "probs",
+        ),
+        (lambda: ct.importance_weights(torch.ones(3), torch.tensor([0, 1])), "probs must sum to 1"),
+        (
+            lambda: ct.importance_weights(
+                torch.tensor([0.5, 0.5]), torch.tensor([0, 1]), dtype=torch.int64
+            ),
+            "dtype",
+        ),
+        (
+            lambda: ct.importance_weights(
+                torch.tensor([1e-310, 1.0], dtype=torch.float64),
+                torch.tensor([0, 1]),
+                normalize="none",
+            ),
+            "overflow",
+        ),
+        (lambda: ct.cost_aware_probs(torch.zeros(0), torch.zeros(0)), "advantages"),
+        (
+            lambda: ct.weighted_policy_loss(
+                torch.ones(1, 2), torch.ones(1, 2), mode="token-mean", mean_pool_length=np.inf
+            ),
+            "mean_pool_length",
+        ),
+        (lambda: ct.weighted_policy_loss(torch.ones(1, 2), torch.ones(1, 2)), "mode"),
+        (lambda: cs.least_squares(10, 3, noise=np.inf), "noise"),
+        (lambda: cs.smooth(np.full(10_000, 0.6 / 10_000, np.float16), 0.1), "p must sum to 1"),
+        (lambda: cs.alias_table(np.full(10_000, 0.6 / 10_000, np.float16)), "p must sum to 1"),
+        (lambda: cs.sample(cs.alias_table([1.0]), 2, rng=2.5), "rng"),
     ],
 )
-def test_issue_examples(call, name):
-    if name is None:
-        is_distribution(call(), 2)
-    else:
-        with pytest.raises((ValueError, TypeError), match=name):
-            call()
+def test_issue_examples_raise_naming_the_argument(call, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        call()
+
+
+def test_issue_examples_return_the_finite_true_value():
+    holds = cs.variance_beats_uniform([1e10, 2e10], [1e299, 3e299])
+    assert holds.holds == cs.variance_beats_uniform([1.0, 2.0], [1.0, 3.0]).holds
+    assert cs.cost_product([0.5, 0.5], [1e200] * 2, [1e-200] * 2) == pytest.approx(1e200)
+    assert cs.chi2_gap([0.5, 0.5], [1.0, 1.0], [1e-300, 1e300]) == pytest.approx(1.0)
+    p = cs.uniform(np.ones(70_000, np.float16), np.ones(70_000))
+    assert p.dtype == np.float32 and np.allclose(p, 1 / 70_000)
+    w = ct.importance_weights(torch.tensor([1e-310, 1.0], dtype=torch.float64), torch.tensor([0]))
+    assert w.tolist() == [1.0]
+    is_distribution(cs.uniform(jax.numpy.ones(2), [1.0, 2.0]), 2)  # a list adopts JAX

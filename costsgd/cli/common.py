@@ -9,10 +9,11 @@ other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -118,45 +119,34 @@ def _option_of(parser: argparse.ArgumentParser, field: str) -> str:
     return field
 
 
-class option_errors:
-    """Turn a bad configuration raised in a ``with`` block into :class:`UserError`.
+@contextlib.contextmanager
+def option_errors(parser: argparse.ArgumentParser, *, validation: bool = False) -> Iterator[None]:
+    """Turn a bad configuration raised in the ``with`` block into a :class:`UserError`.
 
     A :class:`~costsgd.experiments.results.ConfigError` names its field, which
     is reported as the option whose ``dest`` it is. With ``validation=True``
     (a block that only checks what the flags built) any ``ValueError`` or
     ``TypeError`` is the user's too; otherwise it is a bug and propagates.
     """
+    from costsgd.experiments.results import ConfigError
 
-    def __init__(self, parser: argparse.ArgumentParser, *, validation: bool = False):
-        self.parser, self.validation = parser, validation
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, err, tb) -> bool:
-        from costsgd.experiments.results import ConfigError
-
-        if isinstance(err, ConfigError):
-            raise UserError(f"argument {_option_of(self.parser, err.field)}: {err}") from err
-        if self.validation and isinstance(err, (ValueError, TypeError)):
-            raise UserError(str(err)) from err
-        return False
+    try:
+        yield
+    except ConfigError as err:
+        raise UserError(f"argument {_option_of(parser, err.field)}: {err}") from err
+    except (ValueError, TypeError) as err:
+        if not validation:
+            raise
+        raise UserError(str(err)) from err
 
 
-class writing:
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
     """Report an ``OSError`` raised while writing ``path`` as a :class:`UserError` naming it."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, err, tb) -> bool:
-        if isinstance(err, OSError):
-            why = err.strerror or str(err)
-            raise UserError(f"cannot write {str(self.path)!r}: {why}") from err
-        return False
+    try:
+        yield
+    except OSError as err:
+        raise UserError(f"cannot write {str(path)!r}: {err.strerror or err}") from err
 
 
 def reading(load: Callable[[str], Any], path: str) -> Any:
@@ -194,7 +184,7 @@ def check_output_path(file: str | os.PathLike, option: str = "--out") -> Path:
     path = Path(file)
     if path.is_dir():
         raise UserError(f"argument {option}: {str(path)!r} is a folder, not a file")
-    check_output_folder(path.parent if str(path.parent) else ".", option)
+    check_output_folder(path.parent, option)
     return path
 
 

@@ -81,7 +81,14 @@ def register(sub) -> None:
     p2.add_argument(
         "--gradient-bound", default=figure2.PAPER.gradient_bound, choices=("ball", "row_norm")
     )
-    p2.set_defaults(run=_run, parser=p2, module=figure2, experiment="figure2", items="strategies")
+    p2.set_defaults(
+        run=_run,
+        parser=p2,
+        module=figure2,
+        experiment="figure2",
+        items="strategies",
+        noun="strategies",
+    )
 
     p6 = sub.add_parser(
         "figure6", help="reproduce Figure 6 (App. C): subset selection vs full p*, results + PNG"
@@ -96,7 +103,12 @@ def register(sub) -> None:
     )
     p6.add_argument("--solver", default=figure6.PAPER.solver, choices=sorted(figure6.SOLVERS))
     p6.set_defaults(
-        run=_run, parser=p6, module=figure6, experiment="figure6", items="gamma_fractions"
+        run=_run,
+        parser=p6,
+        module=figure6,
+        experiment="figure6",
+        items="gamma_fractions",
+        noun="budgets",
     )
 
 
@@ -115,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     start_engine(args)
     print(
         f"{args.command}: {config.trials} trials x {config.steps} steps"
-        f" x {len(getattr(config, args.items))} {args.items} ...",
+        f" x {len(getattr(config, args.items))} {args.noun} ...",
         flush=True,
     )
     with option_errors(parser):

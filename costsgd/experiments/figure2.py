@@ -86,16 +86,7 @@ class Figure2Config(NamedTuple):
         Raises:
           ConfigError: naming the field (a ``ValueError``).
         """
-        for name in ("n", "d", "steps", "trials", "checkpoints"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)):
-                raise ConfigError(name, f"{name} must be a positive integer, got {value!r}")
-            if value < 1:
-                raise ConfigError(name, f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "problem_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ConfigError(name, f"{name} must be an integer >= 0, got {value!r}")
+        _results.check_common_fields(self)
         if not self.strategies:
             raise ConfigError("strategies", "strategies is empty: give at least one")
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -105,10 +96,6 @@ class Figure2Config(NamedTuple):
             )
         if len(set(self.strategies)) != len(self.strategies):
             raise ConfigError("strategies", f"strategies has duplicates: {list(self.strategies)}")
-        for name in ("L", "step_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ConfigError(name, f"{name} must be finite and > 0, got {value!r}")
         if self.gradient_bound not in ("ball", "row_norm"):
             raise ConfigError(
                 "gradient_bound",

@@ -85,14 +85,7 @@ class Figure6Config(NamedTuple):
         Raises:
           ConfigError: naming the field (a ``ValueError``).
         """
-        for name in ("n", "d", "steps", "trials", "checkpoints"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(name, f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "problem_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ConfigError(name, f"{name} must be an integer >= 0, got {value!r}")
+        _results.check_common_fields(self)
         fr = np.asarray(self.gamma_fractions, dtype=np.float64)
         if fr.ndim != 1 or fr.size == 0:
             raise ConfigError("gamma_fractions", "gamma_fractions must be a non-empty sequence")
@@ -109,10 +102,6 @@ class Figure6Config(NamedTuple):
             raise ConfigError(
                 "solver", f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}"
             )
-        for name in ("L", "step_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ConfigError(name, f"{name} must be finite and > 0, got {value!r}")
         return self
 
 

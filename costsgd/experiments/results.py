@@ -16,12 +16,11 @@ arrays are not finite are refused: a diverged run is never written.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "ConfigError",
+    "check_common_fields",
     "check_finite",
     "check_step_size",
     "crossing",
@@ -55,6 +55,23 @@ class ConfigError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+
+
+def check_common_fields(config: Any) -> None:
+    """The fields Figures 2 and 6 share: sizes, seeds, ``L`` and ``step_scale``.
+
+    Raises:
+      ConfigError: naming the field.
+    """
+    for name in ("n", "d", "steps", "trials", "checkpoints", "seed", "problem_seed"):
+        value, low = getattr(config, name), 0 if name.endswith("seed") else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            what = "an integer >= 0" if low == 0 else "a positive integer"
+            raise ConfigError(name, f"{name} must be {what}, got {value!r}")
+    for name in ("L", "step_scale"):
+        value = getattr(config, name)
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+            raise ConfigError(name, f"{name} must be finite and > 0, got {value!r}")
 
 
 def versions(*modules: str) -> dict[str, str]:
@@ -106,16 +123,6 @@ def _remove_stale_temps(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _temporary(path: Path) -> Iterator[Path]:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write a file by calling ``write(binary_file)``; atomic, with the umask's permissions.
 
@@ -137,11 +144,15 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
-    with _temporary(path) as tmp:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
         # Mode 0o666 filtered by the umask: the permissions of any file the user creates.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
