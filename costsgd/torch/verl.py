@@ -60,6 +60,7 @@ SAFE_LOSS_AGG_MODES = (
 )
 """verl ``loss_agg_mode`` values that stay unbiased under cost-aware draws."""
 LOSS_AGG_MODES = (*SAFE_LOSS_AGG_MODES, "token-mean")
+"""Every verl ``loss_agg_mode`` that :func:`check_loss_agg_mode` accepts (``token-mean`` only corrected)."""
 
 
 def check_loss_agg_mode(mode: str, *, token_mean_corrected: bool = False) -> str:

@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 TRAINER_MODE = "cost_aware"
+"""The name the trainer registers under, and its settings section ``trainer.v1.cost_aware``."""
 
 
 @dataclasses.dataclass(frozen=True)
