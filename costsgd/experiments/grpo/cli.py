@@ -12,6 +12,7 @@ __all__ = ["add_parser"]
 
 def _run(args: argparse.Namespace) -> int:
     from costsgd.experiments.grpo import report, study
+    from costsgd.experiments.grpo.task import TASKS
 
     os.makedirs(args.out, exist_ok=True)
     results_path = args.replot or os.path.join(args.out, "grpo_study.json")
@@ -20,10 +21,26 @@ def _run(args: argparse.Namespace) -> int:
     else:
         config = study.smoke_config() if args.smoke else study.default_config()
         overrides = {}
+        if args.task is not None:
+            overrides["task"] = (
+                study.DEFAULT_WALK if args.task == "walk" and not args.smoke else TASKS[args.task]()
+            )
         if args.seeds is not None:
             overrides["seeds"] = tuple(args.seeds)
+            overrides["regime_seeds"] = tuple(s for s in config.regime_seeds if s in args.seeds)
+        if args.sweep_seeds is not None:
+            overrides["sweep_seeds"] = tuple(args.sweep_seeds)
+        if args.lrs is not None:
+            overrides["lrs"] = tuple(args.lrs)
         if args.workers is not None:
             overrides["workers"] = args.workers
+        if args.methods:
+            overrides["methods"] = (
+                study.BASELINE,
+                *(m for m in args.methods if m != study.BASELINE),
+            )
+        if args.setting is not None:
+            overrides["setting"] = args.setting
         grpo = {}
         if args.iterations is not None:
             grpo["iterations"] = args.iterations
@@ -31,21 +48,14 @@ def _run(args: argparse.Namespace) -> int:
             grpo["token_budget"] = args.token_budget or None
         if grpo:
             overrides["grpo"] = dataclasses.replace(config.grpo, **grpo)
-        if args.settings or args.methods:
-            keep = [
-                (s, tuple(m for m in ms if not args.methods or m in args.methods or m == ms[0]))
-                for s, ms in config.runs
-                if not args.settings or s in args.settings
-            ]
-            overrides["runs"] = tuple(keep)
-            overrides["diagnostics"] = tuple(
-                p for p in config.diagnostics if any(p[0] == s and p[1] in ms for s, ms in keep)
-            )
-        config = dataclasses.replace(config, **overrides).validate()
-        results = study.run_study(config, progress=not args.no_progress)
+        try:
+            config = dataclasses.replace(config, **overrides).validate()
+        except (TypeError, ValueError) as e:
+            raise SystemExit(f"costsgd grpo-study: error: {e}") from None
+        results = study.run(config, progress=not args.no_progress)
         study.save_results(results, results_path)
         print(f"results: {results_path}  ({results['seconds']:.0f} s)")
-    summary = report.summarize(results)
+    summary = study.summary(results)
     text = report.format_report(summary)
     stem = os.path.join(args.out, "grpo_study")
     with open(stem + ".md", "w") as f:
@@ -56,9 +66,9 @@ def _run(args: argparse.Namespace) -> int:
             f,
             indent=1,
         )
-    report.plot(results, stem + ".png")
+    study.plot_results(results, stem + ".png")
     print(text)
-    print(f"\nfigure: {stem}.png  table: {stem}.md  summary: {stem}_summary.json")
+    print(f"\nfigure: {stem}.png  report: {stem}.md  summary: {stem}_summary.json")
     return 0
 
 
@@ -66,26 +76,33 @@ def add_parser(sub) -> None:
     """Register the ``grpo-study`` subcommand on an argparse subparsers object."""
     p = sub.add_parser(
         "grpo-study",
-        help="mini Cost-Aware GRPO on CPU: accuracy vs policy-optimization tokens (§5, Figure 4, Table 1)",
+        help="mini Cost-Aware GRPO on CPU: does p* save policy-optimization tokens? (§5.4)",
     )
     p.add_argument("--out", default="results/grpo", help="output folder (default: results/grpo)")
     p.add_argument(
         "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
     )
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0 1 2)")
-    p.add_argument("--iterations", type=int, help="GRPO iterations per run")
+    p.add_argument(
+        "--task", choices=("walk", "sort"), help="task: the modular walk (default) or sorting"
+    )
+    p.add_argument("--setting", choices=("GRPO", "GRPO+ZVF", "CISPO"), help="default: GRPO")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0 1 2 3 4 5)")
+    p.add_argument(
+        "--sweep-seeds", type=int, nargs="+", help="seeds of the lr sweep (default: 100 101)"
+    )
+    p.add_argument("--lrs", type=float, nargs="+", help="lr sweep (default: 5e-4 1e-3 2e-3)")
+    p.add_argument("--iterations", type=int, help="at most this many GRPO iterations per run")
     p.add_argument("--workers", type=int, help="parallel processes (default: 2)")
     p.add_argument(
         "--token-budget",
         type=int,
-        help="policy-optimization tokens per run (default: 240000; 0 = run all iterations)",
+        help="drawn policy-optimization tokens per run (default: 600000; 0 = run all iterations)",
     )
-    p.add_argument("--settings", nargs="+", help="only these settings (GRPO, GRPO+ZVF, CISPO)")
     p.add_argument(
         "--methods", nargs="+", help="only these methods (the baseline 'no sampling' is kept)"
     )
     p.add_argument(
-        "--replot", metavar="RESULTS.json", help="redraw tables and figure from a results file"
+        "--replot", metavar="RESULTS.json", help="redraw report and figure from a results file"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
