@@ -52,8 +52,7 @@ def _run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, **overrides).validate()
         except (TypeError, ValueError) as e:
             raise SystemExit(f"costsgd grpo-study: error: {e}") from None
-        results = study.run(config, progress=not args.no_progress)
-        study.save_results(results, results_path)
+        results = study.run(config, progress=not args.no_progress, checkpoint=results_path)
         print(f"results: {results_path}  ({results['seconds']:.0f} s)")
     summary = study.summary(results)
     text = report.format_report(summary)

@@ -297,16 +297,24 @@ def summarize(results: dict) -> dict:
             main[r["method"]][r["seed"]] = r
         elif r["stage"] == "regime":
             regime[r["method"]][r["seed"]] = r
-    seeds = list(cfg["seeds"])
-    methods = list(cfg["methods"])
-    baseline = methods[0]
-    base = [main[baseline][s] for s in seeds]
-    budget = cfg["grpo"]["token_budget"] or min(float(r["eval_tokens"][-1]) for r in base)
+    baseline = cfg["methods"][0]
+    # An interrupted study (a checkpoint) compares each method on the seeds it shares
+    # with the baseline; a method with none is left out.
+    methods = [m for m in cfg["methods"] if any(s in main[baseline] for s in main.get(m, {}))]
+    if not methods:
+        raise ValueError("results have no baseline run")
+    seeds = [s for s in cfg["seeds"] if s in main[baseline]]
+    budget = cfg["grpo"]["token_budget"] or min(
+        float(main[baseline][s]["eval_tokens"][-1]) for s in seeds
+    )
     rows = {}
     for m in methods:
-        runs = [main[m][s] for s in seeds]
+        paired = [s for s in seeds if s in main[m]]
+        base = [main[baseline][s] for s in paired]
+        runs = [main[m][s] for s in paired]
         rows[m] = {
             "method": m,
+            "seeds": paired,
             "drawn": _comparison(base, runs, budget, "eval_tokens"),
             "processed": _comparison(base, runs, budget, "eval_processed_tokens"),
             "plateau_accuracy": float(np.mean([_plateau(r, budget) for r in runs])),
@@ -368,9 +376,12 @@ def summarize(results: dict) -> dict:
         if reg["regime"] == "variance-limited"
         else expected_ratio
     )
-    rseeds = list(cfg["regime_seeds"])
+    base = [main[baseline][s] for s in seeds]
     reg["runs"] = {}
     for v, by_seed in regime.items():
+        rseeds = [s for s in cfg["regime_seeds"] if s in by_seed and s in seeds]
+        if not rseeds:
+            continue
         b = [main[baseline][s] for s in rseeds]
         o = [by_seed[s] for s in rseeds]
         reg["runs"][v] = {
@@ -406,6 +417,9 @@ def summarize(results: dict) -> dict:
         "rows": list(rows.values()),
         "regime": reg,
         "seeds": seeds,
+        "seeds_planned": list(cfg["seeds"]),
+        "methods_planned": list(cfg["methods"]),
+        "complete": bool(results.get("complete", True)),
         "seconds": results.get("seconds"),
     }
 
@@ -427,7 +441,16 @@ def _ci(c) -> str:
 
 def format_report(s: dict) -> str:
     """Markdown report of a :func:`summarize` result (the verdict first)."""
-    L = ["## Verdict", ""]
+    L = []
+    if not s["complete"]:
+        per = ", ".join(f"{r['method']} {len(r['seeds'])}" for r in s["rows"])
+        L += [
+            f"**Partial study** (interrupted; {len(s['seeds_planned'])} seeds x "
+            f"{len(s['methods_planned'])} methods planned). Seeds per method: {per}; each "
+            "comparison uses the seeds it shares with the baseline.",
+            "",
+        ]
+    L += ["## Verdict", ""]
     for m, v in s["verdicts"].items():
         L.append(f"- **{m}: {v['verdict']}** — {v['reason']}.")
         if "explained_by" in v:
@@ -448,17 +471,17 @@ def format_report(s: dict) -> str:
         "",
         "## Tokens to threshold (paired with the same seed's baseline)",
         "",
-        "| method | E_p*[c]/mean c | zero-adv. | drawn/it vs base | processed/it vs base | "
+        "| method | seeds | E_p*[c]/mean c | zero-adv. | drawn/it vs base | processed/it vs base | "
         "saving, drawn (50/75/90% mean) | 50% | 75% | 90% | saving, processed | censored | "
         "plateau Δ pp | peak Δ pp |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in s["rows"]:
         d, p = r["drawn"], r["processed"]
         per = " | ".join(f"{x['saving']:+.1%}" for x in d["per_threshold"])
         pl, pk = r["plateau_vs_baseline"], r["peak_vs_baseline"]
         L.append(
-            f"| {r['method']} | {r['pstar_cost_ratio']:.3f} | {r['zero_adv_fraction']:.2f} | "
+            f"| {r['method']} | {len(r['seeds'])} | {r['pstar_cost_ratio']:.3f} | {r['zero_adv_fraction']:.2f} | "
             f"{r['drawn_per_iteration_vs_baseline']:.3f} | {r['processed_per_iteration_vs_baseline']:.3f} | "
             f"{d['saving']:+.1%} {_ci(d['ci'])} | {per} | {p['saving']:+.1%} {_ci(p['ci'])} | "
             f"{d['censored']['other']} | {pl['pp']:+.1f} [{pl['ci_pp'][0]:+.1f}, {pl['ci_pp'][1]:+.1f}] | "

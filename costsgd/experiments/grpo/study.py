@@ -200,8 +200,13 @@ class StudyConfig:
         return self
 
     def main_jobs(self) -> list[tuple[str, int, str]]:
-        """``(stage, seed, variant)`` of stages 2 and 3, seed-major."""
-        jobs = [("main", s, m) for s in self.seeds for m in self.methods]
+        """``(stage, seed, variant)`` of stages 2 and 3, method-major.
+
+        Every seed of the baseline and of ``methods[1]`` first, then the next
+        method, then the regime runs: an interrupted study has its first
+        comparison on as many seeds as possible.
+        """
+        jobs = [("main", s, m) for m in self.methods for s in self.seeds]
         return jobs + [("regime", s, r) for s in self.regime_seeds for r in REGIMES]
 
     def sweep_jobs(self) -> list[tuple[str, int, str]]:
@@ -348,38 +353,37 @@ def _job_in_worker(args) -> dict:
     return _run_job(*args)
 
 
-def _run_all(config: StudyConfig, lr: float, jobs, bar) -> list[dict]:
-    runs = []
+def _run_all(config: StudyConfig, lr: float, jobs, bar, done) -> None:
     if config.workers == 1:
         for job in jobs:
             bar.set_postfix_str(" ".join(map(str, job)))
-            runs.append(_run_job(config, lr, job, progress=lambda: bar.update(1)))
+            done(_run_job(config, lr, job, progress=lambda: bar.update(1)))
     else:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(config.workers) as pool:
-            for r in pool.imap_unordered(_job_in_worker, [(config, lr, j) for j in jobs]):
-                runs.append(r)
+            for r in pool.imap(_job_in_worker, [(config, lr, j) for j in jobs]):
                 bar.set_postfix_str(f"done {r['stage']} {r['seed']} {r['method']}")
                 bar.update(len(r["iter_tokens"]))
-    order = {j: i for i, j in enumerate(jobs)}
-    return sorted(runs, key=lambda r: order[(r["stage"], r["seed"], _variant(r))])
+                done(r)
 
 
-def _variant(run: dict) -> str:
-    return repr(run["lr"]) if run["stage"] == "sweep" else run["method"]
-
-
-def run(config: StudyConfig, *, progress: bool = True) -> dict:
+def run(
+    config: StudyConfig, *, progress: bool = True, checkpoint: str | os.PathLike | None = None
+) -> dict:
     """Run the three stages of ``config`` (module doc) and return the results (JSON-ready).
 
     Args:
       config: the study.
       progress: show a tqdm progress bar (over training iterations; a run that
         reaches its token budget early advances it by the iterations it ran).
+      checkpoint: if given, the results so far are written there (atomically,
+        ``"complete": false``) after every finished run, so an interrupted
+        study leaves a file :func:`summary` can read (it uses the seeds whose
+        runs are all there, and says so).
 
     Returns:
-      ``{"config", "versions", "hardware", "lr", "runs", "seconds"}``; ``lr``
+      ``{"config", "versions", "hardware", "lr", "runs", "seconds", "complete"}``; ``lr``
       is the sweep's choice, each run holds ``stage``, ``seed``, ``method``,
       ``lr`` and its :class:`~costsgd.experiments.grpo.trainer.RunLog` fields.
     """
@@ -401,11 +405,7 @@ def run(config: StudyConfig, *, progress: bool = True) -> dict:
     bar = tqdm(
         total=(len(sweep) + len(main)) * per_run, desc="grpo-study", unit="it", disable=not progress
     )
-    runs = _run_all(config, config.lrs[0], sweep, bar)
-    lr = report.choose_lr(runs)
-    runs += _run_all(config, lr, main, bar)
-    bar.close()
-    return {
+    results = {
         "config": _config_dict(config),
         "versions": _versions(),
         "hardware": {
@@ -413,10 +413,27 @@ def run(config: StudyConfig, *, progress: bool = True) -> dict:
             "processor": platform.processor(),
             "cpus": os.cpu_count(),
         },
-        "lr": lr,
-        "runs": runs,
-        "seconds": time.perf_counter() - t0,
+        "lr": None,
+        "runs": [],
+        "seconds": 0.0,
+        "complete": False,
     }
+
+    def done(r: dict) -> None:
+        results["runs"].append(r)
+        results["seconds"] = time.perf_counter() - t0
+        if checkpoint is not None:
+            save_results(results, checkpoint)
+
+    _run_all(config, config.lrs[0], sweep, bar, done)
+    results["lr"] = report.choose_lr(results["runs"])
+    _run_all(config, results["lr"], main, bar, done)
+    bar.close()
+    results["seconds"] = time.perf_counter() - t0
+    results["complete"] = True
+    if checkpoint is not None:
+        save_results(results, checkpoint)
+    return results
 
 
 def summary(results: dict) -> dict:
