@@ -749,7 +749,7 @@ def test_cli_selects_task_methods_and_budget(tmp_path):
     assert results["config"]["grpo"]["token_budget"] == 300
     for run in results["runs"]:
         tokens = np.cumsum(run["iter_tokens"])
-        assert tokens[-1] >= 300 and (len(tokens) == 6 or tokens[-2] < 300)
+        assert tokens[-1] >= 300 and (len(tokens) == 6 or bool((tokens[:-1] < 300).all()))
     with pytest.raises(SystemExit, match="sweep_seeds"):
         main(["grpo-study", "--smoke", "--out", str(tmp_path), "--seeds", "100"])
 

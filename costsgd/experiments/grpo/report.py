@@ -537,6 +537,8 @@ def plot(results: dict, path: str | os.PathLike) -> None:
     ):
         for m in cfg["methods"]:
             runs = main[m]
+            if not runs:  # an interrupted study
+                continue
             grid = np.linspace(0, min(float(r[key][-1]) for r in runs), 60)
             acc = 100 * _mean_curve(runs, key, grid)
             mean = acc.mean(0)
