@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     T = args.steps
 
     config = f2.PAPER._replace(trials=trials, steps=T)
-    prob = cs.least_squares(config.n, config.d, seed=config.problem_seed)
+    prob = cs.least_squares(config.n, config.d, rng=config.problem_seed)
     G, c = prob.G, prob.c
     P = np.stack([cs.uniform(G, c), cs.variance(G, c), cs.optimal(G, c)])
     eta = cs.theory_step_size(P, G, diameter=2 * prob.radius, steps=T)

@@ -60,7 +60,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}, numpy {np.__version__}"
     )
-    prob = cs.least_squares(n, 50, seed=0)
+    prob = cs.least_squares(n, 50, rng=0)
     G, c, D = prob.G, prob.c, 2 * prob.radius
     solvers = {
         "lp": lambda i: cs.knapsack_lp(i).objective,

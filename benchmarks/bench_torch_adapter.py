@@ -24,12 +24,17 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
 from costsgd.torch import plan_update
+from tests.helpers import tiny_llama
 
 
 def make_pool(n_prompts, n_rollouts, prompt_len, max_resp, vocab, device, seed=0):
@@ -86,8 +91,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     device = torch.device(args.device)
     prompt_len, max_resp = (16, 48) if args.quick else (64, 192)
     repeats_adapter, repeats_step = (20, 1) if args.quick else (50, 3)
@@ -108,17 +111,13 @@ def main(argv=None):
         idx = torch.randperm(n, generator=gen, device=device)
         return {k: v[idx] for k, v in pool.items()}
 
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=vocab,
+    model = tiny_llama(
+        vocab,
         hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=prompt_len + max_resp,
-    )
-    model = LlamaForCausalLM(cfg).to(device)
+        num_heads=4,
+        max_positions=prompt_len + max_resp,
+        special_tokens=False,
+    ).to(device)
 
     def pg_step():
         model.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ prices them, and Cost-Aware SGD. The torch adapter lives in
 """
 
 from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
-from costsgd.lower_bound import (
+from costsgd.hardness import (
     HardInstance,
     LowerBound,
     cost_uniform_set,
@@ -54,6 +54,7 @@ from costsgd.theory import (
     optimal_total_cost,
     predicted_proxy_gap,
     second_moment,
+    second_order_proxy_gap,
     total_cost,
     variance_beats_uniform,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "sample",
     "sample_jax",
     "second_moment",
+    "second_order_proxy_gap",
     "sgd_step",
     "smooth",
     "suboptimality",

@@ -1,10 +1,10 @@
-"""Numerics in one place: log-space sums and safe ratios (float64 numpy)."""
+"""Numerics in one place: log-space sums, safe ratios, the overflow-free p* kernel."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["log_of", "logsumexp", "safe_ratio"]
+__all__ = ["log_of", "logsumexp", "optimal_weights", "safe_ratio"]
 
 
 def log_of(x: np.ndarray) -> np.ndarray:
@@ -41,3 +41,17 @@ def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     out = np.where(num > 0, np.inf, 0.0)
     np.divide(num, den, out=out, where=den > 0)
     return out
+
+
+def optimal_weights(G, c, xp):
+    """Unnormalised p* of Theorem 4.1 (any array API backend ``xp``), each weight in [0, 1]: no validation and no host synchronisation.
+
+    For inputs already checked (G >= 0 finite with some G > 0; c > 0 where G > 0).
+    Both factors are scaled to at most 1 first: G/max G and sqrt(c_min/c) cannot
+    overflow where G/sqrt(c) could (G = 1e300, c = 1e-300), and the square roots
+    are taken before dividing so c_min/c cannot underflow (1e-300/1e300).
+    """
+    positive = G > 0
+    safe_c = xp.where(positive, c, xp.ones_like(c))
+    c_min = xp.min(xp.where(positive, safe_c, xp.full_like(safe_c, float("inf"))))
+    return (G / xp.max(G)) * (xp.sqrt(c_min) / xp.sqrt(safe_c))

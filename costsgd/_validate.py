@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "as_array",
+    "as_generator",
     "check_alpha",
     "check_costs",
     "check_gradient_norms",
@@ -35,17 +36,31 @@ __all__ = [
 _MAX_LISTED = 5
 
 
-def namespace(*arrays: Any):
-    """The array API namespace shared by ``arrays`` (numpy for plain sequences)."""
-    arrays = [a for a in arrays if a is not None]
-    return array_api_compat.array_namespace(*arrays)
+def namespace(**arrays: Any):
+    """The array API namespace shared by the named ``arrays`` (numpy for plain sequences).
+
+    Raises:
+      TypeError: naming the arguments when they come from different libraries
+        (a numpy ``G`` with a torch ``c``, say).
+    """
+    given = {k: a for k, a in arrays.items() if array_api_compat.is_array_api_obj(a)}
+    if not given:
+        return array_api_compat.array_namespace(np.zeros(0))
+    try:
+        return array_api_compat.array_namespace(*given.values())
+    except TypeError as err:
+        kinds = ", ".join(
+            f"{k} is {type(a).__module__}.{type(a).__name__}" for k, a in given.items()
+        )
+        raise TypeError(f"{', '.join(given)} must be arrays of one library: {kinds}") from err
 
 
 def as_array(x: Any, name: str):
     """Return ``x`` as an array of its own backend, floating point, at least 1-D.
 
     Lists, tuples and scalars become numpy ``float64`` arrays. Integer arrays are
-    cast to the backend's default floating dtype. Raises ``ValueError`` naming
+    cast to the backend's default floating dtype, float16 and bfloat16 to float32
+    (their range and resolution cannot hold probabilities over many components). Raises ``ValueError`` naming
     ``name`` for anything that is not a 1-D non-empty array.
     """
     if not array_api_compat.is_array_api_obj(x):
@@ -54,6 +69,8 @@ def as_array(x: Any, name: str):
         except (TypeError, ValueError) as err:
             raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from err
     xp = array_api_compat.array_namespace(x)
+    if xp.isdtype(x.dtype, "real floating") and xp.finfo(x.dtype).bits < 32:
+        x = xp.astype(x, xp.float32)  # float16/bfloat16: computed at a safe precision
     if not xp.isdtype(x.dtype, "real floating"):
         if xp.isdtype(x.dtype, "bool") or not xp.isdtype(x.dtype, "numeric"):
             raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
@@ -65,6 +82,27 @@ def as_array(x: Any, name: str):
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: at least one component is needed")
     return x
+
+
+def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
+    """A numpy Generator from ``None``, an int seed >= 0 or a Generator (SPEC 7).
+
+    Raises:
+      TypeError: naming ``name`` for anything else (a float, a torch or JAX key, ...).
+      ValueError: naming ``name`` for a negative seed.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral):
+        raise TypeError(
+            f"{name} must be None, an int seed or a numpy.random.Generator, "
+            f"got {type(rng).__name__}"
+        )
+    if rng < 0:
+        raise ValueError(f"{name} must be a seed >= 0, got {rng!r}")
+    return np.random.default_rng(int(rng))
 
 
 def is_traced(x: Any) -> bool:
@@ -99,8 +137,9 @@ def _value_summary(x: Any, with_sum: bool) -> np.ndarray:
     ``bool(...)`` is a device synchronisation.
     """
     xp = array_api_compat.array_namespace(x)
-    parts = [xp.min(x), xp.max(x)] + ([xp.sum(x)] if with_sum else [])
-    return host(xp.stack(parts))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is inf: checked
+        parts = [xp.min(x), xp.max(x)] + ([xp.sum(x)] if with_sum else [])
+        return host(xp.stack(parts))
 
 
 def _check_finite_nonnegative(x: Any, name: str, with_sum: bool = False) -> np.ndarray | None:
@@ -139,18 +178,27 @@ def check_probabilities(p: Any, name: str = "p"):
     """Validate a distribution over components: finite, >= 0, sums to 1.
 
     The sum may miss 1 by rounding: up to ``max(1e-6, 16 eps sqrt(n))`` with
-    ``eps`` the dtype's machine epsilon (float32 probabilities over a million
-    components sum to 1 only to about 1e-4).
+    ``eps`` the input dtype's machine epsilon (float32 probabilities over a
+    million components sum to 1 only to about 1e-4), and never more than 1e-3.
     """
+    eps = _input_eps(p)
     p = as_array(p, name)
     summary = _check_finite_nonnegative(p, name, with_sum=True)
     if summary is not None:
-        xp = array_api_compat.array_namespace(p)
         total = float(summary[2])
-        atol = max(1e-6, 16 * float(xp.finfo(p.dtype).eps) * p.shape[0] ** 0.5)
+        atol = min(1e-3, max(1e-6, 16 * eps * p.shape[0] ** 0.5))
         if abs(total - 1.0) > atol:
             raise ValueError(f"{name} must sum to 1, sums to {total!r}")
     return p
+
+
+def _input_eps(x: Any) -> float:
+    """Machine epsilon of ``x``'s own floating dtype (float64's for anything else)."""
+    dtype = getattr(x, "dtype", None)
+    try:
+        return float(array_api_compat.array_namespace(x).finfo(dtype).eps)
+    except (TypeError, ValueError, AttributeError):
+        return float(np.finfo(np.float64).eps)
 
 
 def check_same_shape(**arrays: Any) -> None:

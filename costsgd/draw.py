@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from costsgd._validate import check_probabilities, host
+from costsgd._validate import as_generator, check_probabilities, host
 
 __all__ = ["AliasTable", "alias_table", "implied_probabilities", "sample", "sample_jax"]
 
@@ -124,7 +124,7 @@ def sample(table: AliasTable, size: Any, *, rng: Any = None) -> np.ndarray:
     Args:
       table: from :func:`alias_table`.
       size: output shape (int or tuple).
-      rng: seed or ``numpy.random.Generator``.
+      rng: ``None``, an int seed or a ``numpy.random.Generator``.
 
     Returns:
       int64 array of shape ``size``.
@@ -134,38 +134,54 @@ def sample(table: AliasTable, size: Any, *, rng: Any = None) -> np.ndarray:
       >>> idx.tolist()
       [1, 1, 1, 1]
     """
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng)
     n = table.accept.size
     j = rng.integers(0, n, size=size)
     u = rng.random(size=size)
     return np.where(u < table.accept[j], j, table.alias[j])
 
 
-def sample_jax(key: Any, threshold: Any, alias: Any, shape: tuple[int, ...]):
+def sample_jax(key: Any, table: AliasTable, shape: tuple[int, ...]):
     """Draw indices with JAX: O(1) per draw, traceable under ``jit``/``vmap``.
 
-    ``threshold`` and ``alias`` are the table's arrays (``table.threshold``,
-    ``table.alias``); pass them as arguments to jitted code rather than closing
-    over them: large constants are slow to compile. The column and the coin come
-    from two split keys (one fused ``(2, n)`` draw was measured 5x slower). The
-    coin is 32 random bits compared with an integer threshold, so no float32
-    rounding floor inflates rare components (see :func:`alias_table`).
+    ``table`` is an :class:`AliasTable` (a NamedTuple, so a pytree: pass it as
+    an argument to jitted code rather than closing over it, large constants
+    are slow to compile). The column and the coin come from two split keys
+    (one fused ``(2, n)`` draw was measured 5x slower). The coin is 32 random
+    bits compared with the integer ``table.threshold``, so no float32 rounding
+    floor inflates rare components (see :func:`alias_table`).
+
+    Args:
+      key: a JAX PRNG key, or an int seed.
+      table: from :func:`alias_table` (any pytree with its ``threshold`` and
+        ``alias`` fields will do, e.g. the engine's stacked tables under ``vmap``).
+      shape: output shape.
 
     Returns:
       int32 array of shape ``shape``.
 
+    Raises:
+      TypeError: ``table`` is not an :class:`AliasTable` or its threshold is not uint32.
+
     Examples:
       >>> import jax
-      >>> t = alias_table([0.25, 0.75])
-      >>> idx = sample_jax(jax.random.key(0), t.threshold, t.alias, (100_000,))
+      >>> idx = sample_jax(jax.random.key(0), alias_table([0.25, 0.75]), (100_000,))
       >>> round(float(idx.mean()), 2)
       0.75
     """
     import jax
     import jax.numpy as jnp
 
+    if not (hasattr(table, "threshold") and hasattr(table, "alias")):
+        raise TypeError(
+            f"table must be an AliasTable (from alias_table), got {type(table).__name__}"
+        )
+    if jnp.dtype(table.threshold.dtype) != jnp.uint32:
+        raise TypeError(f"table.threshold must be uint32, got {table.threshold.dtype}")
+    if isinstance(key, int) and not isinstance(key, bool):
+        key = jax.random.key(key)
     k_col, k_coin = jax.random.split(key)
-    n = threshold.shape[0]
+    n = table.threshold.shape[0]
     j = jax.random.randint(k_col, shape, 0, n)
     bits = jax.random.bits(k_coin, shape, dtype=jnp.uint32)
-    return jnp.where(bits < threshold[j], j, alias[j].astype(j.dtype))
+    return jnp.where(bits < table.threshold[j], j, table.alias[j].astype(j.dtype))

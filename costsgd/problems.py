@@ -56,6 +56,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from costsgd._validate import as_generator, check_positive, check_positive_int
+
 __all__ = [
     "FiniteSum",
     "LeastSquares",
@@ -167,7 +169,7 @@ def least_squares(
     cost_low: float = 1.0,
     cost_high: float = 1000.0,
     gradient_bound: str = "ball",
-    seed: int = 0,
+    rng: Any = 0,
 ) -> LeastSquares:
     """The §4.4 least-squares instance (defaults: N = 3000, d = 50, L = 10, c ~ U[1, 1000]).
 
@@ -179,27 +181,46 @@ def least_squares(
       radius_factor: feasible radius ``R = radius_factor * ||x*||`` (``>= 1``).
       cost_low, cost_high: costs are ``U[cost_low, cost_high]``.
       gradient_bound: ``"ball"`` or ``"row_norm"`` (see the module docstring).
-      seed: seed of the instance.
+      rng: an int seed, a ``numpy.random.Generator`` or ``None`` (fresh
+        entropy); the default 0 gives the same instance every time.
 
     Returns:
       A :class:`LeastSquares`.
 
     Examples:
-      >>> prob = least_squares(seed=0)
+      >>> prob = least_squares(rng=0)
       >>> prob.A.shape, bool(np.linalg.norm(prob.A, axis=1).max() <= 10.0)
       ((3000, 50), True)
     """
-    if n < 1 or d < 1:
-        raise ValueError(f"n and d must be >= 1, got n={n}, d={d}")
-    if not 0 < min_norm_frac <= 1:
+    n, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+    L = check_positive(L, "L")
+    if not 0 < check_positive(min_norm_frac, "min_norm_frac") <= 1:
         raise ValueError(f"min_norm_frac must lie in (0, 1], got {min_norm_frac}")
-    if not (L > 0 and noise >= 0 and radius_factor >= 1):
-        raise ValueError("need L > 0, noise >= 0 and radius_factor >= 1")
-    if not 0 <= cost_low <= cost_high:
-        raise ValueError(f"need 0 <= cost_low <= cost_high, got {cost_low}, {cost_high}")
+    if check_positive(radius_factor, "radius_factor") < 1:
+        raise ValueError(f"radius_factor must be >= 1, got {radius_factor}")
+    for name, value in (("noise", noise), ("cost_low", cost_low), ("cost_high", cost_high)):
+        if value != 0:
+            check_positive(value, name)  # finite and > 0 (or exactly 0)
+    if cost_low > cost_high:
+        raise ValueError(f"need cost_low <= cost_high, got {cost_low}, {cost_high}")
     if gradient_bound not in _BOUNDS:
         raise ValueError(f"gradient_bound must be one of {_BOUNDS}, got {gradient_bound!r}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(rng)
+    with np.errstate(over="ignore", invalid="ignore"):
+        prob = _least_squares(
+            n, d, L, min_norm_frac, noise, radius_factor, cost_low, cost_high, gradient_bound, rng
+        )
+    if not all(np.all(np.isfinite(x)) for x in (prob.A, prob.b, prob.x_star, prob.f_star, prob.G)):
+        raise ValueError(
+            f"L={L!r}, noise={noise!r} and radius_factor={radius_factor!r} overflow float64:"
+            " the instance is not finite"
+        )
+    return prob
+
+
+def _least_squares(
+    n, d, L, min_norm_frac, noise, radius_factor, cost_low, cost_high, gradient_bound, rng
+) -> LeastSquares:
     directions = rng.standard_normal((n, d))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     norms = L * rng.uniform(min_norm_frac, 1.0, size=n)
@@ -230,7 +251,7 @@ def objective(problem: Any, x: Any):
       A JAX scalar.
 
     Examples:
-      >>> prob = least_squares(200, 5, seed=1)
+      >>> prob = least_squares(200, 5, rng=1)
       >>> bool(abs(float(objective(prob, prob.x_star)) - prob.f_star) < 1e-5 * prob.f_star)
       True
     """
@@ -247,7 +268,7 @@ def suboptimality(problem: Any, x: Any):
     quadratic (``hessian`` given, no cancellation), else ``objective - f_star``.
 
     Examples:
-      >>> prob = least_squares(200, 5, seed=1)
+      >>> prob = least_squares(200, 5, rng=1)
       >>> float(suboptimality(prob, prob.x_star))
       0.0
     """

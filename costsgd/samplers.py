@@ -20,6 +20,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from costsgd._numerics import optimal_weights
 from costsgd._validate import (
     as_array,
     check_alpha,
@@ -36,10 +37,15 @@ __all__ = ["length_only", "noisy_proxy", "optimal", "smooth", "uniform", "varian
 
 
 def _inputs(G: Any, c: Any):
+    xp = namespace(G=G, c=c)  # arrays of one library; a list or tuple adopts theirs
     G = check_gradient_norms(G)
     c = check_costs(c)
     check_same_shape(G=G, c=c)
-    return G, c, namespace(G, c)
+    if namespace(c=c) is not xp:
+        c = xp.asarray(host(c), dtype=G.dtype, device=array_api_compat.device(G))
+    elif namespace(G=G) is not xp:
+        G = xp.asarray(host(G), dtype=c.dtype, device=array_api_compat.device(c))
+    return G, c, xp
 
 
 def _normalise(w, xp):
@@ -48,11 +54,6 @@ def _normalise(w, xp):
     if not is_traced(total) and not (float(total) > 0 and float(total) < float("inf")):
         raise ValueError(f"the sampling weights sum to {float(total)!r}: no distribution")
     return w / total
-
-
-def _min_where(x, mask, xp):
-    """min of x over mask (mask is non-empty)."""
-    return xp.min(xp.where(mask, x, xp.full_like(x, float("inf"))))
 
 
 def uniform(G: Any, c: Any):
@@ -119,19 +120,7 @@ def optimal(G: Any, c: Any):
                 "J(p) = S(p)C(p) is not attained when a component with gradient signal "
                 "costs nothing (Theorem 4.1 needs c_i > 0 there); add a positive cost floor"
             )
-    return _normalise(_optimal_weights(G, c, xp), xp)
-
-
-def _optimal_weights(G, c, xp):
-    """Unnormalised p*, each weight in [0, 1]: no validation and no host synchronisation.
-
-    For inputs already checked (G >= 0 finite with some G > 0; c > 0 where G > 0).
-    Both factors are scaled to at most 1 first: G/max G and sqrt(c_min/c) cannot
-    overflow where G/sqrt(c) could (G = 1e300, c = 1e-300).
-    """
-    safe_c = xp.where(G > 0, c, xp.ones_like(c))
-    c_min = _min_where(safe_c, G > 0, xp)
-    return (G / xp.max(G)) * xp.sqrt(c_min / safe_c)
+    return _normalise(optimal_weights(G, c, xp), xp)
 
 
 def length_only(G: Any, c: Any):
@@ -150,7 +139,7 @@ def length_only(G: Any, c: Any):
       array([0.66666667, 0.33333333])
     """
     c = check_costs(c)
-    xp = namespace(c)
+    xp = namespace(c=c)
     if G is not None:
         G = check_gradient_norms(G)
         check_same_shape(G=G, c=c)

@@ -237,7 +237,7 @@ def _trial(
     import jax.numpy as jnp
     from jax import lax
 
-    from costsgd.draw import sample_jax
+    from costsgd.draw import AliasTable, sample_jax
 
     T = eta.shape[0]
     K = schedule.steps.shape[0]
@@ -276,7 +276,7 @@ def _trial(
     def run_chunk(carry, start, length, indices):
         if indices is None:  # bulk alias draws for the whole chunk
             key = jax.random.fold_in(source, start)
-            indices = sample_jax(key, accept, alias, (length,))
+            indices = sample_jax(key, AliasTable(None, alias, accept), (length,))
         t = start + jnp.arange(1, length + 1, dtype=jnp.int32)
         xs = (
             indices,
@@ -501,7 +501,7 @@ def cost_aware_sgd(
 
     Examples:
       >>> import costsgd as cs
-      >>> prob = cs.least_squares(300, 5, seed=0)
+      >>> prob = cs.least_squares(300, 5, rng=0)
       >>> P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
       >>> res = cost_aware_sgd(prob, P, steps=2000, trials=8, schedule=np.full(2000, 1e-3),
       ...                      checkpoints=[100, 2000])

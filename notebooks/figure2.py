@@ -32,7 +32,7 @@ from costsgd.experiments import figure2 as f2
 # ## 1. The problem: gradient bounds $G_i$ and costs $c_i$
 
 # %%
-prob = cs.least_squares(1000, 20, seed=0)
+prob = cs.least_squares(1000, 20, rng=0)
 G, c = prob.G, prob.c
 print(f"G_i in [{G.min():.3g}, {G.max():.3g}], c_i in [{c.min():.3g}, {c.max():.3g}]")
 print(f"feasible radius R = {prob.radius:.3g}, f* = {prob.f_star:.4g}")

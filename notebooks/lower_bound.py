@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import costsgd as cs
-from costsgd.lower_bound import hard_instance
+from costsgd.hardness import hard_instance
 from costsgd.sgd import cost_aware_sgd, log_checkpoints, theory_step_size
 
 OUT = Path(os.environ.get("COSTSGD_NOTEBOOK_OUT", "results/notebooks"))
@@ -49,7 +49,7 @@ n = round((G / eps) ** 2)
 rng = np.random.default_rng(0)
 c = np.where(rng.random(n) < 0.95, rng.uniform(1.0, 2.0, n), 2500.0)
 
-lb = cs.lower_bound(c, G=G, eps=eps)
+lb = cs.lower_bound(c, G_max=G, eps=eps)
 G_all = np.full(n, G)
 upper = {
     "optimal": cs.optimal_total_cost(G_all, c, eps=eps, D=2.0),
@@ -72,7 +72,7 @@ steps, trials = 100_000, 32
 checkpoints = log_checkpoints(steps, 40)
 curves = {name: [] for name in strategies}
 for hypothesis in (0, 1):
-    inst = hard_instance(c, G=G, eps=eps, hypothesis=hypothesis, seed=10 + hypothesis)
+    inst = hard_instance(c, G_max=G, eps=eps, hypothesis=hypothesis, rng=10 + hypothesis)
     prob = inst.problem
     print(f"D{hypothesis}: mean slope {inst.b.mean():+.4f}, x* = {prob.x_star[0]:+.0f}")
     P = np.stack([f(prob.G, c) for f in strategies.values()])

@@ -19,7 +19,7 @@ import numpy as np
 
 import costsgd as cs
 
-prob = cs.least_squares(seed=0)  # the §4.4 instance: N = 3000, d = 50, c ~ U[1, 1000]
+prob = cs.least_squares(rng=0)  # the §4.4 instance: N = 3000, d = 50, c ~ U[1, 1000]
 G, c = prob.G, prob.c
 
 # %% [markdown]
@@ -66,7 +66,7 @@ for name, p in {
 sigma = 0.5  # small next to G_i, which lies in [2.4, 263] here
 draws = [cs.cost_product(cs.noisy_proxy(G, c, sigma**2, rng=k), G, c) / J_star for k in range(200)]
 print(f"measured E[J(p')]/J(p*) = {np.mean(draws):.6f} ± {np.std(draws) / np.sqrt(200):.1e}")
-print(f"Theorem D.5 predicts    = {cs.predicted_proxy_gap(G, c, noise_var=sigma**2):.6f}")
+print(f"Theorem D.5 predicts    = {cs.predicted_proxy_gap(G, c, sigma2=sigma**2):.6f}")
 
 # %% [markdown]
 # ## §4.3: exponential gains when gradients and costs are anti-correlated

@@ -13,3 +13,7 @@ settings.register_profile(
     database=None,
 )
 settings.load_profile("costsgd")
+
+# No test writes JAX's persistent compilation cache into the user's home: commands run
+# in-process keep it off (tests/test_cli.py turns it on in a subprocess, in a tmp folder).
+os.environ["COSTSGD_NO_COMPILE_CACHE"] = "1"

@@ -1,4 +1,4 @@
-"""Shared instance zoo and hypothesis strategies for the theory tests."""
+"""Shared test helpers: the theory instance zoo, hypothesis strategies, a tiny local LM."""
 
 from __future__ import annotations
 
@@ -53,5 +53,55 @@ ZOO = {
 def _paper_4_4():
     from costsgd import least_squares
 
-    prob = least_squares(seed=0)
+    prob = least_squares(rng=0)
     return prob.G, prob.c
+
+
+def char_tokenizer(chars: str = "abcdefghij "):
+    """A local tokenizer with one token per character: ``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2.
+
+    Built in code (no download), for TRL and torch tests and benchmarks.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2}
+    for ch in chars:
+        vocab.setdefault(ch, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>"
+    )
+
+
+def tiny_llama(
+    vocab_size: int,
+    *,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    max_positions: int = 64,
+    seed: int = 0,
+    special_tokens: bool = True,
+):
+    """A randomly initialised ``LlamaForCausalLM`` (``torch.manual_seed(seed)`` first).
+
+    ``special_tokens`` sets pad/eos/bos ids 0/1/2, as :func:`char_tokenizer` numbers them.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    ids = {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2} if special_tokens else {}
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions,
+        **ids,
+    )
+    return LlamaForCausalLM(cfg)

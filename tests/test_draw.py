@@ -67,9 +67,9 @@ def test_numpy_draws_follow_p():
 def test_jax_draws_follow_p_and_trace_under_jit():
     p = cs.optimal(*_instance())
     table = cs.alias_table(p)
-    threshold, alias = jax.numpy.asarray(table.threshold), jax.numpy.asarray(table.alias)
-    draw = jax.jit(cs.sample_jax, static_argnums=3)
-    idx = np.asarray(draw(jax.random.key(0), threshold, alias, (400, 500)))
+    table = jax.tree_util.tree_map(jax.numpy.asarray, table)  # a pytree through jit
+    draw = jax.jit(cs.sample_jax, static_argnums=2)
+    idx = np.asarray(draw(jax.random.key(0), table, (400, 500)))
     assert idx.shape == (400, 500)
     assert _chi_square_pvalue(idx, p, idx.size) > ALPHA
 
@@ -104,14 +104,9 @@ def test_jax_draws_do_not_inflate_rare_components():
     integer threshold keeps its rate within 2^-32 per column of the float64 table."""
     p = np.array([1e-12, 1 - 1e-12])
     table = cs.alias_table(p)
-    draws = jax.jit(cs.sample_jax, static_argnums=3)
+    draws = jax.jit(cs.sample_jax, static_argnums=2)
     hits = sum(
-        int(
-            (
-                np.asarray(draws(jax.random.key(k), table.threshold, table.alias, (10**7,))) == 0
-            ).sum()
-        )
-        for k in range(3)
+        int((np.asarray(draws(jax.random.key(k), table, (10**7,))) == 0).sum()) for k in range(3)
     )
     # Expected 3e7 * 1e-12 = 3e-5 hits; a float32 coin would give about 3e7 * 2^-24 = 1.8.
     assert hits == 0
@@ -126,3 +121,12 @@ def test_sequential_fallback_builds_an_exact_table():
     q[0] = 1 - (n - 1) * s
     p = q / q.sum()
     np.testing.assert_allclose(cs.implied_probabilities(cs.alias_table(p)), p, atol=1e-15)
+
+
+def test_jax_draws_refuse_what_is_not_a_table():
+    table = cs.alias_table([0.25, 0.75])
+    with pytest.raises(TypeError, match="table must be an AliasTable"):
+        cs.sample_jax(jax.random.key(0), table.threshold, (3,))
+    with pytest.raises(TypeError, match="threshold must be uint32"):
+        cs.sample_jax(jax.random.key(0), table._replace(threshold=table.accept), (3,))
+    assert cs.sample_jax(7, table, (5,)).shape == (5,)  # an int key is a seed

@@ -13,7 +13,7 @@ SMALL = figure6.PAPER._replace(
 
 @pytest.fixture(scope="module")
 def results():
-    return figure6.run_figure6(SMALL)
+    return figure6.run(SMALL)
 
 
 def test_subsets_shrink_and_get_cheaper(results):
@@ -73,7 +73,7 @@ def test_results_file_roundtrip_png_and_plot_dispatch(results, tmp_path, capsys)
     assert "Γ/Γmax" in capsys.readouterr().out
     with pytest.raises(ValueError, match="not figure6"):
         small2 = figure2.PAPER._replace(n=300, d=5, steps=200, trials=2, checkpoints=3)
-        figure6.load_results(figure2.save_results(figure2.run_figure2(small2), tmp_path / "f2.npz"))
+        figure6.load_results(figure2.save_results(figure2.run(small2), tmp_path / "f2.npz"))
     # `plot` still redraws Figure 2 files
     assert main(["plot", str(tmp_path / "f2.npz"), "--out", str(tmp_path / "f2.png")]) == 0
 
@@ -112,8 +112,11 @@ def test_command_line(tmp_path, capsys):
         ({"solver": "lp"}, "solver"),
         ({"trials": 0}, "trials"),
         ({"step_scale": -1.0}, "step_scale"),
+        ({"seed": -1}, "seed"),
+        ({"problem_seed": 1.5}, "problem_seed"),
+        ({"L": float("nan")}, "L must"),
     ],
 )
 def test_bad_config(change, match):
     with pytest.raises(ValueError, match=match):
-        figure6.run_figure6(SMALL._replace(**change))
+        figure6.run(SMALL._replace(**change))

@@ -33,7 +33,7 @@ def test_paper_instance_matches_section_4_4(paper):
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**16), bound=st.sampled_from(["ball", "row_norm"]))
 def test_gradient_bounds_hold_on_the_ball(seed, bound):
-    prob = cs.least_squares(200, 6, gradient_bound=bound, seed=seed)
+    prob = cs.least_squares(200, 6, gradient_bound=bound, rng=seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((64, 6))
     x *= (prob.radius * rng.uniform(0, 1, 64) ** (1 / 6) / np.linalg.norm(x, axis=1))[:, None]
@@ -42,7 +42,7 @@ def test_gradient_bounds_hold_on_the_ball(seed, bound):
 
 
 def test_ball_bound_is_attained():
-    prob = cs.least_squares(50, 4, seed=3)
+    prob = cs.least_squares(50, 4, rng=3)
     norms = np.linalg.norm(prob.A, axis=1)
     x = -np.sign(prob.b)[:, None] * prob.radius * prob.A / norms[:, None]  # one point per row
     attained = np.abs(np.sum(prob.A * x, axis=1) - prob.b) * norms
@@ -50,13 +50,13 @@ def test_ball_bound_is_attained():
 
 
 def test_row_norm_bound_is_proportional_to_row_norms():
-    prob = cs.least_squares(100, 5, gradient_bound="row_norm", seed=1)
+    prob = cs.least_squares(100, 5, gradient_bound="row_norm", rng=1)
     ratio = prob.G / np.linalg.norm(prob.A, axis=1)
     np.testing.assert_allclose(ratio, ratio[0], rtol=1e-12)
 
 
 def test_least_squares_interface_objective_and_hessian():
-    prob = cs.least_squares(300, 5, seed=2)
+    prob = cs.least_squares(300, 5, rng=2)
     x = np.linspace(-0.3, 0.3, 5)
     with jax.enable_x64(True):
         f = float(cs.objective(prob, x))
@@ -112,7 +112,11 @@ def test_least_squares_component_functions_agree_with_jax_grad():
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"n": 0}, "n and d"),
+        ({"n": 0}, "n must"),
+        ({"d": 2.5}, "d must"),
+        ({"noise": float("inf")}, "noise"),
+        ({"L": float("nan")}, "L must"),
+        ({"cost_high": float("inf")}, "cost_high"),
         ({"min_norm_frac": 0.0}, "min_norm_frac"),
         ({"radius_factor": 0.5}, "radius_factor"),
         ({"cost_low": 5.0, "cost_high": 1.0}, "cost_low"),
@@ -122,3 +126,9 @@ def test_least_squares_component_functions_agree_with_jax_grad():
 def test_bad_generator_arguments_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         cs.least_squares(**{"n": 20, "d": 3, **kwargs})
+
+
+@pytest.mark.parametrize("rng", [3.5, "0", np.random.RandomState(0)])
+def test_rng_of_the_wrong_kind_is_a_type_error_naming_it(rng):
+    with pytest.raises(TypeError, match="rng"):
+        cs.least_squares(20, 3, rng=rng)

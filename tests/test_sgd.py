@@ -24,7 +24,7 @@ CHECKPOINTS = [1, 2, 7, 50, 151, 300]
 
 @pytest.fixture(scope="module")
 def prob():
-    return cs.least_squares(N, D, seed=4)
+    return cs.least_squares(N, D, rng=4)
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,7 @@ def test_importance_weighted_gradient_is_unbiased(prob):
     x = np.linspace(-0.5, 0.5, D)
     draws = 400_000
     with jax.enable_x64(True):
-        idx = sample_jax(
-            jax.random.key(7), jnp.asarray(table.threshold), jnp.asarray(table.alias), (draws,)
-        )
+        idx = sample_jax(jax.random.key(7), table, (draws,))
         A, b, w = jnp.asarray(prob.A), jnp.asarray(prob.b), jnp.asarray(1.0 / (N * p))
         g = jax.vmap(
             lambda i: sgd.importance_weighted_gradient(
@@ -172,7 +170,7 @@ def test_float64_stays_float64_and_default_is_float32(prob, strategies):
 @settings(max_examples=10, deadline=None)
 @given(radius_factor=st.floats(1.0, 3.0), eta=st.floats(1e-4, 1.0))
 def test_iterates_stay_in_the_feasible_ball(radius_factor, eta):
-    prob = cs.least_squares(40, 3, radius_factor=radius_factor, seed=0)
+    prob = cs.least_squares(40, 3, radius_factor=radius_factor, rng=0)
     p = cs.uniform(prob.G, prob.c)
     res = cs.cost_aware_sgd(prob, p, steps=30, trials=2, step_size=eta, checkpoints=[30])
     assert np.all(np.linalg.norm(res.final.x, axis=-1) <= prob.radius * (1 + 1e-5))
@@ -210,7 +208,7 @@ def test_sharded_run_equals_single_device_run(tmp_path):
         """
         import jax, numpy as np, costsgd as cs
         assert jax.device_count() == 2, jax.devices()
-        prob = cs.least_squares(200, 5, seed=4)
+        prob = cs.least_squares(200, 5, rng=4)
         P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
         kw = dict(steps=300, trials=5, step_size=1e-3, seed=3, checkpoints=[1, 30, 300])
         one = cs.cost_aware_sgd(prob, P, shard=False, **kw)

@@ -153,7 +153,7 @@ def test_zero_gradient_components_are_never_selected_and_free_ones_always():
 
 
 def test_full_budget_zero_gamma_is_full_set_and_eq6():
-    prob = cs.least_squares(n=200, d=5, seed=1)
+    prob = cs.least_squares(n=200, d=5, rng=1)
     inst = cs.knapsack(prob.G, prob.c, gamma=0.0, D=2 * prob.radius)
     sol = cs.knapsack_exact(inst)
     assert sol.selected.all() and sol.bias == pytest.approx(0.0, abs=1e-9)
@@ -174,7 +174,7 @@ def test_convex_solution_respects_bias_budget(inst):
 
 def test_strongly_convex_budget_bounds_suboptimality():
     """Theorem D.3: V_req = sum G - n sqrt(2 mu Γ) gives β_π^2 / (2 mu) <= Γ."""
-    prob = cs.least_squares(n=300, d=5, seed=2)
+    prob = cs.least_squares(n=300, d=5, rng=2)
     mu = 0.5
     for gamma in (0.0, 1.0, 10.0, 100.0):
         sol = cs.knapsack_exact(cs.knapsack(prob.G, prob.c, gamma=gamma, mu=mu))
@@ -182,7 +182,7 @@ def test_strongly_convex_budget_bounds_suboptimality():
 
 
 def test_exact_scales_to_thousands():
-    prob = cs.least_squares(seed=0)  # n = 3000
+    prob = cs.least_squares(rng=0)  # n = 3000
     D = 2 * prob.radius
     inst = cs.knapsack(prob.G, prob.c, gamma=0.3 * D * prob.G.mean(), D=D)
     ex, lp, ta = cs.knapsack_exact(inst), cs.knapsack_lp(inst), cs.knapsack_two_approx(inst)
@@ -221,7 +221,7 @@ def test_subset_total_cost_formula():
 def test_gamma_tradeoff_curve_and_choice(frac, bias_pays):
     """Appendix D.3 on a §4.4 instance. With the worst-case bias D·β_π, some bias
     pays only for coarse targets (eps near D·mean(G)); for finer ones Γ = 0 wins."""
-    prob = cs.least_squares(n=400, d=5, seed=3)
+    prob = cs.least_squares(n=400, d=5, rng=3)
     G, c, D = prob.G, prob.c, 2 * prob.radius
     eps = frac * D * G.mean()
     trade = cs.gamma_tradeoff(G, c, eps=eps, D=D, num=8, solver="two_approx")

@@ -304,7 +304,7 @@ def test_thmD5_predicts_the_expected_gap_for_small_noise(sigma):
         ratios[k] = (np.sum(G**2 / p) / n**2) * (p @ c) / J_star
     excess = ratios.mean() - 1
     stderr = ratios.std(ddof=1) / np.sqrt(draws)
-    predicted = cs.predicted_proxy_gap(G, c, noise_var=sigma**2) - 1
+    predicted = cs.predicted_proxy_gap(G, c, sigma2=sigma**2) - 1
     assert abs(excess - predicted) <= 0.05 * predicted + 4 * stderr
     # The rho form gives the same prediction when rho is the model's correlation.
     rho = np.sqrt(np.var(G) / (np.var(G) + sigma**2))
@@ -326,13 +326,13 @@ def test_thmD5_is_only_an_approximation_for_large_noise():
         p = Gp / np.sqrt(c)
         p /= p.sum()
         vals.append(cs.cost_product(p, G, c) / J_star - 1)
-    predicted = cs.predicted_proxy_gap(G, c, noise_var=sigma**2) - 1
+    predicted = cs.predicted_proxy_gap(G, c, sigma2=sigma**2) - 1
     assert abs(np.mean(vals) - predicted) > 0.1 * predicted
 
 
 def test_thmD5_rejects_zero_G_and_bad_parameters():
     with pytest.raises(ValueError, match="G must be > 0"):
-        cs.predicted_proxy_gap([0.0, 1.0], [1.0, 1.0], noise_var=0.1)
+        cs.predicted_proxy_gap([0.0, 1.0], [1.0, 1.0], sigma2=0.1)
     with pytest.raises(ValueError, match="exactly one"):
         cs.predicted_proxy_gap([1.0, 1.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="rho"):
@@ -423,8 +423,8 @@ def test_edge_cases_from_review_raise_clear_errors():
     with pytest.raises(ValueError, match="overflows"):
         cs.total_cost([0.5, 0.5], [1.0, 1.0], [1.0, 1.0], eps=1e-200, D=1.0)
     with pytest.raises(ValueError, match="c must be > 0"):
-        cs.predicted_proxy_gap([1.0, 2.0], [0.0, 1.0], noise_var=0.1)
-    with pytest.raises(ValueError, match="noise_var must be finite"):
+        cs.predicted_proxy_gap([1.0, 2.0], [0.0, 1.0], sigma2=0.1)
+    with pytest.raises(ValueError, match="sigma2 must be finite"):
         cs.predicted_proxy_gap([1.0, 2.0], [1.0, 1.0], rho=1e-200)
     # a ratio with a zero denominator is nan, as documented: K_var = 0 when G > 0 only where c = 0
     r = cs.cost_ratios([1.0, 0.0], [0.0, 1.0])

@@ -1,4 +1,4 @@
-"""costsgd.torch.trl: a few real GRPO steps in TRL with a tiny local model (CPU, offline)."""
+"""costsgd.torch.trl: real GRPO steps in TRL with a tiny local model (CPU, offline)."""
 
 import os
 
@@ -9,49 +9,23 @@ os.environ["WANDB_DISABLED"] = "true"
 import pytest
 import torch
 from datasets import Dataset
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-from trl import GRPOConfig
+from trl import GRPOConfig, GRPOTrainer
 
 from costsgd.torch import cost_aware_probs, importance_weights, sample_minibatches
-from costsgd.torch.trl import CostAwareGRPOTrainer
+from costsgd.torch.microbatch import completion_widths
+from costsgd.torch.trl import CostAwareGRPOTrainer, LengthGroupedGRPOTrainer
+from tests.helpers import char_tokenizer, tiny_llama
 
 B, SPG, GENERATIONS, STEPS, SEED = 4, 2, 4, 3, 11
 
-
-def _tokenizer():
-    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2}
-    for ch in "abcdefghij ":
-        vocab[ch] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")  # one token per character
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>"
-    )
-
-
-def _model(vocab_size):
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
-    )
-    return LlamaForCausalLM(cfg)
+torch.set_num_threads(1)
 
 
 def _reward(completions, **kwargs):
     return [completion.count("a") + 0.3 * len(completion) for completion in completions]
 
 
-class RecordingTrainer(CostAwareGRPOTrainer):
+class Recording:
     """Records each scored pool, its plan and draws, and every micro-batch's loss."""
 
     def __init__(self, *args, **kwargs):
@@ -69,19 +43,32 @@ class RecordingTrainer(CostAwareGRPOTrainer):
         return loss
 
 
+class RecordingTrainer(Recording, CostAwareGRPOTrainer):
+    pass
+
+
+class RecordingGrouped(Recording, LengthGroupedGRPOTrainer):
+    pass
+
+
+class RecordingPlain(Recording, GRPOTrainer):
+    pass
+
+
 def _trainer(tmp_path, loss_type="grpo", cls=RecordingTrainer, config=None, **kwargs):
-    tokenizer = _tokenizer()
-    config = dict(config or {})
-    max_completion_length = config.pop("max_completion_length", 8)
+    tokenizer = char_tokenizer()
+    config = {
+        "max_completion_length": 8,
+        "gradient_accumulation_steps": SPG,  # steps_per_generation defaults to this
+        "max_steps": STEPS,
+        "learning_rate": 1e-2,
+        **(config or {}),
+    }
     args = GRPOConfig(
         **config,
         output_dir=str(tmp_path),
         per_device_train_batch_size=B,
-        gradient_accumulation_steps=SPG,  # steps_per_generation defaults to this
         num_generations=GENERATIONS,
-        max_completion_length=max_completion_length,
-        max_steps=STEPS,
-        learning_rate=1e-2,
         loss_type=loss_type,
         report_to="none",
         save_strategy="no",
@@ -91,20 +78,45 @@ def _trainer(tmp_path, loss_type="grpo", cls=RecordingTrainer, config=None, **kw
         disable_tqdm=True,
     )
     data = Dataset.from_dict({"prompt": ["abc", "de", "fghij", "i", "bb", "jjj"] * 4})
+    if issubclass(cls, CostAwareGRPOTrainer):
+        kwargs.setdefault("seed", SEED)
     return cls(
-        model=_model(len(tokenizer)),
+        model=tiny_llama(len(tokenizer)),
         reward_funcs=_reward,
         args=args,
         train_dataset=data,
         processing_class=tokenizer,
-        seed=SEED,
         **kwargs,
+    )
+
+
+def _rows(batch, weights=True):
+    """Rows of a batch as hashable tuples, completion padding stripped."""
+    widths = completion_widths(batch["completion_mask"]).tolist()
+    w = batch["cost_aware_weights"] if weights else torch.ones(len(widths))
+    return sorted(
+        (tuple(ids[:n].tolist()), float(a), float(x))
+        for ids, n, a, x in zip(
+            batch["completion_ids"], widths, batch["advantages"], w, strict=True
+        )
     )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     trainer = _trainer(tmp_path_factory.mktemp("grpo"))
+    trainer.train()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory):
+    # The paper's regime: 2 optimizer steps per generation batch (steps_per_generation=4,
+    # gradient_accumulation_steps=2). learning_rate=0 keeps the ratio at 1 on the second step.
+    trainer = _trainer(
+        tmp_path_factory.mktemp("two"),
+        config={"steps_per_generation": 4, "max_steps": 4, "learning_rate": 0.0},
+    )
     trainer.train()
     return trainer
 
@@ -133,20 +145,8 @@ def test_every_draw_is_trained_on_once_with_its_weight(trained):
     per_generation = [trained.micro[i : i + SPG] for i in range(0, len(trained.micro), SPG)]
     assert len(per_generation) == STEPS
     for (_, _, out), micro in zip(trained.pools, per_generation, strict=True):
-
-        def rows(batch):
-            return sorted(
-                (tuple(ids.tolist()), float(a), float(w))
-                for ids, a, w in zip(
-                    batch["completion_ids"],
-                    batch["advantages"],
-                    batch["cost_aware_weights"],
-                    strict=True,
-                )
-            )
-
-        trained_rows = sorted(r for inputs, _ in micro for r in rows(inputs))
-        assert trained_rows == rows(out)
+        trained_rows = sorted(r for inputs, _ in micro for r in _rows(inputs))
+        assert trained_rows == _rows(out)
 
 
 def test_weights_reach_the_loss(trained):
@@ -159,15 +159,151 @@ def test_weights_reach_the_loss(trained):
         torch.testing.assert_close(loss, expected.to(loss.dtype), rtol=1e-5, atol=1e-7)
 
 
-def test_plan_summary_is_logged(trained):
-    logged = [h for h in trained.state.log_history if "cost_aware/token_fraction" in h]
-    assert len(logged) == STEPS
-    assert all(h["cost_aware/weight_mean"] == pytest.approx(1.0, abs=1e-5) for h in logged)
+def test_each_optimizer_step_is_the_weighted_estimate_from_its_own_plan_rows(two_steps):
+    ga, per_generation = 2, 4
+    assert len(two_steps.micro) == 4 * ga
+    for g, (pool, plan, _) in enumerate(two_steps.pools):
+        for t in range(per_generation // ga):
+            micro = two_steps.micro[g * per_generation + t * ga : g * per_generation + (t + 1) * ga]
+            rows = plan.indices[t * ga : (t + 1) * ga].reshape(-1)  # this step's B = 8 draws
+            w = plan.weights[t * ga : (t + 1) * ga].reshape(-1)
+            adv = pool["advantages"][rows]
+            step_pool = {
+                k: pool[k][rows] for k in ("completion_ids", "completion_mask", "advantages")
+            }
+            trained_rows = sorted(r for inputs, _ in micro for r in _rows(inputs, weights=False))
+            assert trained_rows == _rows(step_pool, weights=False)  # no draw crosses a step
+            step_loss = sum(loss for _, loss in micro)
+            estimate = -(w * adv).mean()  # Eq. 22: (1/B) sum_k w_k A_k over the step's draws
+            torch.testing.assert_close(
+                step_loss, estimate.to(step_loss.dtype), rtol=1e-5, atol=1e-7
+            )
+            for inputs, _ in micro:  # each micro-batch trimmed to its own longest completion
+                width = int(completion_widths(inputs["completion_mask"]).max())
+                assert inputs["completion_ids"].shape[1] == max(width, 1)
+                assert inputs["completion_mask"].shape[1] == inputs["completion_ids"].shape[1]
+
+
+def test_token_metrics_are_in_log_history_per_step_and_cumulatively(two_steps):
+    logs = [h for h in two_steps.state.log_history if "tokens/processed" in h]
+    assert len(logs) == 4
+    pools = [float(pool["rollout_tokens"].sum()) for pool, _, _ in two_steps.pools]
+    drawn, processed = [], []
+    for g in range(2):
+        for t in range(2):
+            micro = [inputs for inputs, _ in two_steps.micro[4 * g + 2 * t : 4 * g + 2 * t + 2]]
+            drawn.append(sum(float(m["rollout_tokens"].sum()) for m in micro))
+            processed.append(
+                sum(
+                    m["prompt_ids"].shape[0]
+                    * (m["prompt_ids"].shape[1] + m["completion_ids"].shape[1])
+                    for m in micro
+                )
+            )
+    assert [h["tokens/drawn"] for h in logs] == pytest.approx(drawn)
+    assert [h["tokens/processed"] for h in logs] == pytest.approx(processed)
+    assert [h.get("tokens/pool", 0.0) for h in logs] == pytest.approx([pools[0], 0, pools[1], 0])
+    cumulative = torch.tensor(processed).cumsum(0).tolist()
+    assert [h["tokens/processed_total"] for h in logs] == pytest.approx(cumulative)
+    assert logs[-1]["tokens/drawn_total"] == pytest.approx(sum(drawn))
+    assert logs[-1]["tokens/pool_total"] == pytest.approx(sum(pools))
+    for h, (_, plan, _) in zip(logs[::2], two_steps.pools, strict=True):
+        w = plan.weights.double().reshape(-1)
+        assert h["cost_aware/ess"] == pytest.approx(float(w.sum() ** 2 / (w * w).sum()), rel=1e-6)
+        assert h["cost_aware/weight_min"] == pytest.approx(float(w.min()), rel=1e-6)
+        assert h["cost_aware/weight_max"] == pytest.approx(float(w.max()), rel=1e-6)
+        assert h["cost_aware/weight_mean"] == pytest.approx(1.0, abs=1e-6)
+    untrimmed = [
+        8 * (pool["prompt_ids"].shape[1] + pool["completion_ids"].shape[1])
+        for pool, _, _ in two_steps.pools
+        for _ in range(2)
+    ]
+    assert all(p <= u for p, u in zip(processed, untrimmed, strict=True))
+    assert processed != untrimmed
+
+
+def test_grouped_uniform_steps_equal_plain_grpo_steps(tmp_path):
+    # Same seed: TRL's shuffle puts the same rollouts in each optimizer step; grouping and
+    # trimming only change the micro-batches, so each step's loss is unchanged (learning_rate=0
+    # keeps the second step's ratio at 1, so rounding in the first update cannot move it).
+    config = {
+        "steps_per_generation": 4,
+        "max_steps": 2,
+        "max_completion_length": 12,
+        "learning_rate": 0.0,
+    }
+    plain = _trainer(tmp_path / "plain", cls=RecordingPlain, config=config)
+    plain.train()
+    grouped = _trainer(tmp_path / "grouped", cls=RecordingGrouped, config=config)
+    grouped.train()
+    assert len(plain.micro) == len(grouped.micro) == 4
+    narrower = 0
+    for t in range(2):
+        a, b = plain.micro[2 * t : 2 * t + 2], grouped.micro[2 * t : 2 * t + 2]
+        assert sorted(r for m, _ in a for r in _rows(m, False)) == sorted(
+            r for m, _ in b for r in _rows(m, False)
+        )
+        torch.testing.assert_close(sum(x for _, x in b), sum(x for _, x in a), rtol=1e-5, atol=1e-6)
+        narrower += sum(m["completion_ids"].shape[1] for m, _ in b) < sum(
+            m["completion_ids"].shape[1] for m, _ in a
+        )
+    assert narrower > 0  # the trimming did remove padding
+    processed = [
+        h["tokens/processed"] for h in grouped.state.log_history if "tokens/processed" in h
+    ]
+    drawn = [h["tokens/drawn"] for h in grouped.state.log_history if "tokens/drawn" in h]
+    assert all(d <= p for d, p in zip(drawn, processed, strict=True))
 
 
 def test_bnpo_loss_is_refused_because_it_divides_by_drawn_tokens(tmp_path):
-    with pytest.raises(ValueError, match="bnpo"):
-        _trainer(tmp_path, loss_type="bnpo", cls=CostAwareGRPOTrainer)
+    for cls in (CostAwareGRPOTrainer, LengthGroupedGRPOTrainer):
+        with pytest.raises(ValueError, match="loss_type 'bnpo'"):
+            _trainer(tmp_path, loss_type="bnpo", cls=cls)
+
+
+def test_vespo_weighted_gradient_is_dapos_on_policy(trained, monkeypatch):
+    # vespo: -phi(r, sign A) * w A * log p / num_items_in_batch. Its gamma weight depends on the
+    # sign of the advantage only, so w > 0 scales each rollout's term by w; on-policy phi = 1
+    # and the gradient is dapo's weighted one (same pool-token denominator).
+    inputs, _ = trained.micro[-1]
+    assert "old_per_token_logps" not in inputs  # on-policy: the ratio is exactly 1
+
+    def gradient(loss_type):
+        monkeypatch.setattr(trained, "loss_type", loss_type)
+        trained.model.zero_grad()
+        trained._compute_loss(trained.model, inputs).backward()
+        return torch.cat(
+            [p.grad.flatten() for p in trained.model.parameters() if p.grad is not None]
+        )
+
+    dapo = gradient("dapo")
+    assert dapo.abs().max() > 0
+    torch.testing.assert_close(gradient("vespo"), dapo, rtol=1e-5, atol=1e-7)
+
+
+def test_a_mini_batch_that_does_not_divide_the_generation_batch_is_refused(tmp_path):
+    config = {"steps_per_generation": 3, "gradient_accumulation_steps": 2}
+    with pytest.raises(ValueError, match=r"steps_per_generation.*gradient_accumulation_steps"):
+        _trainer(tmp_path, cls=CostAwareGRPOTrainer, config=config)
+
+
+def test_a_trl_without_an_overridden_internal_is_refused_with_its_version(tmp_path, monkeypatch):
+    import trl
+
+    monkeypatch.delattr(GRPOTrainer, "_prepare_inputs")
+    with pytest.raises(RuntimeError, match=f"_prepare_inputs.*TRL {trl.__version__}"):
+        _trainer(tmp_path, cls=CostAwareGRPOTrainer)
+
+
+def test_bad_input_names_the_argument(trained, tmp_path):
+    pool = dict(trained.pools[0][0])
+    with pytest.raises(ValueError, match="advantages"):
+        trained.resample_rollouts({**pool, "advantages": pool["advantages"] * float("nan")})
+    with pytest.raises(ValueError, match="lengths"):
+        trained.resample_rollouts({**pool, "rollout_tokens": pool["rollout_tokens"] * 0})
+    for alpha in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="alpha"):
+            _trainer(tmp_path, cls=CostAwareGRPOTrainer, alpha=alpha)
 
 
 def test_default_dapo_loss_keeps_the_pool_token_count_as_denominator(tmp_path):
@@ -206,3 +342,20 @@ def test_truncated_completions_keep_their_cost_and_get_no_draws(tmp_path):
         )
         torch.testing.assert_close(plan.lengths.to(expected.dtype), expected)
     assert masked_rows > 0  # the configuration does truncate
+
+
+def test_the_documented_table_2_configuration_has_algorithm_2s_n_b_and_t(tmp_path):
+    # docs/trl.md: 256 prompts x 16 rollouts, mini-batches of 64 prompts, one process.
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        num_generations=16,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=64,
+        steps_per_generation=256,
+        use_cpu=True,
+        report_to="none",
+    )
+    N = args.generation_batch_size
+    B = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    T = args.steps_per_generation // args.gradient_accumulation_steps
+    assert (N // args.num_generations, N, B, T) == (256, 4096, 1024, 4)

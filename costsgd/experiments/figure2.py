@@ -25,9 +25,7 @@ ratios to Optimal, and Eq. 8's predicted ratio :math:`J(p)/J(p^*)`.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,22 +33,22 @@ import numpy as np
 
 import costsgd as cs
 from costsgd.experiments import results as _results
+from costsgd.experiments.results import ConfigError
 
 __all__ = [
     "DEMO",
     "PAPER",
+    "STRATEGIES",
     "Figure2Config",
     "Row",
-    "add_parsers",
     "collect_results",
     "default_target",
     "format_summary",
     "load_results",
     "plot_results",
-    "run_figure2",
+    "run",
     "save_results",
     "summary",
-    "use_all_cores",
 ]
 
 STRATEGIES = {
@@ -82,28 +80,35 @@ class Figure2Config(NamedTuple):
     step_scale: float = 1.0  #: multiplies Eq. 3's step size
     gradient_bound: str = "ball"
 
+    def validate(self) -> Figure2Config:
+        """Check every field; returns ``self``.
+
+        Raises:
+          ConfigError: naming the field (a ``ValueError``).
+        """
+        _results.check_common_fields(self)
+        if not self.strategies:
+            raise ConfigError("strategies", "strategies is empty: give at least one")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ConfigError(
+                "strategies", f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}"
+            )
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ConfigError("strategies", f"strategies has duplicates: {list(self.strategies)}")
+        if self.gradient_bound not in ("ball", "row_norm"):
+            raise ConfigError(
+                "gradient_bound",
+                f"gradient_bound must be 'ball' or 'row_norm', got {self.gradient_bound!r}",
+            )
+        return self
+
 
 PAPER = Figure2Config()
 DEMO = PAPER._replace(trials=200)
 
 
-def _validate(config: Figure2Config) -> None:
-    for name in ("n", "d", "steps", "trials", "checkpoints"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not config.strategies:
-        raise ValueError("strategies is empty: give at least one")
-    unknown = [s for s in config.strategies if s not in STRATEGIES]
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
-    if len(set(config.strategies)) != len(config.strategies):
-        raise ValueError(f"strategies has duplicates: {list(config.strategies)}")
-    if not (np.isfinite(config.step_scale) and config.step_scale > 0):
-        raise ValueError(f"step_scale must be finite and > 0, got {config.step_scale!r}")
-
-
-def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
+def run(config: Figure2Config = PAPER) -> dict[str, Any]:
     """Run the Figure 2 experiment and return its results as a dict of arrays.
 
     Returns:
@@ -112,25 +117,29 @@ def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
       ``eta``, ``second_moment`` S(p), ``expected_cost`` C(p), ``cost_product``
       J(p); plus ``config`` and ``versions`` (dicts).
 
+    Raises:
+      ConfigError: a field is invalid, or the run diverged (named: ``step_scale``).
+
     Examples:
       >>> cfg = PAPER._replace(n=300, d=5, steps=500, trials=4, checkpoints=5)
-      >>> res = run_figure2(cfg)
+      >>> res = run(cfg)
       >>> res["error"].shape
       (3, 4, 5)
     """
-    _validate(config)
+    config.validate()
     prob = cs.least_squares(
         config.n,
         config.d,
         L=config.L,
         gradient_bound=config.gradient_bound,
-        seed=config.problem_seed,
+        rng=config.problem_seed,
     )
     G, c = prob.G, prob.c
     P = np.stack([np.asarray(STRATEGIES[s](G, c), dtype=np.float64) for s in config.strategies])
     eta = config.step_scale * cs.theory_step_size(
         P, G, diameter=2 * prob.radius, steps=config.steps
     )
+    _results.check_step_size(eta, config.step_scale)
     res = cs.cost_aware_sgd(
         prob,
         P,
@@ -140,11 +149,12 @@ def run_figure2(config: Figure2Config = PAPER) -> dict[str, Any]:
         seed=config.seed,
         checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
     )
+    _results.check_finite(config.strategies, res.error_average, res.cost, config.step_scale)
     return collect_results(res, P, eta, G, c, config)
 
 
 def collect_results(res: cs.SGDResult, P, eta, G, c, config: Figure2Config) -> dict[str, Any]:
-    """The results dict of :func:`run_figure2` from an engine run and its inputs
+    """The results dict of :func:`run` from an engine run and its inputs
     (arrays, the theory's S, C, J per strategy, config and versions)."""
     return {
         "steps": res.steps,
@@ -159,7 +169,7 @@ def collect_results(res: cs.SGDResult, P, eta, G, c, config: Figure2Config) -> d
         "cost_product": np.array([cs.cost_product(p, G, c) for p in P]),
         "optimal_cost_product": cs.optimal_cost_product(G, c),
         "config": config._asdict(),
-        "versions": _results.versions(),
+        "versions": _results.versions("jax"),
     }
 
 
@@ -248,7 +258,6 @@ def plot_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cfg = results["config"]
     steps = results["steps"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -272,123 +281,8 @@ def plot_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
         f"Cost-Aware SGD, least squares N={cfg['n']}, d={cfg['d']}, "
         f"{cfg['trials']} trials (mean ± 1 std)"
     )
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        _results.write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    finally:
+        plt.close(fig)
     return path
-
-
-def use_all_cores() -> None:
-    """Expose every CPU core as a JAX device so trials shard across them.
-
-    Only effective before JAX is first imported, and only when the caller has
-    not set the device count already; used by the command line, never on import.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "jax" in sys.modules or "xla_force_host_platform_device_count" in flags:
-        return
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if count and count > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``figure2`` and ``plot`` on the ``costsgd`` command line."""
-    fig = sub.add_parser("figure2", help="reproduce Figure 2 (§4.4): results file, PNG, table")
-    fig.add_argument(
-        "--demo", action="store_true", help=f"smaller run ({DEMO.trials} trials) for a quick look"
-    )
-    fig.add_argument("--trials", type=int, help=f"trials per strategy (default {PAPER.trials})")
-    fig.add_argument("--steps", type=int, help=f"steps T per trial (default {PAPER.steps})")
-    fig.add_argument("--n", type=int, default=PAPER.n, help="components N")
-    fig.add_argument("--d", type=int, default=PAPER.d, help="dimension d")
-    fig.add_argument(
-        "--checkpoints",
-        type=int,
-        default=PAPER.checkpoints,
-        help="about this many log-spaced checkpoints",
-    )
-    fig.add_argument("--seed", type=int, default=PAPER.seed, help="seed of the index draws")
-    fig.add_argument("--problem-seed", type=int, default=PAPER.problem_seed)
-    fig.add_argument(
-        "--strategies",
-        default=",".join(PAPER.strategies),
-        help=f"comma-separated, from {sorted(STRATEGIES)}",
-    )
-    fig.add_argument(
-        "--step-scale",
-        type=float,
-        default=PAPER.step_scale,
-        help="multiplies Eq. 3's step size D/sqrt(S(p) T)",
-    )
-    fig.add_argument("--gradient-bound", default=PAPER.gradient_bound, choices=("ball", "row_norm"))
-    fig.add_argument("--target", type=float, help="target error of the table")
-    fig.add_argument("--out", default="results/figure2", help="output folder")
-    fig.set_defaults(func=_figure2_command)
-    plot = sub.add_parser("plot", help="redraw a PNG from a results file, without rerunning")
-    plot.add_argument("results", help="results file (.npz) written by `costsgd figure2`")
-    plot.add_argument("--out", help="PNG path (default: next to the results file)")
-    plot.add_argument("--target", type=float, help="target error of the table")
-    plot.set_defaults(func=_plot_command)
-
-
-def _clean_errors(command):
-    """Report a ``ValueError`` (bad input) as one line on stderr with exit status 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except ValueError as err:
-            print(f"costsgd {args.command}: error: {err}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _check_target(target: float | None) -> None:
-    if target is not None and not (np.isfinite(target) and target > 0):
-        raise ValueError(f"target must be finite and > 0, got {target!r}")
-
-
-@_clean_errors
-def _figure2_command(args: argparse.Namespace) -> int:
-    use_all_cores()
-    _check_target(args.target)
-    base = DEMO if args.demo else PAPER
-    config = base._replace(
-        trials=base.trials if args.trials is None else args.trials,
-        steps=base.steps if args.steps is None else args.steps,
-        n=args.n,
-        d=args.d,
-        checkpoints=args.checkpoints,
-        seed=args.seed,
-        problem_seed=args.problem_seed,
-        strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
-        step_scale=args.step_scale,
-        gradient_bound=args.gradient_bound,
-    )
-    _validate(config)
-    print(
-        f"Figure 2: {config.trials} trials x {config.steps} steps x "
-        f"{len(config.strategies)} strategies ...",
-        flush=True,
-    )
-    results = run_figure2(config)
-    out = Path(args.out)
-    npz = save_results(results, out / "figure2.npz")
-    png = plot_results(results, out / "figure2.png")
-    print(format_summary(*summary(results, args.target)))
-    print(f"results: {npz}\nfigure:  {png}")
-    return 0
-
-
-@_clean_errors
-def _plot_command(args: argparse.Namespace) -> int:
-    _check_target(args.target)
-    results = load_results(args.results)
-    png = Path(args.out) if args.out else Path(args.results).with_suffix(".png")
-    plot_results(results, png)
-    print(format_summary(*summary(results, args.target)))
-    print(f"figure:  {png}")
-    return 0

@@ -32,7 +32,6 @@ else: the error is still measured on the full :math:`f`.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,23 +40,24 @@ import numpy as np
 
 import costsgd as cs
 from costsgd.experiments import results as _results
-from costsgd.experiments.figure2 import use_all_cores
+from costsgd.experiments.results import ConfigError
 
 __all__ = [
     "DEMO",
     "PAPER",
+    "SOLVERS",
     "Figure6Config",
     "Row6",
     "format_summary",
     "load_results",
     "plot_results",
-    "run_figure6",
+    "run",
     "save_results",
     "subset_limit",
     "summary",
 ]
 
-_SOLVERS = {
+SOLVERS = {
     "greedy": cs.knapsack_greedy,
     "two_approx": cs.knapsack_two_approx,
     "exact": cs.knapsack_exact,
@@ -79,27 +79,34 @@ class Figure6Config(NamedTuple):
     checkpoints: int = 50
     step_scale: float = 1.0  #: multiplies Eq. 3's step size
 
+    def validate(self) -> Figure6Config:
+        """Check every field; returns ``self``.
+
+        Raises:
+          ConfigError: naming the field (a ``ValueError``).
+        """
+        _results.check_common_fields(self)
+        fr = np.asarray(self.gamma_fractions, dtype=np.float64)
+        if fr.ndim != 1 or fr.size == 0:
+            raise ConfigError("gamma_fractions", "gamma_fractions must be a non-empty sequence")
+        if not (np.all(np.isfinite(fr)) and fr.min() >= 0 and fr.max() < 1):
+            raise ConfigError(
+                "gamma_fractions",
+                f"gamma_fractions must lie in [0, 1), got {list(self.gamma_fractions)}",
+            )
+        if np.unique(fr).size != fr.size:
+            raise ConfigError(
+                "gamma_fractions", f"gamma_fractions has duplicates: {list(self.gamma_fractions)}"
+            )
+        if self.solver not in SOLVERS:
+            raise ConfigError(
+                "solver", f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}"
+            )
+        return self
+
 
 PAPER = Figure6Config()
 DEMO = PAPER._replace(trials=100)
-
-
-def _validate(config: Figure6Config) -> None:
-    for name in ("n", "d", "steps", "trials", "checkpoints"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    fr = np.asarray(config.gamma_fractions, dtype=np.float64)
-    if fr.ndim != 1 or fr.size == 0:
-        raise ValueError("gamma_fractions must be a non-empty sequence")
-    if not (np.all(np.isfinite(fr)) and fr.min() >= 0 and fr.max() < 1):
-        raise ValueError(f"gamma_fractions must lie in [0, 1), got {list(config.gamma_fractions)}")
-    if np.unique(fr).size != fr.size:
-        raise ValueError(f"gamma_fractions has duplicates: {list(config.gamma_fractions)}")
-    if config.solver not in _SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(_SOLVERS)}, got {config.solver!r}")
-    if not (np.isfinite(config.step_scale) and config.step_scale > 0):
-        raise ValueError(f"step_scale must be finite and > 0, got {config.step_scale!r}")
 
 
 def subset_limit(A: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
@@ -135,7 +142,7 @@ def subset_limit(A: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
     return x_of(hi)
 
 
-def run_figure6(config: Figure6Config = PAPER) -> dict[str, Any]:
+def run(config: Figure6Config = PAPER) -> dict[str, Any]:
     """Run the Figure 6 experiment and return its results as a dict of arrays.
 
     Returns:
@@ -145,19 +152,22 @@ def run_figure6(config: Figure6Config = PAPER) -> dict[str, Any]:
       ``cost_product_ratio`` J_π/J(p*), ``eta``, ``selected (S, n)``; plus
       ``config`` and ``versions``.
 
+    Raises:
+      ConfigError: a field is invalid, or the run diverged (named: ``step_scale``).
+
     Examples:
       >>> cfg = PAPER._replace(n=300, d=5, steps=500, trials=4, checkpoints=5,
       ...                      gamma_fractions=(0.0, 0.5))
-      >>> res = run_figure6(cfg)
+      >>> res = run(cfg)
       >>> res["error"].shape, bool(res["size"][1] < res["size"][0])
       ((2, 4, 5), True)
     """
-    _validate(config)
-    prob = cs.least_squares(config.n, config.d, L=config.L, seed=config.problem_seed)
+    config.validate()
+    prob = cs.least_squares(config.n, config.d, L=config.L, rng=config.problem_seed)
     G, c, D = prob.G, prob.c, 2 * prob.radius
     gamma_max = D * G.mean()
     gammas = np.asarray(config.gamma_fractions, dtype=np.float64) * gamma_max
-    solve = _SOLVERS[config.solver]
+    solve = SOLVERS[config.solver]
     selected = np.stack([solve(cs.knapsack(G, c, gamma=g, D=D)).selected for g in gammas])
     P = np.stack([np.asarray(cs.optimal(G * m, c), dtype=np.float64) for m in selected])
     eta = config.step_scale * np.array(
@@ -166,6 +176,7 @@ def run_figure6(config: Figure6Config = PAPER) -> dict[str, Any]:
             for q, m in zip(P, selected, strict=True)
         ]
     )
+    _results.check_step_size(eta, config.step_scale)
     engine_problem = prob._replace(G=np.where(selected.all(axis=0), G, 0.0))
     res = cs.cost_aware_sgd(
         engine_problem,
@@ -176,6 +187,8 @@ def run_figure6(config: Figure6Config = PAPER) -> dict[str, Any]:
         seed=config.seed,
         checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
     )
+    names = [f"gamma_fraction={f:g}" for f in config.gamma_fractions]
+    _results.check_finite(names, res.error_average, res.cost, config.step_scale)
     H = prob.hessian
     floors = []
     for m in selected:
@@ -198,7 +211,7 @@ def run_figure6(config: Figure6Config = PAPER) -> dict[str, Any]:
         "selected": selected,
         "diameter": D,
         "config": config._asdict(),
-        "versions": _results.versions(),
+        "versions": _results.versions("jax"),
     }
 
 
@@ -302,7 +315,6 @@ def plot_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cfg = results["config"]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     for s, frac in enumerate(cfg["gamma_fractions"]):
@@ -330,83 +342,8 @@ def plot_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
         f"{cfg['trials']} trials\n(mean ± 1 std; dotted: each subset's bias floor)",
         fontsize=9,
     )
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``figure6`` and teach ``plot`` (registered by figure2) to redraw it."""
-    fig = sub.add_parser(
-        "figure6", help="reproduce Figure 6 (App. C): subset selection vs full p*, results + PNG"
-    )
-    fig.add_argument("--demo", action="store_true", help=f"smaller run ({DEMO.trials} trials)")
-    fig.add_argument("--trials", type=int, help=f"trials per budget (default {PAPER.trials})")
-    fig.add_argument("--steps", type=int, help=f"steps T per trial (default {PAPER.steps})")
-    fig.add_argument("--n", type=int, default=PAPER.n)
-    fig.add_argument("--d", type=int, default=PAPER.d)
-    fig.add_argument("--seed", type=int, default=PAPER.seed, help="seed of the index draws")
-    fig.add_argument("--problem-seed", type=int, default=PAPER.problem_seed)
-    fig.add_argument(
-        "--gammas",
-        default=",".join(f"{g:g}" for g in PAPER.gamma_fractions),
-        help="comma-separated budgets Γ/Γmax in [0, 1), Γmax = D·mean(G)",
-    )
-    fig.add_argument("--solver", default=PAPER.solver, choices=sorted(_SOLVERS))
-    fig.add_argument("--step-scale", type=float, default=PAPER.step_scale)
-    fig.add_argument("--target", type=float, help="target error of the table")
-    fig.add_argument("--out", default="results/figure6", help="output folder")
-    fig.set_defaults(func=_figure6_command)
-    plot = sub.choices.get("plot")
-    if plot is not None:
-        figure2_plot = plot.get_default("func")
-
-        def _plot_any(args: argparse.Namespace) -> int:
-            if _results.experiment_of(args.results) == "figure6":
-                return _plot_command(args)
-            return figure2_plot(args)
-
-        plot.set_defaults(func=_plot_any)
-
-
-def _figure6_command(args: argparse.Namespace) -> int:
-    use_all_cores()
-    base = DEMO if args.demo else PAPER
     try:
-        fractions = tuple(float(g) for g in args.gammas.split(",") if g.strip())
-    except ValueError as err:
-        raise ValueError(f"--gammas must be comma-separated numbers, got {args.gammas!r}") from err
-    config = base._replace(
-        n=args.n,
-        d=args.d,
-        trials=base.trials if args.trials is None else args.trials,
-        steps=base.steps if args.steps is None else args.steps,
-        seed=args.seed,
-        problem_seed=args.problem_seed,
-        gamma_fractions=fractions,
-        solver=args.solver,
-        step_scale=args.step_scale,
-    )
-    _validate(config)
-    print(
-        f"Figure 6: {config.trials} trials x {config.steps} steps x {len(fractions)} budgets ...",
-        flush=True,
-    )
-    results = run_figure6(config)
-    out = Path(args.out)
-    npz = save_results(results, out / "figure6.npz")
-    png = plot_results(results, out / "figure6.png")
-    print(format_summary(*summary(results, args.target)))
-    print(f"results: {npz}\nfigure:  {png}")
-    return 0
-
-
-def _plot_command(args: argparse.Namespace) -> int:
-    results = load_results(args.results)
-    png = Path(args.out) if args.out else Path(args.results).with_suffix(".png")
-    plot_results(results, png)
-    print(format_summary(*summary(results, args.target)))
-    print(f"figure:  {png}")
-    return 0
+        _results.write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+    return path

@@ -13,7 +13,8 @@ Core (Algorithm 2, Appendix B.2 and G.2–G.3 of the paper):
 * :func:`weighted_policy_loss` — unbiased aggregation with fixed denominators;
 * :func:`global_plan` / :func:`stratified_plan` — the same under ``torch.distributed``;
 * :func:`proxy_diagnostics` — Figure 3: true :math:`G_u`, corr(:math:`|A_u|, G_u`), χ² gap;
-* :mod:`costsgd.torch.trl` — ``CostAwareGRPOTrainer`` for TRL;
+* :mod:`costsgd.torch.microbatch` — micro-batches grouped by length within an optimizer step, trimmed;
+* :mod:`costsgd.torch.trl` — ``CostAwareGRPOTrainer`` and ``LengthGroupedGRPOTrainer`` for TRL;
 * :mod:`costsgd.torch.verl` — index/weight construction on verl's batch layout.
 """
 

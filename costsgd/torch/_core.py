@@ -14,6 +14,12 @@ step (Appendix G.2).
 
 The probabilities are computed by :mod:`costsgd.samplers` (which accepts torch
 tensors) in float64 on the tensors' device.
+
+The kernels the plan functions share (:func:`as_tensor`, :func:`probs_and_costs`,
+:func:`draw_indices`, :func:`draw_weights`) and their one argument check
+(:func:`check_plan_options`) are public here for :mod:`costsgd.torch.plan` and
+:mod:`costsgd.torch.distributed`; the kernels skip validation and host
+synchronisation, so they take inputs the public functions have checked.
 """
 
 from __future__ import annotations
@@ -25,15 +31,27 @@ import array_api_compat
 import torch
 
 from costsgd import samplers
+from costsgd._numerics import optimal_weights
 from costsgd._validate import check_alpha, check_positive_int, check_probabilities
 
-__all__ = ["cost_aware_probs", "importance_weights", "sample_minibatches"]
+__all__ = [
+    "as_tensor",
+    "check_generator",
+    "check_plan_options",
+    "cost_aware_probs",
+    "draw_indices",
+    "draw_weights",
+    "importance_weights",
+    "plan_num_batches",
+    "probs_and_costs",
+    "sample_minibatches",
+]
 
 PROXIES = ("advantage", "length")
 NORMALIZATIONS = ("draws", "expected", "none")
 
 
-def _as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
+def as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
     """``x`` as a detached real floating tensor (integers become float64; floats keep their dtype)."""
     if not isinstance(x, torch.Tensor):
         try:
@@ -43,7 +61,9 @@ def _as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.T
     if x.is_complex() or x.dtype == torch.bool:
         raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
     x = x.detach()
-    return x if x.is_floating_point() else x.to(torch.float64)
+    if not x.is_floating_point() or torch.finfo(x.dtype).bits < 32:
+        return x.to(torch.float64)  # integers, and float16/bfloat16 at a safe precision
+    return x
 
 
 def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> str:
@@ -64,7 +84,9 @@ def sequence_advantages(advantages: Any, mask: Any = None) -> torch.Tensor:
       ValueError: non-finite advantages, a rank other than 1 or 2, or a mask
         whose shape differs from ``advantages``.
     """
-    adv = _as_tensor(advantages, "advantages")
+    adv = as_tensor(advantages, "advantages")
+    if adv.ndim == 0 or adv.shape[0] == 0:
+        raise ValueError(f"advantages must hold at least one rollout, got shape {tuple(adv.shape)}")
     # One reduction is enough when all is well: any NaN/inf makes the sum non-finite
     # (the elementwise check then runs, also ruling out a mere overflow of the sum).
     if not bool(torch.isfinite(adv.sum())) and not bool(torch.isfinite(adv).all()):
@@ -89,7 +111,7 @@ def sequence_advantages(advantages: Any, mask: Any = None) -> torch.Tensor:
 
 def check_lengths(lengths: Any, n: int, device: torch.device) -> torch.Tensor:
     """Validate rollout costs: shape ``(n,)``, finite, strictly positive; float64."""
-    c = _as_tensor(lengths, "lengths", device).to(device=device, dtype=torch.float64)
+    c = as_tensor(lengths, "lengths", device).to(device=device, dtype=torch.float64)
     if c.ndim != 1 or c.shape[0] != n:
         raise ValueError(f"lengths must have shape ({n},), got {tuple(c.shape)}")
     bad = ~torch.isfinite(c) | (c <= 0)
@@ -152,15 +174,53 @@ def cost_aware_probs(
       >>> cost_aware_probs(torch.zeros(4), torch.ones(4)).tolist()  # no signal: uniform
       [0.25, 0.25, 0.25, 0.25]
     """
-    return _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)[0]
+    return probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)[0]
 
 
-def _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator):
+def check_generator(generator: Any, device: torch.device) -> None:
+    """``generator`` is ``None`` or a ``torch.Generator`` on ``device``'s type.
+
+    Raises:
+      TypeError: naming ``generator`` when it is not a ``torch.Generator``.
+      ValueError: when it lives on another device.
+    """
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+    if generator.device.type != device.type:
+        raise ValueError(
+            f"generator is on {generator.device}, the data on {device}: use one device"
+        )
+
+
+def check_plan_options(batch_size: Any, normalize: str) -> int:
+    """The argument check every plan function shares: ``normalize`` and ``batch_size``.
+
+    Returns:
+      ``batch_size`` as an int.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    return check_positive_int(batch_size, "batch_size")
+
+
+def plan_num_batches(num_batches: Any, n: int, draws_per_batch: int) -> int:
+    """``num_batches``, by default as many as one uniform pass over ``n`` rollouts."""
+    if num_batches is None:
+        num_batches = math.ceil(n / draws_per_batch)
+    return check_positive_int(num_batches, "num_batches")
+
+
+def probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator):
     """:func:`cost_aware_probs` and the validated float64 costs, with few host syncs."""
     alpha = check_alpha(alpha)
     if proxy not in PROXIES:
         raise ValueError(f"proxy must be one of {PROXIES}, got {proxy!r}")
     G = sequence_advantages(advantages, mask)
+    check_generator(generator, G.device)
     c = check_lengths(lengths, G.shape[0], G.device)
     if proxy == "length":
         p = samplers.length_only(None, c)
@@ -170,7 +230,7 @@ def _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)
         noise = torch.randn(G.shape, generator=generator, dtype=G.dtype, device=G.device)
         p = samplers.noisy_proxy(G, c, sigma2, noise=noise)
     else:  # G and c are validated above: the samplers' kernel, without re-checking
-        w = samplers._optimal_weights(G, c, array_api_compat.array_namespace(G))
+        w = optimal_weights(G, c, array_api_compat.array_namespace(G))
         p = w / w.sum()
     return ((1.0 - alpha) * p + alpha / p.shape[0] if alpha > 0 else p), c
 
@@ -211,21 +271,17 @@ def sample_minibatches(
       >>> tuple(idx.shape), bool((idx > 0).all())
       ((2, 2), True)
     """
-    p = _as_tensor(probs, "probs").to(torch.float64)
+    p = as_tensor(probs, "probs").to(torch.float64)
     if p.ndim != 1:
         raise ValueError(f"probs must be 1-D, got shape {tuple(p.shape)}")
     check_probabilities(p, "probs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    n = p.shape[0]
-    if num_batches is None:
-        num_batches = math.ceil(n / batch_size)
-    num_batches = check_positive_int(num_batches, "num_batches")
-    if generator is not None and generator.device.type != p.device.type:
-        raise ValueError(f"generator is on {generator.device}, probs on {p.device}: use one device")
-    return _draw(p, batch_size, num_batches, generator)
+    num_batches = plan_num_batches(num_batches, p.shape[0], batch_size)
+    check_generator(generator, p.device)
+    return draw_indices(p, batch_size, num_batches, generator)
 
 
-def _draw(p: torch.Tensor, batch_size: int, num_batches: int, generator) -> torch.Tensor:
+def draw_indices(p: torch.Tensor, batch_size: int, num_batches: int, generator) -> torch.Tensor:
     """The inverse-CDF draw of :func:`sample_minibatches` for a validated float64 ``p``
     (no host synchronisation)."""
     cdf = torch.cumsum(p, dim=0)
@@ -293,10 +349,15 @@ def importance_weights(
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    p = _as_tensor(probs, "probs").to(torch.float64)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    p = as_tensor(probs, "probs").to(torch.float64)
     if p.ndim != 1:
         raise ValueError(f"probs must be 1-D, got shape {tuple(p.shape)}")
-    idx = torch.as_tensor(indices, device=p.device)
+    check_probabilities(p, "probs")
+    if not isinstance(indices, torch.Tensor):
+        raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
+    idx = indices.to(p.device)
     if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.numel() == 0:
         raise ValueError(f"indices must be a non-empty integer tensor, got dtype {idx.dtype}")
     n = p.shape[0]
@@ -306,15 +367,27 @@ def importance_weights(
         )
     if bool((p[idx] <= 0).any()):
         raise ValueError("indices include components with probs == 0: they cannot have been drawn")
-    return _weights(p, idx, normalize, dtype)
+    w = draw_weights(p, idx, normalize, dtype)
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError(
+            f"the weights 1/(N p) overflow {dtype} (smallest drawn probs {float(p[idx].min())!r}):"
+            " use normalize='draws' or a wider dtype"
+        )
+    return w
 
 
-def _weights(p: torch.Tensor, idx: torch.Tensor, normalize: str, dtype) -> torch.Tensor:
-    """The weights of :func:`importance_weights` for validated draws (no host sync)."""
+def draw_weights(p: torch.Tensor, idx: torch.Tensor, normalize: str, dtype) -> torch.Tensor:
+    """The weights of :func:`importance_weights` for validated draws (no host sync).
+
+    With ``normalize="draws"`` the ratios ``min p / p_u`` are formed first, so
+    the result is finite whenever it is in float64 (``p_u = 1e-310`` included).
+    """
     n = p.shape[0]
-    w = 1.0 / (n * p[idx])
     if normalize == "draws":
-        w = w / w.mean()
-    elif normalize == "expected":
+        drawn = p[idx]
+        w = drawn.min() / drawn
+        return (w / w.mean()).to(dtype)
+    w = 1.0 / (n * p[idx])
+    if normalize == "expected":
         w = w * (n / (p > 0).sum())
     return w.to(dtype)

@@ -27,20 +27,20 @@ group both reduce to the single-process :func:`plan_update`.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
 
-from costsgd._validate import check_positive_int
 from costsgd.torch._core import (
-    NORMALIZATIONS,
-    _draw,
-    _probs_and_costs,
-    _weights,
+    check_generator,
     check_lengths,
+    check_plan_options,
     cost_aware_probs,
+    draw_indices,
+    draw_weights,
+    plan_num_batches,
+    probs_and_costs,
     sequence_advantages,
 )
 from costsgd.torch.plan import UpdatePlan
@@ -156,15 +156,12 @@ def stratified_plan(
       >>> tuple(plan.indices.shape), round(float(plan.weights.mean()), 6)
       ((2, 2), 1.0)
     """
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if generator is not None and generator.device.type != _device_of(advantages).type:
-        raise ValueError(f"generator is on {generator.device}, advantages elsewhere")
+    batch_size = check_plan_options(batch_size, normalize)
+    check_generator(generator, _device_of(advantages))
     probs, costs = _on_every_rank(
         group,
         _device_of(advantages),
-        lambda: _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator),
+        lambda: probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator),
     )
     _, world = _world(group)
     n_local = probs.shape[0]
@@ -172,12 +169,10 @@ def stratified_plan(
         [float(n_local), float((probs > 0).sum())], dtype=torch.float64, device=probs.device
     )
     n_global, support_global = _all_reduce(counts, group).tolist()
-    if num_batches is None:
-        num_batches = math.ceil(n_global / (batch_size * world))
-    num_batches = check_positive_int(num_batches, "num_batches")
+    num_batches = plan_num_batches(num_batches, int(n_global), batch_size * world)
     # probs and costs are validated above: draw and weigh without re-checking (no host syncs).
-    indices = _draw(probs, batch_size, num_batches, generator)
-    raw = _weights(probs, indices, "none", torch.float64)
+    indices = draw_indices(probs, batch_size, num_batches, generator)
+    raw = draw_weights(probs, indices, "none", torch.float64)
     raw = raw * (world * n_local / n_global)  # = W / (N p_u)
     expected = torch.tensor(support_global / n_global, dtype=torch.float64)
     weights = _normalised(raw, normalize, expected, group).to(torch.float32)
@@ -224,9 +219,7 @@ def global_plan(
       >>> tuple(shard.plan.indices.shape), shard.owner.unique().tolist()
       ((2, 2), [0])
     """
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_plan_options(batch_size, normalize)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int shared by all ranks, got {seed!r}")
     rank, world = _world(group)
@@ -249,14 +242,11 @@ def global_plan(
         sizes = [G.shape[0]]
     G_all, c_all = _gather_rows(G, sizes, group), _gather_rows(c, sizes, group)
     probs = cost_aware_probs(G_all, c_all, alpha=alpha, proxy=proxy)
-    n = probs.shape[0]
-    if num_batches is None:
-        num_batches = math.ceil(n / (batch_size * world))
-    num_batches = check_positive_int(num_batches, "num_batches")
+    num_batches = plan_num_batches(num_batches, probs.shape[0], batch_size * world)
     generator = torch.Generator(device=probs.device).manual_seed(seed)
     # probs is cost_aware_probs' output: draw and weigh without re-checking it.
-    everyone = _draw(probs, batch_size * world, num_batches, generator)
-    weights = _weights(probs, everyone, normalize, torch.float32)
+    everyone = draw_indices(probs, batch_size * world, num_batches, generator)
+    weights = draw_weights(probs, everyone, normalize, torch.float32)
     cols = slice(rank * batch_size, (rank + 1) * batch_size)
     indices = everyone[:, cols]
     offsets = torch.tensor([0, *sizes], device=probs.device).cumsum(0)

@@ -35,6 +35,8 @@ gradient mean over ranks completes the global average.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["AGGREGATIONS", "weighted_policy_loss"]
@@ -47,7 +49,7 @@ def weighted_policy_loss(
     mask: torch.Tensor,
     weights: torch.Tensor | None = None,
     *,
-    mode: str = "token-mean",
+    mode: str,
     num_sequences: int | None = None,
     mean_pool_length: float | None = None,
 ) -> torch.Tensor:
@@ -60,7 +62,8 @@ def weighted_policy_loss(
       mask: ``(b, T)`` which tokens count (the response/loss mask).
       weights: ``(b,)`` importance weights (:func:`importance_weights`);
         ``None`` means 1.
-      mode: one of :data:`AGGREGATIONS` (verl's ``loss_agg_mode`` names).
+      mode: one of :data:`AGGREGATIONS` (verl's ``loss_agg_mode`` names); required,
+        as the right one is the trainer's own aggregation.
       num_sequences: :math:`B`, the draws of the whole step on this rank
         (all micro-batches); default ``b``.
       mean_pool_length: :math:`\bar L`, mean loss tokens per rollout over the
@@ -70,8 +73,9 @@ def weighted_policy_loss(
       A scalar tensor.
 
     Raises:
-      ValueError: unknown mode, mismatched shapes, a missing or non-positive
-        ``mean_pool_length`` for ``"token-mean"``.
+      TypeError: ``token_loss``, ``mask`` or ``weights`` not tensors.
+      ValueError: unknown mode, mismatched shapes, a missing, non-finite or
+        non-positive ``mean_pool_length`` for ``"token-mean"``.
 
     Examples:
       >>> import torch
@@ -85,6 +89,21 @@ def weighted_policy_loss(
     """
     if mode not in AGGREGATIONS:
         raise ValueError(f"mode must be one of {AGGREGATIONS}, got {mode!r}")
+    for name, x in (("token_loss", token_loss), ("mask", mask), ("weights", weights)):
+        if x is not None and not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not token_loss.is_floating_point():
+        raise TypeError(f"token_loss must be a floating tensor, got dtype {token_loss.dtype}")
+    if mode == "token-mean":
+        try:
+            pool_length = float(mean_pool_length)
+        except (TypeError, ValueError):
+            pool_length = float("nan")
+        if not (math.isfinite(pool_length) and pool_length > 0):
+            raise ValueError(
+                "token-mean needs a finite mean_pool_length > 0 (mean loss tokens per rollout "
+                f"over the pool), got {mean_pool_length!r}"
+            )
     if token_loss.ndim != 2 or tuple(mask.shape) != tuple(token_loss.shape):
         raise ValueError(
             f"token_loss and mask must both be (b, T); got {tuple(token_loss.shape)} "
@@ -106,10 +125,5 @@ def weighted_policy_loss(
     if mode == "token-sum":
         return total
     if mode == "token-mean":
-        if mean_pool_length is None or not float(mean_pool_length) > 0:
-            raise ValueError(
-                "token-mean needs mean_pool_length > 0 (mean loss tokens per rollout over the "
-                f"pool), got {mean_pool_length!r}"
-            )
-        return total / (B * float(mean_pool_length))
+        return total / (B * pool_length)
     return total / B

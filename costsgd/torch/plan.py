@@ -10,20 +10,21 @@ logging. :class:`CostAwareBatchSampler` plugs the draws into a
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import Sampler
 
-from costsgd._validate import check_positive_int, check_probabilities
+from costsgd._validate import check_probabilities
 from costsgd.torch._core import (
-    NORMALIZATIONS,
-    _as_tensor,
-    _draw,
-    _probs_and_costs,
-    _weights,
+    as_tensor,
+    check_generator,
+    check_plan_options,
+    draw_indices,
+    draw_weights,
     importance_weights,
+    plan_num_batches,
+    probs_and_costs,
     sample_minibatches,
 )
 
@@ -118,18 +119,12 @@ def plan_update(
       >>> round(plan.summary()["weight_mean"], 6)
       1.0
     """
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    probs, costs = _probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)
-    if num_batches is None:
-        num_batches = math.ceil(probs.shape[0] / batch_size)
-    num_batches = check_positive_int(num_batches, "num_batches")
-    if generator is not None and generator.device.type != probs.device.type:
-        raise ValueError(f"generator is on {generator.device}, probs on {probs.device}")
+    batch_size = check_plan_options(batch_size, normalize)
+    probs, costs = probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)
+    num_batches = plan_num_batches(num_batches, probs.shape[0], batch_size)
     # probs and costs were validated above: draw and weigh without re-checking (no host syncs).
-    indices = _draw(probs, batch_size, num_batches, generator)
-    weights = _weights(probs, indices, normalize, torch.float32)
+    indices = draw_indices(probs, batch_size, num_batches, generator)
+    weights = draw_weights(probs, indices, normalize, torch.float32)
     return UpdatePlan(probs, indices, weights, costs)
 
 
@@ -164,16 +159,13 @@ class CostAwareBatchSampler(Sampler[list[int]]):
         normalize: str = "draws",
     ) -> None:
         # Validate eagerly, so that a bad sampler fails where it is built.
-        probs = _as_tensor(probs, "probs")
+        probs = as_tensor(probs, "probs")
         check_probabilities(probs, "probs")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        if num_batches is None:
-            num_batches = math.ceil(probs.shape[0] / batch_size)
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        batch_size = check_plan_options(batch_size, normalize)
+        check_generator(generator, probs.device)
         self.probs = probs
         self.batch_size = batch_size
-        self.num_batches = check_positive_int(num_batches, "num_batches")
+        self.num_batches = plan_num_batches(num_batches, probs.shape[0], batch_size)
         self.generator = generator
         self.normalize = normalize
         self.indices: torch.Tensor | None = None

@@ -40,6 +40,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from costsgd.experiments.results import write_atomic
+
 __all__ = [
     "FRACTIONS",
     "VERDICT_RULE",
@@ -569,7 +571,7 @@ def plot(results: dict, path: str | os.PathLike) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = f"{os.fspath(path)}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)

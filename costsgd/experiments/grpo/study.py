@@ -30,17 +30,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
+from costsgd.experiments import results as results_file
 from costsgd.experiments.grpo import report
 from costsgd.experiments.grpo.diagnostics import rollout_diagnostics
 from costsgd.experiments.grpo.policy import GRUPolicy, warm_start
@@ -50,6 +48,7 @@ from costsgd.experiments.grpo.trainer import GRPOConfig, Method, train
 __all__ = [
     "BASELINE",
     "DEFAULT_WALK",
+    "EXPERIMENT",
     "METHODS",
     "REGIMES",
     "SETTINGS",
@@ -65,6 +64,9 @@ __all__ = [
     "summary",
     "warm_policy",
 ]
+
+#: The name results files record (``costsgd plot`` dispatches on it).
+EXPERIMENT = "grpo-study"
 
 BASELINE = "no sampling"
 
@@ -248,17 +250,6 @@ def smoke_config(**overrides: Any) -> StudyConfig:
     return dataclasses.replace(base, **overrides).validate()
 
 
-def _versions() -> dict[str, str]:
-    import costsgd
-
-    return {
-        "costsgd": costsgd.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def _config_dict(config: StudyConfig) -> dict:
     d = dataclasses.asdict(config)
     name = next(k for k, v in TASKS.items() if isinstance(config.task, v))
@@ -407,7 +398,7 @@ def run(
     )
     results = {
         "config": _config_dict(config),
-        "versions": _versions(),
+        "versions": results_file.versions("torch"),
         "hardware": {
             "machine": platform.machine(),
             "processor": platform.processor(),
@@ -447,24 +438,19 @@ def plot_results(results: dict, path: str | os.PathLike) -> None:
 
 
 def save_results(results: dict, path: str | os.PathLike) -> None:
-    """Write ``results`` as JSON atomically (temporary file, then ``os.replace``)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".grpo-study-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, allow_nan=True)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``results`` as JSON atomically (see :mod:`costsgd.experiments.results`)."""
+    results_file.save_json_results(results, path, experiment=EXPERIMENT)
 
 
 def load_results(path: str | os.PathLike) -> dict:
-    """Read a results file written by :func:`save_results`."""
-    with open(path) as f:
-        results = json.load(f)
+    """Read a results file written by :func:`save_results`.
+
+    Raises:
+      ValueError: naming the file, when it is missing, corrupt or not a study's results.
+    """
+    results = results_file.load_results(path, experiment=EXPERIMENT)
     if not {"config", "runs", "lr"} <= set(results):
-        raise ValueError(f"{path} is not a grpo-study results file (no 'config'/'runs'/'lr')")
+        raise ValueError(
+            f"{str(path)!r} is not a grpo-study results file (no 'config'/'runs'/'lr')"
+        )
     return results

@@ -1,20 +1,30 @@
-"""The ``costsgd`` command line."""
+"""``costsgd predict``: the predicted cost of each strategy on the §4.4 set-up (Eq. 8, 10)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from costsgd.experiments import figure2, figure6
-from costsgd.experiments.grpo import cli as grpo_study
+from costsgd.cli.common import non_negative_int, positive_float, positive_int
 
-__all__ = ["main"]
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    """Add ``predict``."""
+    p = sub.add_parser(
+        "predict", help="predicted cost of each strategy on the §4.4 set-up (Eq. 8, 10)"
+    )
+    p.add_argument("--n", type=positive_int, default=3000, help="components N (default 3000)")
+    p.add_argument("--d", type=positive_int, default=50, help="dimension d (default 50)")
+    p.add_argument("--L", type=positive_float, default=10.0, help="Lipschitz constant L")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the instance")
+    p.set_defaults(run=_predict, parser=p)
 
 
 def _predict(args: argparse.Namespace) -> int:
     import costsgd as cs
 
-    prob = cs.least_squares(args.n, args.d, L=args.L, seed=args.seed)
+    prob = cs.least_squares(args.n, args.d, L=args.L, rng=args.seed)
     G, c = prob.G, prob.c
     strategies = {"uniform": cs.uniform, "variance": cs.variance, "optimal": cs.optimal}
     j_star = cs.optimal_cost_product(G, c)
@@ -38,29 +48,3 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"Eq. 10: K(var)/K(unif) = {r.variance_vs_uniform:.4f}")
     print("(J = S·C ∝ expected total cost to reach a target error, Eq. 3/4; T ∝ S.)")
     return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="costsgd", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    predict = sub.add_parser(
-        "predict", help="predicted cost of each strategy on the §4.4 set-up (Eq. 8, 10)"
-    )
-    predict.add_argument("--n", type=int, default=3000)
-    predict.add_argument("--d", type=int, default=50)
-    predict.add_argument("--L", type=float, default=10.0)
-    predict.add_argument("--seed", type=int, default=0)
-    predict.set_defaults(func=_predict)
-    figure2.add_parsers(sub)
-    figure6.add_parsers(sub)  # after figure2: extends its `plot`
-    grpo_study.add_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

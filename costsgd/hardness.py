@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from costsgd._validate import check_costs, check_positive, host
+from costsgd._validate import as_generator, check_costs, check_positive, host
 from costsgd.problems import FiniteSum
 
 __all__ = [
@@ -63,11 +63,11 @@ __all__ = [
 _CONSTANT = 12800.0  # 32 · 20² (Step 4 of the proof)
 
 
-def _costs(c: Any) -> np.ndarray:
-    return host(check_costs(c)).astype(np.float64)
+def _costs(c: Any, name: str = "c") -> np.ndarray:
+    return host(check_costs(c, name)).astype(np.float64)
 
 
-def cost_uniform_set(c: Any, *, G: float, eps: float) -> np.ndarray:
+def cost_uniform_set(c: Any, *, G_max: float, eps: float) -> np.ndarray:
     r"""The cost-uniform set :math:`S^*`: the largest prefix of the cheapest components
     satisfying Eq. 13 (indices into ``c``, cheapest first; empty if there is none).
 
@@ -77,7 +77,7 @@ def cost_uniform_set(c: Any, *, G: float, eps: float) -> np.ndarray:
 
     Args:
       c: costs :math:`c_i \ge 0`, shape ``(n,)``.
-      G: the Lipschitz constant :math:`G > 0`.
+      G_max: the Lipschitz constant :math:`G > 0` (a scalar bound on every component).
       eps: the target error :math:`\epsilon > 0`.
 
     Returns:
@@ -87,16 +87,17 @@ def cost_uniform_set(c: Any, *, G: float, eps: float) -> np.ndarray:
       Feasible prefix lengths here are k = 2, 4, 5, 6 (not 1 or 3):
 
       >>> c = np.array([1.0, 1.0, 100.0, 100.0, 100.0, 100.0])
-      >>> cost_uniform_set(c, G=1.0, eps=1 / 140)
+      >>> cost_uniform_set(c, G_max=1.0, eps=1 / 140)
       array([0, 1, 2, 3, 4, 5])
-      >>> cost_uniform_set(4.0 ** np.arange(1, 11), G=1.0, eps=0.01)  # G/(20n) = 0.005
+      >>> cost_uniform_set(4.0 ** np.arange(1, 11), G_max=1.0, eps=0.01)  # G/(20n) = 0.005
       array([], dtype=int64)
     """
     c = _costs(c)
-    G, eps = check_positive(G, "G"), check_positive(eps, "eps")
+    G, eps = check_positive(G_max, "G_max"), check_positive(eps, "eps")
     order = np.argsort(c, kind="stable")
     root = np.sqrt(c[order])
-    feasible = 40.0 * eps * c.size * root <= G * np.cumsum(root)
+    with np.errstate(over="ignore"):  # inf on either side compares correctly
+        feasible = 40.0 * eps * c.size * root <= G * np.cumsum(root)
     if not feasible.any():
         return np.zeros(0, dtype=np.int64)
     return order[: int(np.flatnonzero(feasible)[-1]) + 1].astype(np.int64)
@@ -110,14 +111,14 @@ class LowerBound(NamedTuple):
 
 
 def _check_regime(n: int, G: float, eps: float) -> None:
-    if n < (G / eps) ** 2:
+    if sqrt(n) * eps < G:  # n < G²/eps², without overflow for tiny eps
         raise ValueError(
-            f"n = {n} < G²/eps² = {(G / eps) ** 2:.6g}: Theorem 4.3 needs n >= G²/eps² "
+            f"n = {n} < (G_max/eps)² = ({G / eps:.6g})²: Theorem 4.3 needs n >= G²/eps² "
             "(the Hoeffding step of Appendix E); the bound is not established there"
         )
 
 
-def lower_bound(c: Any, *, G: float, eps: float) -> LowerBound:
+def lower_bound(c: Any, *, G_max: float, eps: float) -> LowerBound:
     r"""The value of Theorem 4.3's bound,
     :math:`\frac{G^2}{12800\,\epsilon^2}\big(\frac1n\sum_{i\in S^*}\sqrt{c_i}\big)^2`.
 
@@ -125,19 +126,20 @@ def lower_bound(c: Any, *, G: float, eps: float) -> LowerBound:
     The value is 0 when :math:`S^*` is empty.
 
     Examples:
-      >>> lb = lower_bound(np.ones(1600), G=1.0, eps=1 / 40)  # uniform costs: S* = [n]
+      >>> lb = lower_bound(np.ones(1600), G_max=1.0, eps=1 / 40)  # uniform costs: S* = [n]
       >>> round(lb.value, 9), lb.support.size
       (0.125, 1600)
     """
     c = _costs(c)
-    G, eps = check_positive(G, "G"), check_positive(eps, "eps")
+    G, eps = check_positive(G_max, "G_max"), check_positive(eps, "eps")
     _check_regime(c.size, G, eps)
-    support = cost_uniform_set(c, G=G, eps=eps)
+    support = cost_uniform_set(c, G_max=G, eps=eps)
     mean_root = np.sqrt(c[support]).sum() / c.size
-    return LowerBound(float(G**2 / (_CONSTANT * eps**2) * mean_root**2), support)
+    # (G/eps)² <= n by the regime check: no overflow, and no 0/0 for tiny G and eps.
+    return LowerBound(float((G / eps) ** 2 / _CONSTANT * mean_root**2), support)
 
 
-def hard_deltas(c: Any, *, G: float, eps: float) -> tuple[np.ndarray, float, np.ndarray]:
+def hard_deltas(c: Any, *, G_max: float, eps: float) -> tuple[np.ndarray, float, np.ndarray]:
     r"""The shifts :math:`\Delta_i = \alpha\sqrt{c_i}` on :math:`S^*` (Eq. 19), 0 elsewhere.
 
     Returns:
@@ -149,14 +151,14 @@ def hard_deltas(c: Any, *, G: float, eps: float) -> tuple[np.ndarray, float, np.
         :math:`S^*` is empty or costs nothing (no :math:`\alpha` meets Eq. 15).
 
     Examples:
-      >>> delta, alpha, _ = hard_deltas(np.ones(1600), G=1.0, eps=1 / 40)
+      >>> delta, alpha, _ = hard_deltas(np.ones(1600), G_max=1.0, eps=1 / 40)
       >>> float(delta.mean()), float(delta.max())  # 20 eps, G/2
       (0.5, 0.5)
     """
     c = _costs(c)
-    G, eps = check_positive(G, "G"), check_positive(eps, "eps")
+    G, eps = check_positive(G_max, "G_max"), check_positive(eps, "eps")
     _check_regime(c.size, G, eps)
-    support = cost_uniform_set(c, G=G, eps=eps)
+    support = cost_uniform_set(c, G_max=G, eps=eps)
     root_sum = np.sqrt(c[support]).sum()
     if root_sum <= 0:
         raise ValueError(
@@ -169,7 +171,7 @@ def hard_deltas(c: Any, *, G: float, eps: float) -> tuple[np.ndarray, float, np.
     return delta, float(alpha), support
 
 
-def clipped_mean(delta: Any, G: float) -> np.ndarray:
+def clipped_mean(delta: Any, G_max: float) -> np.ndarray:
     r""":math:`g(\delta) = \mathbb E[\mathrm{clip}(Z + \delta, -G, G)]`, :math:`Z \sim \mathcal N(0, (G/2)^2)`,
     in closed form (the mean of a hard instance's slope; Step 2 shows
     :math:`g(\delta) \ge \delta/2` for :math:`0 \le \delta \le G/2`).
@@ -182,7 +184,7 @@ def clipped_mean(delta: Any, G: float) -> np.ndarray:
       >>> float(clipped_mean(0.0, 1.0))
       0.0
     """
-    G = check_positive(G, "G")
+    G = check_positive(G_max, "G_max")
     sigma = G / 2
 
     def one(d: float) -> float:
@@ -196,31 +198,31 @@ def clipped_mean(delta: Any, G: float) -> np.ndarray:
 
 
 def hard_slopes(
-    delta: Any, *, G: float, hypothesis: int, size: int | None = None, seed: Any = None
+    delta: Any, *, G_max: float, hypothesis: int, size: int | None = None, rng: Any = None
 ) -> np.ndarray:
     r"""Draw slopes :math:`b_i = \mathrm{clip}(\mathcal N(\pm\Delta_i, (G/2)^2), -G, G)`:
     ``hypothesis=0`` (:math:`\mathcal D_0`, :math:`+\Delta`) or ``1`` (:math:`\mathcal D_1`).
 
     Args:
       delta: :math:`\Delta_i \ge 0`, shape ``(n,)``.
-      G: the Lipschitz constant.
+      G_max: the Lipschitz constant :math:`G`.
       hypothesis: 0 or 1.
       size: number of independent instances (leading axis), or ``None`` for one.
-      seed: seed or ``numpy.random.Generator``.
+      rng: ``None``, an int seed or a ``numpy.random.Generator``.
 
     Returns:
       ``b`` of shape ``(n,)`` or ``(size, n)``, every entry in :math:`[-G, G]`.
 
     Examples:
-      >>> b = hard_slopes(np.full(4, 0.5), G=1.0, hypothesis=1, size=3, seed=0)
+      >>> b = hard_slopes(np.full(4, 0.5), G_max=1.0, hypothesis=1, size=3, rng=0)
       >>> b.shape, bool(np.all(np.abs(b) <= 1.0))
       ((3, 4), True)
     """
-    G = check_positive(G, "G")
-    delta = _costs(delta)  # finite, >= 0
+    G = check_positive(G_max, "G_max")
+    delta = _costs(delta, "delta")  # finite, >= 0
     if hypothesis not in (0, 1):
         raise ValueError(f"hypothesis must be 0 (D0) or 1 (D1), got {hypothesis!r}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(rng)
     shape = delta.shape if size is None else (int(size), delta.size)
     mean = delta if hypothesis == 0 else -delta
     return np.clip(mean + (G / 2) * rng.standard_normal(shape), -G, G)
@@ -247,7 +249,7 @@ class HardInstance(NamedTuple):
     problem: FiniteSum  #: f_i(x) = -b_i x on [-1, 1], G_i = G, costs c
 
 
-def hard_instance(c: Any, *, G: float, eps: float, hypothesis: int, seed: Any = None):
+def hard_instance(c: Any, *, G_max: float, eps: float, hypothesis: int, rng: Any = None):
     r"""Draw one hard instance of Appendix E (Step 1) as a runnable problem.
 
     The problem is a :class:`costsgd.problems.FiniteSum` over the 1-D ball of
@@ -256,14 +258,14 @@ def hard_instance(c: Any, *, G: float, eps: float, hypothesis: int, seed: Any = 
     :math:`F^* = -|\bar b|`; it goes to :func:`costsgd.sgd.cost_aware_sgd` as it is.
 
     Examples:
-      >>> inst = hard_instance(np.ones(1600), G=1.0, eps=1 / 40, hypothesis=0, seed=0)
+      >>> inst = hard_instance(np.ones(1600), G_max=1.0, eps=1 / 40, hypothesis=0, rng=0)
       >>> inst.problem.x_star, bool(inst.problem.f_star == -abs(inst.b.mean()))
       (array([1.]), True)
     """
     c = _costs(c)
-    G = check_positive(G, "G")
-    delta, alpha, support = hard_deltas(c, G=G, eps=eps)
-    b = hard_slopes(delta, G=G, hypothesis=hypothesis, seed=seed)
+    G = check_positive(G_max, "G_max")
+    delta, alpha, support = hard_deltas(c, G_max=G, eps=eps)
+    b = hard_slopes(delta, G_max=G, hypothesis=hypothesis, rng=rng)
     mean = float(b.mean())
     problem = FiniteSum(
         loss=linear_loss,

@@ -1,0 +1,92 @@
+r"""The paper's claims, checked live: one function per claim (PEPit-style).
+
+Each claim function takes an instance (or draws one from ``rng``) and returns a
+:class:`ClaimResult`: the numerical value, the paper's theoretical value, the
+template (tight / upper / lower bound with its tolerance), the verdict (holds /
+fails / not applicable, with the reason) and whether the claim is expected to
+hold (App. C's greedy factor and Theorem D.5 as stated are known to fail).
+:func:`run` tries every claim on fresh instances and ``costsgd verify`` prints
+the result; :data:`CLAIMS` maps each name to its function and metadata.
+
+Examples:
+  >>> from costsgd import claims
+  >>> r = claims.appC_greedy()  # Appendix C's counterexample
+  >>> r.verdict, round(r.numerical, 2), r.theoretical
+  ('fails', 46.25, 2.0)
+  >>> claims.thm42_chi2([1.0, 2.0, 3.0], [1.0, 4.0, 9.0], rng=0).verdict
+  'holds'
+"""
+
+from costsgd.claims.base import (
+    CLAIMS,
+    FAILS,
+    HOLDS,
+    NOT_APPLICABLE,
+    ClaimResult,
+    ClaimSpec,
+    Template,
+)
+from costsgd.claims.closed_form import (
+    eq6_closed_form,
+    eq8_equality,
+    eq8_ratios,
+    proxy_gap_monte_carlo,
+    sec43_theta,
+    thm41_optimal,
+    thm42_chi2,
+    thmD1_condition,
+    thmD5_corrected,
+    thmD5_paper,
+)
+from costsgd.claims.engine import eq3_engine, eq4_engine, sec44_orderings
+from costsgd.claims.lower import thm43_hard_instances, thm43_lower_bound, thm43_remark
+from costsgd.claims.runner import (
+    TABLE_END,
+    TABLE_START,
+    Verdict,
+    render_markdown,
+    render_text,
+    replace_table,
+    run,
+    to_json,
+    unexpected_failures,
+)
+from costsgd.claims.selection import appC_greedy, thmD3_budget, thmD3_lp
+
+__all__ = [
+    "CLAIMS",
+    "FAILS",
+    "HOLDS",
+    "NOT_APPLICABLE",
+    "TABLE_END",
+    "TABLE_START",
+    "ClaimResult",
+    "ClaimSpec",
+    "Template",
+    "Verdict",
+    "appC_greedy",
+    "eq3_engine",
+    "eq4_engine",
+    "eq6_closed_form",
+    "eq8_equality",
+    "eq8_ratios",
+    "proxy_gap_monte_carlo",
+    "render_markdown",
+    "render_text",
+    "replace_table",
+    "run",
+    "sec43_theta",
+    "sec44_orderings",
+    "thm41_optimal",
+    "thm42_chi2",
+    "thm43_hard_instances",
+    "thm43_lower_bound",
+    "thm43_remark",
+    "thmD1_condition",
+    "thmD3_budget",
+    "thmD3_lp",
+    "thmD5_corrected",
+    "thmD5_paper",
+    "to_json",
+    "unexpected_failures",
+]

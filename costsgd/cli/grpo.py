@@ -1,0 +1,176 @@
+"""``costsgd grpo-study``: run the mini Cost-Aware GRPO study, or redraw it from its results file.
+
+Flags map onto :class:`~costsgd.experiments.grpo.study.StudyConfig` through
+:data:`FIELDS` (flag ``dest`` -> dotted config field), applied with
+``dataclasses.replace``; a new option is one ``add_argument`` and one entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from costsgd.cli.common import (
+    UserError,
+    check_output_folder,
+    non_negative_int,
+    option_errors,
+    positive_int,
+    reading,
+    writing,
+)
+
+__all__ = ["FIELDS", "load_study", "register", "replace_field", "write_report"]
+
+#: flag dest -> (dotted StudyConfig field, conversion of the flag's value).
+FIELDS: dict[str, tuple[str, Any]] = {
+    "seeds": ("seeds", tuple),
+    "sweep_seeds": ("sweep_seeds", tuple),
+    "lrs": ("lrs", tuple),
+    "setting": ("setting", str),
+    "workers": ("workers", int),
+    "iterations": ("grpo.iterations", int),
+    "token_budget": ("grpo.token_budget", lambda b: b or None),
+}
+
+
+def register(sub) -> None:
+    """Add ``grpo-study``."""
+    p = sub.add_parser(
+        "grpo-study",
+        help="mini Cost-Aware GRPO on CPU: does p* save policy-optimization tokens? (§5.4)",
+    )
+    p.add_argument("--out", default="results/grpo", help="output folder (default: results/grpo)")
+    p.add_argument(
+        "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
+    )
+    p.add_argument(
+        "--task", choices=("walk", "sort"), help="the modular walk (default) or the sorting task"
+    )
+    p.add_argument("--setting", help="GRPO (default), GRPO+ZVF or CISPO")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", help="seeds (default: 0 1 2 3 4 5)")
+    p.add_argument(
+        "--sweep-seeds",
+        type=non_negative_int,
+        nargs="+",
+        help="seeds of the baseline-only learning-rate sweep (default: 100 101)",
+    )
+    p.add_argument(
+        "--lrs", type=float, nargs="+", help="learning rates of the sweep (default: 5e-4 1e-3 2e-3)"
+    )
+    p.add_argument(
+        "--iterations", type=positive_int, help="at most this many GRPO iterations per run"
+    )
+    p.add_argument("--workers", type=positive_int, help="parallel processes (default: 2)")
+    p.add_argument(
+        "--token-budget",
+        type=non_negative_int,
+        help="drawn policy-optimization tokens per run (default: 600000; 0 = run all iterations)",
+    )
+    p.add_argument(
+        "--methods", nargs="+", help="only these methods (the baseline 'no sampling' is kept)"
+    )
+    p.add_argument(
+        "--replot", metavar="RESULTS.json", help="redraw the report and figure from a results file"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run, parser=p)
+
+
+def replace_field(config: Any, dotted: str, value: Any) -> Any:
+    """``config`` with the (nested) dataclass field ``dotted`` set to ``value``.
+
+    Examples:
+      >>> from dataclasses import dataclass
+      >>> @dataclass(frozen=True)
+      ... class In:
+      ...     a: int = 1
+      >>> @dataclass(frozen=True)
+      ... class Out:
+      ...     inner: In = In()
+      >>> replace_field(Out(), "inner.a", 5)
+      Out(inner=In(a=5))
+    """
+    head, _, rest = dotted.partition(".")
+    inner = replace_field(getattr(config, head), rest, value) if rest else value
+    return dataclasses.replace(config, **{head: inner})
+
+
+def _choose(given: list[str] | None, known, option: str) -> None:
+    unknown = [x for x in given or () if x not in known]
+    if unknown:
+        raise UserError(
+            f"argument {option}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(known)}"
+        )
+
+
+def _config(args: argparse.Namespace):
+    from costsgd.experiments.grpo import study
+    from costsgd.experiments.grpo.task import TASKS
+
+    config = study.smoke_config() if args.smoke else study.default_config()
+    _choose([args.setting] if args.setting else None, list(study.SETTINGS), "--setting")
+    _choose(args.methods, list(study.METHODS), "--methods")
+    for dest, (dotted, convert) in FIELDS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            config = replace_field(config, dotted, convert(value))
+    if args.task is not None:
+        task = study.DEFAULT_WALK if args.task == "walk" and not args.smoke else TASKS[args.task]()
+        config = dataclasses.replace(config, task=task)
+    if args.seeds is not None:  # the regime runs keep to the study's seeds
+        regime = tuple(s for s in config.regime_seeds if s in args.seeds)
+        config = dataclasses.replace(config, regime_seeds=regime)
+    if args.methods:
+        chosen = (study.BASELINE, *(m for m in args.methods if m != study.BASELINE))
+        config = dataclasses.replace(config, methods=chosen)
+    with option_errors(args.parser, validation=True):
+        return config.validate()
+
+
+def load_study(path: str) -> dict:
+    """Read a study's results file (see :func:`costsgd.experiments.grpo.study.load_results`)."""
+    from costsgd.experiments.grpo import study
+
+    return study.load_results(path)
+
+
+def write_report(results: dict, png: Path) -> str:
+    """Write the study's figure ``png`` and, next to it, its table (``.md``) and summary
+    (``_summary.json``); returns the table."""
+    from costsgd.experiments import results as results_file
+    from costsgd.experiments.grpo import report, study
+
+    summary = study.summary(results)
+    text = report.format_report(summary)
+    md, js = png.with_suffix(".md"), png.with_name(png.stem + "_summary.json")
+    with writing(md):
+        results_file.write_text(md, text + "\n")
+    with writing(js):
+        record = {"config": results["config"], "versions": results.get("versions"), **summary}
+        results_file.write_text(js, json.dumps(record, indent=1))
+    with writing(png):
+        study.plot_results(results, png)
+    return f"{text}\n\ntable: {md}  summary: {js}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.replot:
+        results = reading(load_study, args.replot)
+        out = check_output_folder(args.out)
+    else:
+        config = _config(args)
+        out = check_output_folder(args.out)
+        from costsgd.experiments.grpo import study
+
+        path = out / "grpo_study.json"
+        with writing(path):  # rewritten after every finished run
+            results = study.run(config, progress=not args.no_progress, checkpoint=path)
+        print(f"results: {path}  ({results['seconds']:.0f} s)")
+    png = out / "grpo_study.png"
+    print(write_report(results, png))
+    print(f"figure: {png}")
+    return 0

@@ -1,0 +1,57 @@
+"""``costsgd verify``: the paper's claims checked live on fresh random instances
+(:mod:`costsgd.claims`; docs/verify.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from costsgd.cli.common import (
+    add_compile_cache_flag,
+    check_output_path,
+    non_negative_int,
+    start_engine,
+    writing,
+)
+
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    """Add ``verify``."""
+    from costsgd.claims import CLAIMS
+
+    p = sub.add_parser(
+        "verify", help="check the paper's claims on fresh random instances (verdict table)"
+    )
+    p.add_argument("--quick", action="store_true", help="fewer, smaller instances (~30-60 s)")
+    p.add_argument(
+        "--claim",
+        action="append",
+        choices=list(CLAIMS),
+        metavar="NAME",
+        help=f"check only this claim (repeatable): {', '.join(CLAIMS)}",
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of every instance")
+    p.add_argument("--out", help="write every instance's result to this JSON file")
+    add_compile_cache_flag(p)
+    p.set_defaults(run=_verify, parser=p)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from costsgd import claims
+
+    out = check_output_path(args.out) if args.out else None
+    start_engine(args)
+    verdicts = claims.run(args.claim, seed=args.seed, quick=args.quick)
+    print(claims.render_text(verdicts))
+    if out is not None:
+        with writing(out):
+            out.write_text(
+                json.dumps(claims.to_json(verdicts, seed=args.seed, quick=args.quick), indent=1)
+            )
+        print(f"wrote {out}")
+    bad = claims.unexpected_failures(verdicts)
+    if bad:
+        print(f"claims expected to hold that failed: {', '.join(v.name for v in bad)}")
+    return 1 if bad else 0
