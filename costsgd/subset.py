@@ -120,6 +120,7 @@ class SubsetSolution(NamedTuple):
     z: np.ndarray  #: the solution in [0, 1]^n (0/1 except for the LP relaxation)
     objective: float  #: Σ z_i G_i √c_i
     bias: float  #: β_π = (1/n) Σ (1 - z_i) G_i
+    gap: float  #: certified (objective - lower bound) / objective; 0: proven optimal
 
 
 def knapsack(G: Any, c: Any, *, gamma: float, D: float | None = None, mu: float | None = None):
@@ -184,13 +185,15 @@ def _check_instance(inst: MinKnapsack) -> MinKnapsack:
     return inst
 
 
-def _solution(inst: MinKnapsack, z: np.ndarray) -> SubsetSolution:
-    n = inst.value.size
+def _solution(inst: MinKnapsack, z: np.ndarray, lower: float) -> SubsetSolution:
+    """The solution ``z`` with its objective, bias and gap to the lower bound ``lower``."""
+    objective = float(z @ inst.item_cost)
     return SubsetSolution(
         selected=z > 0,
         z=z,
-        objective=float(z @ inst.item_cost),
-        bias=float((1.0 - z) @ inst.value / n),
+        objective=objective,
+        bias=float((1.0 - z) @ inst.value / inst.value.size),
+        gap=_relative_gap(objective, lower),
     )
 
 
@@ -237,7 +240,7 @@ def knapsack_lp(inst: MinKnapsack) -> SubsetSolution:
         z[order[:k]] = 1.0
         before = cum[k - 1] if k else 0.0
         z[order[k]] = min(1.0, (target - before) / inst.value[order[k]])
-    return _solution(inst, z)
+    return _solution(inst, z, float(z @ inst.item_cost))
 
 
 def _prefix_cover(v: np.ndarray, w: np.ndarray, residual: float, slack: float):
@@ -269,7 +272,7 @@ def knapsack_greedy(inst: MinKnapsack) -> SubsetSolution:
     z, residual, order = _base(inst)
     found = _prefix_cover(inst.value[order], inst.item_cost[order], residual, _slack(inst))
     z[order[: found[1]]] = 1.0  # found is never None: the instance is feasible
-    return _solution(inst, z)
+    return _solution(inst, z, _lp_relaxation(inst)[0])
 
 
 def knapsack_two_approx(inst: MinKnapsack) -> SubsetSolution:
@@ -319,12 +322,13 @@ def knapsack_two_approx(inst: MinKnapsack) -> SubsetSolution:
     if best_pick is None:
         return greedy
     z[order[best_pick]] = 1.0
-    return _solution(inst, z)
+    return _solution(inst, z, _lp_relaxation(inst)[0])
 
 
 @contextlib.contextmanager
-def _quiet_stdout():
-    """Silence file descriptor 1: HiGHS 1.x (inside scipy) prints debug lines from C++."""
+def quiet_stdout():
+    """Silence file descriptor 1 for the block: HiGHS 1.x (inside scipy) prints debug lines
+    from C++, which ``contextlib.redirect_stdout`` cannot catch."""
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -336,86 +340,231 @@ def _quiet_stdout():
         os.close(saved)
 
 
-def knapsack_exact(inst: MinKnapsack, *, time_limit: float | None = None) -> SubsetSolution:
-    r"""The optimal subset, by ``scipy.optimize.milp`` (HiGHS branch and bound).
+def _lp_relaxation(inst: MinKnapsack) -> tuple[float, float, np.ndarray]:
+    r"""The LP relaxation against the coverage slack, items by increasing density
+    :math:`\omega_i/v_i`: its value (a lower bound on every covering subset's
+    objective), its break density :math:`\lambda` and its solution ``z``."""
+    z, residual, order = _base(inst)
+    target = residual - _slack(inst)
+    if target <= 0 or order.size == 0:
+        return 0.0, 0.0, z
+    v, w = inst.value, inst.item_cost
+    order = order[np.argsort(w[order] / v[order], kind="stable")]
+    cum = np.cumsum(v[order])
+    k = min(int(np.searchsorted(cum, target)), order.size - 1)
+    z[order[:k]] = 1.0
+    z[order[k]] = min(1.0, (target - (cum[k - 1] if k else 0.0)) / v[order[k]])
+    return float(z @ w), float(w[order[k]] / v[order[k]]), z
 
-    Before the MILP, items are fixed by an exact Lagrangian test: with
-    :math:`\lambda` the LP's break ratio, LP value :math:`L` and incumbent
-    :math:`U` (:func:`knapsack_two_approx`), flipping item :math:`i` away from
-    its LP value raises the Lagrangian bound to :math:`L + |\omega_i - \lambda v_i|`;
-    when that exceeds :math:`U` no optimum flips it; the rest (the "core")
-    goes to HiGHS with a zero optimality gap. On the §4.4 instance one solve
-    takes about 1-3 s at n = 3000 and 5-10 s at n = 10 000 on a 2-core CPU.
-    The coverage row is scaled so HiGHS's absolute feasibility tolerance is
-    negligible, and the answer is checked with :meth:`MinKnapsack.covers`.
-    HiGHS (as bundled with scipy) prints debug lines from C++; file
-    descriptor 1 is silenced for the duration of the solve.
+
+def _subset_sums(vals: np.ndarray) -> np.ndarray:
+    """All 2^m subset sums; entry ``s`` is the sum of the items whose bits are set in ``s``."""
+    sums = np.zeros(1)
+    for x in vals:
+        sums = np.concatenate([sums, sums + x])
+    return sums
+
+
+def _least_sum_at_least(vals: np.ndarray, need: float) -> np.ndarray:
+    """Exact, by meet in the middle: the subset (bool mask) of ``vals`` with the least sum
+    ``>= need`` (``need <= vals.sum()``); two lists of ``2^(m/2)`` sums, one sorted."""
+    h = vals.size // 2
+    a, b = _subset_sums(vals[:h]), _subset_sums(vals[h:])
+    ob = np.argsort(b, kind="stable")
+    bs = b[ob]
+    j = np.searchsorted(bs, need - a, side="left")
+    total = np.where(j < bs.size, a + bs[np.minimum(j, bs.size - 1)], np.inf)
+    ia = int(np.argmin(total))
+    ib = int(ob[j[ia]])
+    return np.r_[(ia >> np.arange(h)) & 1, (ib >> np.arange(vals.size - h)) & 1].astype(bool)
+
+
+def _class_subset(vals: np.ndarray, need: float, pool: int) -> np.ndarray | None:
+    """A subset of one cost class with value ``>= need`` and a small excess (bool mask).
+
+    The largest items are taken greedily up to ``need`` less half the value of the
+    ``pool`` smallest; those cover the rest exactly (:func:`_least_sum_at_least`), so the
+    excess is at most about their total over ``2^pool``.
+    """
+    asc = np.argsort(vals, kind="stable")
+    small, large = asc[:pool], asc[pool:][::-1]
+    spare = vals[small].sum()
+    mask = np.zeros(vals.size, bool)
+    total, aim = 0.0, need - spare / 2
+    for i in large:
+        if total + vals[i] <= aim:
+            mask[i], total = True, total + vals[i]
+    for i in large[::-1]:  # the pool alone cannot cover what is left: add the smallest large
+        if need - total <= spare:
+            break
+        if not mask[i]:
+            mask[i], total = True, total + vals[i]
+    if need - total > spare:
+        return None
+    if need - total > 0:
+        mask[small[_least_sum_at_least(vals[small], need - total)]] = True
+    return mask
+
+
+def _tie_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
+    r"""A covering ``z`` from the structure of ties: every cost class cheaper than the LP's
+    break class whole, and in the break class (equal :math:`c_i`, so equal density
+    :math:`\omega_i/v_i = \sqrt{c_i}`: only the value taken matters) a subset whose value
+    exceeds what is still needed by as little as :func:`_class_subset` finds."""
+    z, residual, order = _base(inst)
+    v = inst.value
+    target = residual - _slack(inst) + 64 * np.finfo(float).eps * v.sum()  # rounding margin
+    cum = np.cumsum(v[order])
+    if cum.size == 0 or cum[-1] < target:
+        return None
+    costs = inst.costs[order]
+    c_break = costs[int(np.searchsorted(cum, target))]
+    cheaper, tied = order[costs < c_break], order[costs == c_break]
+    z[cheaper] = 1.0
+    pick = _class_subset(v[tied], target - v[cheaper].sum(), pool)
+    if pick is None:
+        return None
+    z[tied[pick]] = 1.0
+    return z
+
+
+def _window_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
+    r"""A covering ``z`` for costs without ties: the items of lowest density whole, and
+    among the ``pool`` items around the LP's break (by density :math:`\omega_i/v_i`)
+    the subset of least value covering the rest (exact, :func:`_least_sum_at_least`)."""
+    z, residual, order = _base(inst)
+    v, w = inst.value, inst.item_cost
+    target = residual - _slack(inst) + 64 * np.finfo(float).eps * v.sum()  # rounding margin
+    order = order[np.argsort(w[order] / v[order], kind="stable")]
+    cum = np.cumsum(v[order])
+    if cum.size == 0 or cum[-1] < target:
+        return None
+    k = int(np.searchsorted(cum, target))
+    lo = max(0, min(k - pool // 2, order.size - pool))
+    window = order[lo : lo + pool]
+    need = target - (cum[lo - 1] if lo else 0.0)
+    if need > v[window].sum():
+        return None
+    z[order[:lo]] = 1.0
+    if need > 0:
+        z[window[_least_sum_at_least(v[window], need)]] = 1.0
+    return z
+
+
+def _relative_gap(objective: float, lower: float) -> float:
+    return max(0.0, (objective - lower) / objective) if objective > 0 else 0.0
+
+
+def knapsack_exact(
+    inst: MinKnapsack, *, gap: float = 1e-9, time_limit: float | None = None
+) -> SubsetSolution:
+    r"""An optimal subset, or one proven within a relative ``gap`` of the optimum.
+
+    The lower bound is the LP relaxation :math:`L` (Theorem D.3). Costs with ties
+    (token counts are integers) are used directly: items of equal :math:`c_i` have
+    equal density :math:`\omega_i/v_i = \sqrt{c_i}`, so an optimum takes the cheaper
+    classes whole and, in the LP's break class, a subset whose value covers what is
+    left with as little excess as possible (a subset-sum problem, solved by meet in
+    the middle over a pool of the class's smallest items, 24 to 40 of them). When
+    that subset, or :func:`knapsack_two_approx`'s, costs at most :math:`L/(1-\text{gap})`
+    it is returned. Otherwise items are fixed by the exact Lagrangian test (flipping
+    item :math:`i` away from its LP value raises the bound to
+    :math:`L + |\omega_i - \lambda v_i|`, :math:`\lambda` the LP's break density;
+    when that exceeds the incumbent no optimum flips it) and the rest goes to
+    ``scipy.optimize.milp`` (HiGHS) with relative gap ``gap``. HiGHS prints debug
+    lines from C++; file descriptor 1 is silenced during the solve
+    (:func:`quiet_stdout`).
+
+    Timings on a loaded 2-core CPU are in ``docs/subset.md``
+    (``python benchmarks/bench_subset.py``): n = 4096 with lognormal :math:`G`
+    and integer costs from a handful of values to thousands takes well under 10 s.
 
     Args:
       inst: the instance (:func:`knapsack`).
-      time_limit: seconds for HiGHS; ``RuntimeError`` if it stops before proving optimality.
+      gap: the certified relative gap :math:`(\text{objective} - \text{lower bound})/
+        \text{objective}` to reach, in ``[0, 1)``; 0 asks for a proof of optimality.
+        The default ``1e-9`` is far below anything that changes :math:`\mathcal K_\pi`.
+      time_limit: seconds for HiGHS, when it is needed.
+
+    Returns:
+      A :class:`SubsetSolution` whose ``gap`` is the certified relative gap reached
+      (at most ``gap``).
+
+    Raises:
+      RuntimeError: HiGHS stopped (``time_limit``) before reaching ``gap``.
 
     Examples:
       >>> inst = knapsack([1.0, 1.0, 1.0], [1.0, 4.0, 9.0], gamma=1.0, D=2.0)
-      >>> knapsack_exact(inst).selected, knapsack_exact(inst).objective
-      (array([ True,  True, False]), 3.0)
+      >>> sol = knapsack_exact(inst)
+      >>> sol.selected, sol.objective, sol.gap
+      (array([ True,  True, False]), 3.0, 0.0)
     """
     inst = _check_instance(inst)
-    z, residual, order = _base(inst)
+    gap = float(gap)
+    if not 0.0 <= gap < 1.0:
+        raise ValueError(f"gap must lie in [0, 1), got {gap!r}")
+    z, residual, _ = _base(inst)
     if residual <= _slack(inst):
-        return _solution(inst, z)
-    incumbent = knapsack_two_approx(inst)
-    upper = incumbent.objective - float(z @ inst.item_cost)
-    lp = knapsack_lp(inst)
-    frac = lp.z[order]
-    v, w = inst.value[order], inst.item_cost[order]
-    # break ratio: the fractional item's, else the last whole item's (LP is then integral)
-    k = int(np.flatnonzero(frac > 0)[-1])
-    ratio = w[k] / v[k]
-    lower = float(frac @ w)
-    reduced = np.abs(w - ratio * v)
-    # subsets may fall short of the requirement by the slack: lower the bound by λ·slack
-    fixed = lower - ratio * _slack(inst) + reduced > upper * (1 + 1e-9)
+        return _solution(inst, z, 0.0)
+    lower, ratio, z_lp = _lp_relaxation(inst)
+    candidates = [knapsack_two_approx(inst).z]
+    for pool in (24, 32, 40):
+        for candidate in (_tie_candidate(inst, pool), _window_candidate(inst, pool)):
+            if candidate is not None and inst.covers(candidate):
+                candidates.append(candidate)
+        best = min(candidates, key=lambda c: float(c @ inst.item_cost))
+        objective = float(best @ inst.item_cost)
+        if _relative_gap(objective, lower) <= gap:
+            return _solution(inst, best, lower)
+    return _milp_core(inst, best, (lower, ratio, z_lp), gap, time_limit)
+
+
+def _milp_core(inst, incumbent, relaxation, gap, time_limit) -> SubsetSolution:
+    """Lagrangian fixing against ``incumbent``, then HiGHS on the items left (the core)."""
+    lower, ratio, z_lp = relaxation
+    v, w = inst.value, inst.item_cost
+    upper = float(incumbent @ w)
+    z, residual, order = _base(inst)
+    frac = z_lp[order]
+    vo, wo = v[order], w[order]
+    fixed = lower + np.abs(wo - ratio * vo) > upper * (1 + 1e-9)
     take = fixed & (frac == 1.0)
     core = np.flatnonzero(~fixed)
-    need = residual - v[take].sum()
-    chosen = np.flatnonzero(take)
-    if core.size and need > _slack(inst):
-        # normalise (dividing by the max first: no overflow for tiny entries)
-        row, obj = v[core] / v[core].max(), w[core] / w[core].max()
-        scale_v, scale_w = 1e6 / row.sum(), 1e6 / obj.sum()
-        # The slack every solver allows; if HiGHS's own feasibility tolerance lets the
-        # answer fall short of it, solve again with half of it.
-        for share in (1.0, 0.5):
-            lb = (need - share * _slack(inst)) / v[core].max()
-            with _quiet_stdout():
-                res = milp(
-                    obj * scale_w,
-                    integrality=np.ones(core.size),
-                    bounds=Bounds(0, 1),
-                    constraints=LinearConstraint((row * scale_v)[None, :], lb * scale_v, np.inf),
-                    options={
-                        "mip_rel_gap": 0.0,
-                        **({"time_limit": time_limit} if time_limit else {}),
-                    },
-                )
-            if res.status != 0 or res.x is None:
-                raise RuntimeError(f"milp did not prove optimality: {res.message}")
-            trial = z.copy()
-            trial[order[np.concatenate([chosen, core[np.round(res.x) == 1]])]] = 1.0
-            if inst.covers(trial):
-                return _cheaper(inst, _solution(inst, trial), incumbent)
-        raise RuntimeError("milp returned a subset that does not cover V_req (numerical trouble)")
-    z[order[chosen]] = 1.0
-    return _cheaper(inst, _solution(inst, z), incumbent)
+    need = residual - vo[take].sum()
+    z[order[take]] = 1.0
+    if not core.size or need <= _slack(inst):
+        return _solution(inst, _cheaper_of(inst, z, incumbent), lower)
+    # normalise (dividing by the max first: no overflow for tiny entries)
+    row, obj = vo[core] / vo[core].max(), wo[core] / wo[core].max()
+    scale_v, scale_w = 1e6 / row.sum(), 1e6 / obj.sum()
+    # The slack every solver allows; if HiGHS's own feasibility tolerance lets the
+    # answer fall short of it, solve again with half of it.
+    for share in (1.0, 0.5):
+        lb = (need - share * _slack(inst)) / vo[core].max()
+        with quiet_stdout():
+            res = milp(
+                obj * scale_w,
+                integrality=np.ones(core.size),
+                bounds=Bounds(0, 1),
+                constraints=LinearConstraint((row * scale_v)[None, :], lb * scale_v, np.inf),
+                options={"mip_rel_gap": gap, **({"time_limit": time_limit} if time_limit else {})},
+            )
+        if res.status != 0 or res.x is None:
+            raise RuntimeError(f"milp did not reach gap = {gap!r}: {res.message}")
+        trial = z.copy()
+        trial[order[core[np.round(res.x) == 1]]] = 1.0
+        if inst.covers(trial):
+            dual = float(z @ w) + res.mip_dual_bound / scale_w * wo[core].max()
+            return _solution(inst, _cheaper_of(inst, trial, incumbent), max(lower, dual))
+    raise RuntimeError("milp returned a subset that does not cover V_req (numerical trouble)")
 
 
-def _cheaper(inst: MinKnapsack, solution: SubsetSolution, incumbent: SubsetSolution):
-    """The MILP's answer, unless the heuristic incumbent covers too and costs less: the
-    two can disagree only when an item's value sits at the coverage slack's edge."""
-    if inst.covers(incumbent.z) and incumbent.objective < solution.objective:
+def _cheaper_of(inst: MinKnapsack, z: np.ndarray, incumbent: np.ndarray) -> np.ndarray:
+    """``z``, unless the incumbent covers too and costs less: the two can disagree only
+    when an item's value sits at the coverage slack's edge."""
+    if inst.covers(incumbent) and incumbent @ inst.item_cost < z @ inst.item_cost:
         return incumbent
-    return solution
+    return z
 
 
 def subset_total_cost(G: Any, c: Any, selected: Any, *, eps: float, D: float) -> float:

@@ -63,9 +63,9 @@ for name, p in zip(names, P, strict=True):
 
 # %%
 T, M = 4000, 200
-eta = cs.theory_step_size(P, G, diameter=2 * prob.radius, steps=T)
+eta = cs.theory_step_size(P, G, D=2 * prob.radius, steps=T)
 res = cs.cost_aware_sgd(
-    prob, P, steps=T, trials=M, step_size=eta, seed=0, checkpoints=cs.log_checkpoints(T, 40)
+    prob, P, steps=T, trials=M, step_size=eta, key=0, checkpoints=cs.log_checkpoints(T, 40)
 )
 mean_err = res.error_average.mean(axis=1)
 for name, e in zip(names, mean_err, strict=True):

@@ -76,9 +76,9 @@ for hypothesis in (0, 1):
     prob = inst.problem
     print(f"D{hypothesis}: mean slope {inst.b.mean():+.4f}, x* = {prob.x_star[0]:+.0f}")
     P = np.stack([f(prob.G, c) for f in strategies.values()])
-    eta = theory_step_size(P, prob.G, diameter=2.0, steps=steps)
+    eta = theory_step_size(P, prob.G, D=2.0, steps=steps)
     res = cost_aware_sgd(
-        prob, P, steps=steps, trials=trials, step_size=eta, seed=hypothesis, checkpoints=checkpoints
+        prob, P, steps=steps, trials=trials, step_size=eta, key=hypothesis, checkpoints=checkpoints
     )
     for s, name in enumerate(strategies):
         curves[name].append((res.cost[s], res.error_average[s]))

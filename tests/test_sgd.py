@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costsgd as cs
-from costsgd import sgd
+from costsgd import sgd_kernel
 from costsgd.draw import sample_jax
-from costsgd.problems import least_squares_grad
+from costsgd.problems import least_squares_grad, least_squares_loss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, D, T, M = 200, 5, 300, 3
@@ -88,7 +88,7 @@ def test_importance_weighted_gradient_is_unbiased(prob):
         idx = sample_jax(jax.random.key(7), table, (draws,))
         A, b, w = jnp.asarray(prob.A), jnp.asarray(prob.b), jnp.asarray(1.0 / (N * p))
         g = jax.vmap(
-            lambda i: sgd.importance_weighted_gradient(
+            lambda i: sgd_kernel.importance_weighted_gradient(
                 least_squares_grad, jnp.asarray(x), (A[i], b[i]), w[i]
             )
         )(idx)
@@ -101,7 +101,7 @@ def test_importance_weighted_gradient_is_unbiased(prob):
 
 
 def test_jit_vmap_equals_a_python_loop_over_trials_and_strategies(prob, strategies):
-    kw = dict(steps=T, step_size=np.array([1e-3, 2e-3]), checkpoints=CHECKPOINTS, seed=11)
+    kw = dict(steps=T, step_size=np.array([1e-3, 2e-3]), checkpoints=CHECKPOINTS, key=11)
     batched = cs.cost_aware_sgd(prob, strategies, trials=M, **kw)
     # strategy by strategy (trial m always uses key m: common random numbers)
     for s in range(2):
@@ -141,19 +141,54 @@ def test_results_do_not_depend_on_the_chunk_size(prob, strategies):
 
 
 def test_second_call_does_not_recompile(prob, strategies):
+    """New p, step sizes, schedules, checkpoints and keys reuse the compiled program:
+    the problem's gradient is traced once (a Python side effect counts the traces)."""
+    traces = []
+
+    def counted_grad(x, datum):
+        traces.append(1)
+        return least_squares_grad(x, datum)
+
+    counted = cs.FiniteSum(
+        least_squares_loss,
+        prob.data,
+        G=prob.G,
+        c=prob.c,
+        radius=prob.radius,
+        x_star=prob.x_star,
+        f_star=prob.f_star,
+        grad=counted_grad,
+        hessian=prob.hessian,
+    )
     kw = dict(steps=T, trials=M, checkpoints=CHECKPOINTS)
-    cs.cost_aware_sgd(prob, strategies, step_size=1e-3, seed=0, **kw)
-    size = sgd._jitted()._cache_size()
+    cs.cost_aware_sgd(counted, strategies, step_size=1e-3, key=0, **kw)
+    first = len(traces)
+    assert first > 0
     other_p = np.stack([cs.variance(prob.G, prob.c), cs.smooth(strategies[1], 0.3)])
-    cs.cost_aware_sgd(prob, other_p, step_size=[2e-3, 5e-4], seed=1, **kw)
+    cs.cost_aware_sgd(counted, other_p, step_size=[2e-3, 5e-4], key=jax.random.key(1), **kw)
     cs.cost_aware_sgd(
-        prob,
+        counted,
         strategies,
         schedule=np.full(T, 1e-3),
-        seed=2,
+        key=2,
         **{**kw, "checkpoints": [3, 4, 5, 6, 100, 300]},
     )
-    assert sgd._jitted()._cache_size() == size
+    assert len(traces) == first
+    cs.cost_aware_sgd(counted, strategies, step_size=1e-3, **{**kw, "trials": M + 1})
+    assert len(traces) > first  # a new shape does trace again: the counter can fail
+
+
+def test_int_key_equals_the_jax_key_it_seeds(prob, strategies):
+    kw = dict(steps=T, trials=M, step_size=1e-3, checkpoints=CHECKPOINTS)
+    a = cs.cost_aware_sgd(prob, strategies, key=5, **kw)
+    b = cs.cost_aware_sgd(prob, strategies, key=jax.random.key(5), **kw)
+    c = cs.cost_aware_sgd(prob, strategies, key=jax.random.PRNGKey(5), **kw)
+    d = cs.cost_aware_sgd(prob, strategies, key=6, **kw)
+    np.testing.assert_array_equal(a.error_last, b.error_last)
+    np.testing.assert_array_equal(a.error_last, c.error_last)
+    assert not np.array_equal(a.error_last, d.error_last)
+    with pytest.raises(TypeError, match="key"):
+        cs.cost_aware_sgd(prob, strategies, key="seed", **kw)
 
 
 def test_float64_stays_float64_and_default_is_float32(prob, strategies):
@@ -184,7 +219,7 @@ def test_iterates_stay_in_the_feasible_ball(radius_factor, eta):
 )
 def test_projection_is_onto_the_ball(x, radius):
     with jax.enable_x64(True):
-        y = np.asarray(sgd.project(jnp.asarray(x, jnp.float64), radius))
+        y = np.asarray(sgd_kernel.project(jnp.asarray(x, jnp.float64), radius))
     x = np.asarray(x)
     if np.linalg.norm(x) <= radius:
         np.testing.assert_allclose(y, x)
@@ -196,7 +231,7 @@ def test_projection_is_onto_the_ball(x, radius):
 def test_theory_step_size_and_schedules():
     G = np.array([1.0, 2.0, 3.0])
     p = np.stack([cs.uniform(G, G), cs.variance(G, G)])
-    eta = cs.theory_step_size(p, G, diameter=2.0, steps=100)
+    eta = cs.theory_step_size(p, G, D=2.0, steps=100)
     expected = [2.0 / np.sqrt(cs.second_moment(q, G) * 100) for q in p]
     np.testing.assert_allclose(eta, expected)
     assert eta[1] > eta[0]  # Variance minimises S(p): the largest step
@@ -210,7 +245,7 @@ def test_sharded_run_equals_single_device_run(tmp_path):
         assert jax.device_count() == 2, jax.devices()
         prob = cs.least_squares(200, 5, rng=4)
         P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
-        kw = dict(steps=300, trials=5, step_size=1e-3, seed=3, checkpoints=[1, 30, 300])
+        kw = dict(steps=300, trials=5, step_size=1e-3, key=3, checkpoints=[1, 30, 300])
         one = cs.cost_aware_sgd(prob, P, shard=False, **kw)
         two = cs.cost_aware_sgd(prob, P, shard=True, **kw)
         for a, b in zip(one, two):
@@ -263,20 +298,60 @@ def test_sharded_run_equals_single_device_run(tmp_path):
         ({"indices": np.full((M, T), N)}, "indices must lie"),
         ({"indices": np.zeros((M, T + 1), int)}, "indices must be ints"),
         ({"dtype": jnp.int32}, "dtype"),
+        ({"dtype": jnp.float16}, "float32 or float64"),
+        ({"dtype": jnp.bfloat16}, "float32 or float64"),
+        ({"step_size": 1e39}, "overflows the run's float32"),
+        ({"step_size": None, "schedule": np.r_[np.ones(T - 1), 1e39]}, "schedule = 1e"),
+        ({"key": jnp.zeros(3, jnp.uint32)}, "key"),
     ],
 )
 def test_bad_input_raises_a_clear_error(prob, kwargs, match):
     args = {"p": cs.uniform(prob.G, prob.c), "steps": T, "trials": M, "step_size": 1e-3, **kwargs}
     p = args.pop("p")
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         cs.cost_aware_sgd(prob, p, **args)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("A", np.nan, "problem.data must be finite"),
+        ("b", np.inf, "problem.data must be finite"),
+        ("x_star", np.nan, "problem.x_star must be finite"),
+        ("f_star", np.inf, "problem.f_star must be finite"),
+        ("c", -1.0, "problem.c must be non-negative"),
+        ("c", np.inf, "problem.c must be finite"),
+        ("G", np.nan, "problem.G must be finite"),
+    ],
+)
+def test_non_finite_problem_values_are_refused_by_name(prob, field, value, match):
+    if field == "f_star":
+        bad = prob._replace(f_star=value)
+    else:
+        arr = np.array(getattr(prob, field), dtype=np.float64)
+        arr.flat[1] = value
+        bad = prob._replace(**{field: arr})
+    with pytest.raises(ValueError, match=match):
+        cs.cost_aware_sgd(bad, np.full(N, 1.0 / N), steps=T, trials=M, step_size=1e-3)
+
+
+@pytest.mark.parametrize("as_schedule", [False, True])
+def test_a_run_that_overflows_is_reported_with_its_step_size(prob, strategies, as_schedule):
+    """In float32, a step of 1e30 makes ||x||^2 overflow: the run fails loudly, naming the
+    step, instead of returning inf or a silently wrong projection."""
+    sizes = {"step_size": [1e-3, 1e30]}
+    if as_schedule:
+        sizes = {"schedule": np.stack([np.full(T, 1e-3), np.full(T, 1e30)])}
+    name = "schedule" if as_schedule else "step_size"
+    with pytest.raises(ValueError, match=rf"diverged for strategy p\[1\].*{name}"):
+        cs.cost_aware_sgd(prob, strategies, steps=T, trials=M, checkpoints=CHECKPOINTS, **sizes)
 
 
 def test_bad_schedule_helpers_raise():
     with pytest.raises(ValueError, match="mu"):
         cs.inverse_time_schedule(0.0, 10)
-    with pytest.raises(ValueError, match="diameter"):
-        cs.theory_step_size([1.0], [1.0], diameter=-1.0, steps=10)
+    with pytest.raises(ValueError, match="D"):
+        cs.theory_step_size([1.0], [1.0], D=-1.0, steps=10)
     with pytest.raises(ValueError, match="steps"):
         cs.log_checkpoints(0)
 
@@ -294,8 +369,53 @@ def test_inverse_time_steps_give_the_strongly_convex_rate(prob, strategies):
         trials=64,
         schedule=cs.inverse_time_schedule(mu, steps),
         checkpoints=[steps // 4, steps],
-        seed=4,
+        key=4,
     )
     mean = res.error_suffix.mean(axis=1)  # (S, 2)
     ratio = mean[:, 0] / mean[:, 1]
     assert np.all((ratio > 2.8) & (ratio < 6.5)), ratio
+
+
+def test_accelerator_loop_structure_equals_the_cpu_one(prob, strategies):
+    """The per-step scan (GPUs) and the event-segmented loops (CPUs) take the same steps."""
+    from functools import partial
+
+    from costsgd.sgd_kernel import EngineArrays, TrialInputs, run_trial
+    from costsgd.sgd_steps import event_schedule
+
+    p = strategies[1]
+    table = cs.alias_table(p)
+    idx = cs.sample(table, T, rng=2).astype(np.int32)
+    arrays = EngineArrays(
+        data=prob.data,
+        c=prob.c,
+        weight=1.0 / (N * p),
+        threshold=table.threshold,
+        alias=table.alias.astype(np.int32),
+        radius=prob.radius,
+        x_star=prob.x_star,
+        f_star=prob.f_star,
+        hessian=prob.hessian,
+    )
+    inputs = TrialInputs(
+        arrays.weight, table.threshold, arrays.alias, np.full(T, 2e-3), idx, np.zeros(D)
+    )
+    events = event_schedule(T, CHECKPOINTS, 0.3)
+    runs = []
+    with jax.enable_x64(True):
+        for segmented in (True, False):
+            kernel = partial(
+                run_trial,
+                loss=least_squares_loss,
+                grad=least_squares_grad,
+                chunk=64,
+                predrawn=True,
+                segmented=segmented,
+            )
+            state, rec = jax.jit(kernel)(
+                jax.tree_util.tree_map(jnp.asarray, arrays), inputs, events
+            )
+            runs.append((np.asarray(state.x), np.asarray(rec.error_suffix), np.asarray(rec.cost)))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert np.all(runs[0][1] > 0)

@@ -26,13 +26,14 @@ def values(high, low=1e-3):
 
 
 @st.composite
-def instances(draw, max_n=12, convex=None, wide=False):
+def instances(draw, max_n=12, convex=None, wide=False, ties=False):
     n = draw(st.integers(1, max_n))
     g_values = st.builds(lambda e: 10.0**e, st.floats(-4, 6)) if wide else values(10.0)
     G = np.array(draw(st.lists(g_values, min_size=n, max_size=n)))
     if not np.any(G > 0):
         G[draw(st.integers(0, n - 1))] = 1.0
-    c = np.array(draw(st.lists(values(100.0), min_size=n, max_size=n)))
+    c_values = st.sampled_from([1.0, 2.0, 3.0]) if ties else values(100.0)  # token counts
+    c = np.array(draw(st.lists(c_values, min_size=n, max_size=n)))
     frac = draw(st.floats(0.0, 1.2))  # of the budget that excludes everything
     if convex if convex is not None else draw(st.booleans()):
         D = draw(st.floats(0.1, 10.0))
@@ -46,12 +47,38 @@ def rel(x):
 
 
 @settings(max_examples=150, deadline=None)
-@given(instances())
-def test_exact_equals_brute_force(inst):
-    sol = cs.knapsack_exact(inst)
+@given(st.one_of(instances(), instances(ties=True)), st.sampled_from([0.0, 1e-9]))
+def test_exact_equals_brute_force(inst, gap):
+    sol = cs.knapsack_exact(inst, gap=gap)
     assert inst.covers(sol.z)
     assert set(np.unique(sol.z)) <= {0.0, 1.0}
+    assert 0.0 <= sol.gap <= gap + 1e-15
     assert sol.objective == pytest.approx(brute_force(inst), rel=1e-7, abs=1e-9)
+
+
+def tie_heavy(n, distinct, seed, fraction):
+    """Lognormal G, integer costs from a few values (token counts of short answers)."""
+    rng = np.random.default_rng(seed)
+    G = rng.lognormal(size=n)
+    c = rng.choice(distinct, size=n).astype(np.float64)
+    return cs.knapsack(G, c, gamma=fraction * G.mean(), D=1.0)
+
+
+@pytest.mark.parametrize(
+    ("n", "distinct"),
+    [(300, np.arange(1, 6)), (4096, np.arange(1, 17)), (4096, [100, 700, 1500, 3000, 4000])],
+)
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.9])
+def test_exact_certifies_its_gap_on_tie_heavy_costs(n, distinct, fraction):
+    """The reported gap is a certificate: the LP relaxation lower-bounds the optimum, and
+    objective <= LP / (1 - gap). With ties the default 1e-9 is reached."""
+    inst = tie_heavy(n, distinct, seed=n + int(100 * fraction), fraction=fraction)
+    sol, lp = cs.knapsack_exact(inst), cs.knapsack_lp(inst)
+    assert inst.covers(sol.z) and set(np.unique(sol.z)) <= {0.0, 1.0}
+    assert 0.0 <= sol.gap <= 1e-9
+    assert lp.objective <= sol.objective * (1 + 1e-12)
+    assert sol.objective <= lp.objective / (1 - sol.gap) * (1 + 1e-12)
+    assert sol.objective <= cs.knapsack_two_approx(inst).objective * (1 + 1e-12)
 
 
 @settings(max_examples=150, deadline=None)
@@ -259,6 +286,8 @@ def test_gamma_tradeoff_curve_and_choice(frac, bias_pays):
             "infeasible",
         ),
         (lambda: cs.knapsack_greedy("nope"), "MinKnapsack"),
+        (lambda: cs.knapsack_exact(cs.knapsack([1.0], [1.0], gamma=0.0, D=1.0), gap=1.0), "gap"),
+        (lambda: cs.knapsack_exact(cs.knapsack([1.0], [1.0], gamma=0.0, D=1.0), gap=-1), "gap"),
         (
             lambda: cs.subset_total_cost([1.0, 1.0], [1.0, 1.0], [True, False], eps=0.5, D=1.0),
             "bias floor",

@@ -137,7 +137,7 @@ def eq3_engine(
     where = describe(prob.G, prob.c, label or kind, T=steps, trials=trials)
     P = _strategies(prob.G, prob.c)
     with jax.enable_x64(True):
-        eta = theory_step_size(P, prob.G, diameter=D, steps=steps)
+        eta = theory_step_size(P, prob.G, D=D, steps=steps)
         res = cost_aware_sgd(
             prob,
             P,
@@ -146,7 +146,7 @@ def eq3_engine(
             step_size=eta,
             x0=x0,
             checkpoints=[steps],
-            seed=int(gen.integers(2**31)),
+            key=int(gen.integers(2**31)),
         )
     err = res.error_average[:, :, -1]
     bound = np.array([D * np.sqrt(theory.second_moment(p, prob.G) / steps) for p in P])
@@ -202,7 +202,7 @@ def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", 
             trials=trials,
             schedule=inverse_time_schedule(mu, steps),
             checkpoints=checkpoints,
-            seed=int(gen.integers(2**31)),
+            key=int(gen.integers(2**31)),
         )
     mean = res.error_suffix.mean(axis=1)
     slopes = [np.polyfit(np.log(checkpoints), np.log(m), 1)[0] for m in mean]
@@ -261,9 +261,9 @@ def sec44_orderings(seed: int = 0, *, steps: int = 3000, trials: int = 100, labe
     prob = least_squares(600, 10, rng=seed)
     P = _strategies(prob.G, prob.c)
     with jax.enable_x64(True):
-        eta = theory_step_size(P, prob.G, diameter=2 * prob.radius, steps=steps)
+        eta = theory_step_size(P, prob.G, D=2 * prob.radius, steps=steps)
         res = cost_aware_sgd(
-            prob, P, steps=steps, trials=trials, step_size=eta, seed=int(gen.integers(2**31))
+            prob, P, steps=steps, trials=trials, step_size=eta, key=int(gen.integers(2**31))
         )
     err, cost = res.error_average.mean(axis=1), res.cost.mean(axis=1)
     target = float(err[:, -1].max())

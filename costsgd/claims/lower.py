@@ -180,7 +180,7 @@ def thm43_lower_bound(
     gen = np.random.default_rng(rng)
     errors, costs = [], []
     with jax.enable_x64(True):
-        eta = theory_step_size(p, G, diameter=D, steps=steps)
+        eta = theory_step_size(p, G, D=D, steps=steps)
         for k in range(2 * draws):
             inst = hard_instance(c, G_max=G_max, eps=eps, hypothesis=k % 2, rng=gen)
             res = cost_aware_sgd(
@@ -190,7 +190,7 @@ def thm43_lower_bound(
                 trials=trials,
                 step_size=eta,
                 checkpoints=checkpoints,
-                seed=int(gen.integers(2**31)),
+                key=int(gen.integers(2**31)),
             )
             errors.append(res.error_average)
             costs.append(res.cost)

@@ -136,9 +136,7 @@ def run(config: Figure2Config = PAPER) -> dict[str, Any]:
     )
     G, c = prob.G, prob.c
     P = np.stack([np.asarray(STRATEGIES[s](G, c), dtype=np.float64) for s in config.strategies])
-    eta = config.step_scale * cs.theory_step_size(
-        P, G, diameter=2 * prob.radius, steps=config.steps
-    )
+    eta = config.step_scale * cs.theory_step_size(P, G, D=2 * prob.radius, steps=config.steps)
     _results.check_step_size(eta, config.step_scale)
     res = cs.cost_aware_sgd(
         prob,
@@ -146,7 +144,7 @@ def run(config: Figure2Config = PAPER) -> dict[str, Any]:
         steps=config.steps,
         trials=config.trials,
         step_size=eta,
-        seed=config.seed,
+        key=config.seed,
         checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
     )
     _results.check_finite(config.strategies, res.error_average, res.cost, config.step_scale)

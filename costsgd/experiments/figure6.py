@@ -172,7 +172,7 @@ def run(config: Figure6Config = PAPER) -> dict[str, Any]:
     P = np.stack([np.asarray(cs.optimal(G * m, c), dtype=np.float64) for m in selected])
     eta = config.step_scale * np.array(
         [
-            cs.theory_step_size(q, G * m, diameter=D, steps=config.steps)
+            cs.theory_step_size(q, G * m, D=D, steps=config.steps)
             for q, m in zip(P, selected, strict=True)
         ]
     )
@@ -184,7 +184,7 @@ def run(config: Figure6Config = PAPER) -> dict[str, Any]:
         steps=config.steps,
         trials=config.trials,
         step_size=eta,
-        seed=config.seed,
+        key=config.seed,
         checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
     )
     names = [f"gamma_fraction={f:g}" for f in config.gamma_fractions]
