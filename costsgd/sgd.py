@@ -50,6 +50,7 @@ from costsgd._validate import (
     host,
 )
 from costsgd.draw import alias_table
+from costsgd.problems import least_squares_grad
 from costsgd.sgd_kernel import (
     Checkpoints,
     EngineArrays,
@@ -345,8 +346,15 @@ def _engine_arrays(problem: Any, P: np.ndarray, x_star: np.ndarray, dtype: Any) 
     with np.errstate(divide="ignore"):
         weight = np.where(P > 0, 1.0 / (n * P), 0.0)
     hess = problem.hessian
+    data = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), problem.data)
+    linear = (  # gradient (aᵀx - b)a: the step reads ‖a_i‖² (sgd_kernel.linear_sgd_step)
+        problem.grad is least_squares_grad
+        and isinstance(data, tuple)
+        and len(data) == 2
+        and np.ndim(data[0]) == 2
+    )
     return EngineArrays(
-        data=jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), problem.data),
+        data=data,
         c=jnp.asarray(np.asarray(problem.c, np.float64), dtype),
         weight=jnp.asarray(weight, dtype),
         threshold=jnp.asarray(np.stack([t.threshold for t in tables])),
@@ -355,6 +363,7 @@ def _engine_arrays(problem: Any, P: np.ndarray, x_star: np.ndarray, dtype: Any) 
         x_star=jnp.asarray(x_star, dtype),
         f_star=jnp.asarray(float(problem.f_star), dtype),
         hessian=None if hess is None else jnp.asarray(hess, dtype),
+        a_norm2=jnp.sum(data[0] * data[0], axis=1) if linear else None,
     )
 
 
