@@ -256,7 +256,7 @@ def test_projection_is_onto_the_ball(x, radius):
     radius=st.floats(0.1, 10),
 )
 def test_least_squares_step_equals_the_generic_step(x, a, b, eta, radius):
-    """Eq. ‖x - s a‖² = ‖x‖² - 2s aᵀx + s²‖a‖² gives the same projected step, inside and
+    """The identity ‖x - s a‖² = ‖x‖² - 2s aᵀx + s²‖a‖² gives the same projected step, inside and
     outside the ball."""
     with jax.enable_x64(True):
         x, a = jnp.asarray(x, jnp.float64), jnp.asarray(a, jnp.float64)
