@@ -6,8 +6,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # A pinned CPU build of torch: an unpinned `torch` pulls a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
+# verl caps transformers below the one TRL runs on here, so verl's tests get their own venv,
+# pinned by requirements/verl.txt.
+VERL_VENV  ?= .venv-verl
+VERL_PY    := $(VERL_VENV)/bin/python
+VERL_STAMP := $(VERL_VENV)/.installed
+VERL_TESTS := tests/test_torch_verl.py tests/test_torch_verl_package.py tests/test_torch_verl_trainer.py costsgd/torch/verl.py costsgd/torch/verl_trainer.py
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test test-verl lint bench clean venv venv-verl
 
 venv: $(STAMP)
 
@@ -17,11 +23,24 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+venv-verl: $(VERL_STAMP)
+
+$(VERL_STAMP): requirements/verl.txt pyproject.toml Makefile
+	test -x $(VERL_PY) || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install -q "$(TORCH_PIN)"
+	$(VERL_PY) -m pip install -q -r requirements/verl.txt
+	$(VERL_PY) -m pip install -q --no-deps -e .
+	touch $(VERL_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/costsgd figure2
 
-test: $(STAMP)
+test: $(STAMP) $(VERL_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VERL_PY) -m pytest $(PYTEST_ARGS) $(VERL_TESTS)
+
+test-verl: $(VERL_STAMP)
+	$(VERL_PY) -m pytest $(PYTEST_ARGS) $(VERL_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -31,4 +50,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sgd.py --quick
 
 clean:
-	rm -rf $(VENV) results build *.egg-info
+	rm -rf $(VENV) $(VERL_VENV) results build *.egg-info

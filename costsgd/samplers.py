@@ -42,10 +42,22 @@ def _inputs(G: Any, c: Any):
     c = check_costs(c)
     check_same_shape(G=G, c=c)
     if namespace(c=c) is not xp:
-        c = xp.asarray(host(c), dtype=G.dtype, device=array_api_compat.device(G))
+        c = _adopt(c, G, "c", xp)
     elif namespace(G=G) is not xp:
-        G = xp.asarray(host(G), dtype=c.dtype, device=array_api_compat.device(c))
+        G = _adopt(G, c, "G", xp)
     return G, c, xp
+
+
+def _adopt(x: Any, like: Any, name: str, xp):
+    """``x`` (a list or tuple, as numpy) in the library, dtype and device of ``like``."""
+    values = host(x)
+    top = float(xp.finfo(like.dtype).max)
+    if values.size and float(values.max()) > top:
+        raise ValueError(
+            f"{name} holds {float(values.max())!r}, beyond the largest {like.dtype} "
+            f"({top:.3g}) of the other argument: pass both in a wider dtype"
+        )
+    return xp.asarray(values, dtype=like.dtype, device=array_api_compat.device(like))
 
 
 def _normalise(w, xp):

@@ -169,7 +169,12 @@ def knapsack(G: Any, c: Any, *, gamma: float, D: float | None = None, mu: float 
         excluded = n * gamma / check_positive(D, "D")
     else:
         excluded = n * np.sqrt(2.0 * check_positive(mu, "mu") * gamma)
-    return MinKnapsack(G * np.sqrt(c), G, float(G.sum() - excluded), c)
+    with np.errstate(over="ignore"):
+        item_cost = G * np.sqrt(c)
+    if not np.all(np.isfinite(item_cost)):
+        raise ValueError("G, c: the item costs G_i sqrt(c_i) overflow float64; rescale G or c")
+    # A budget beyond the total value needs no coverage (V_req <= 0 is the empty subset).
+    return MinKnapsack(item_cost, G, float(max(G.sum() - excluded, 0.0)), c)
 
 
 def _check_instance(inst: MinKnapsack) -> MinKnapsack:

@@ -265,6 +265,14 @@ NAN = float("nan")
         (lambda: cs.smooth(np.full(10_000, 0.6 / 10_000, np.float16), 0.1), "p must sum to 1"),
         (lambda: cs.alias_table(np.full(10_000, 0.6 / 10_000, np.float16)), "p must sum to 1"),
         (lambda: cs.sample(cs.alias_table([1.0]), 2, rng=2.5), "rng"),
+        (lambda: cs.optimal(jax.numpy.ones(1), [1e200]), "c holds"),
+        (lambda: cs.knapsack([1e200], [4e216], gamma=0.0, D=1.0), "G, c"),
+        (
+            lambda: ct.weighted_policy_loss(
+                torch.ones(1, 2), torch.ones(1, 2), mode="token-mean", mean_pool_length=1e-310
+            ),
+            "mean_pool_length",
+        ),
     ],
 )
 def test_issue_examples_raise_naming_the_argument(call, name):
@@ -282,3 +290,4 @@ def test_issue_examples_return_the_finite_true_value():
     w = ct.importance_weights(torch.tensor([1e-310, 1.0], dtype=torch.float64), torch.tensor([0]))
     assert w.tolist() == [1.0]
     is_distribution(cs.uniform(jax.numpy.ones(2), [1.0, 2.0]), 2)  # a list adopts JAX
+    assert cs.knapsack([1.0, 1.0], [1.0, 1.0], gamma=1e30, D=1e-310).required == 0.0

@@ -230,8 +230,8 @@ def test_float32_distributions_over_many_components_are_accepted():
 
 
 def test_extreme_magnitudes_give_a_distribution_not_nan():
-    """Found in review: G/sqrt(c) overflowed (1e300 / sqrt(1e-300)) and float32 sums of
-    3e38 overflowed to inf, returning [nan, 0] or [0, 0]."""
+    """G/sqrt(c) beyond the dtype (1e300 / sqrt(1e-300)) and float32 sums of 3e38 are
+    scaled before normalising, so they give the limit distribution, not [nan, 0] or [0, 0]."""
     p = cs.optimal([1e300, 1.0], [1e-300, 1.0])
     np.testing.assert_allclose(p, [1.0, 0.0], atol=1e-300)
     p32 = cs.variance(np.array([3e38, 3e38], np.float32), np.ones(2, np.float32))

@@ -314,8 +314,8 @@ def test_exact_subsets_need_not_shrink_as_the_budget_grows():
     assert sizes == [1, 5]
 
 
-def test_wide_range_instance_from_review():
-    """exact must not be worse than two_approx (it once solved a stricter problem)."""
+def test_exact_is_between_lp_and_two_approx_on_a_wide_range_instance():
+    """G and c spanning nine orders of magnitude: LP <= exact <= two_approx."""
     inst = cs.knapsack([1e-3, 1e6], [1e3, 1.0], gamma=0.0, D=1.0)
     assert cs.knapsack_exact(inst).objective <= cs.knapsack_two_approx(inst).objective
     assert cs.knapsack_lp(inst).objective <= cs.knapsack_exact(inst).objective * (1 + 1e-12)

@@ -417,7 +417,7 @@ def test_theory_accepts_jax_and_torch_inputs():
     assert cs.cost_product(t, torch.tensor(G), torch.tensor(c)) == pytest.approx(ref, rel=1e-12)
 
 
-def test_edge_cases_from_review_raise_clear_errors():
+def test_non_numeric_overflowing_and_zero_cost_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="eps must be a number"):
         cs.total_cost([0.5, 0.5], [1.0, 1.0], [1.0, 1.0], eps="a", D=1.0)
     with pytest.raises(ValueError, match="overflows"):

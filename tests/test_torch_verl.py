@@ -1,4 +1,4 @@
-"""costsgd.torch.verl: draws and weights on verl's DataProto tensor layout."""
+"""costsgd.torch.verl on hand-made tensors of verl's layout (runs without verl; see test_torch_verl_package.py)."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,13 @@ from costsgd.torch import (
     sample_minibatches,
     weighted_policy_loss,
 )
-from costsgd.torch.verl import apply_plan, check_loss_agg_mode, plan_verl_batch, token_mean_weights
+from costsgd.torch.verl import (
+    apply_plan,
+    check_loss_agg_mode,
+    dispatch_order,
+    plan_verl_batch,
+    token_mean_weights,
+)
 
 N_PROMPTS, N_ROLLOUTS, P, R = 4, 4, 5, 9  # 16 rollouts
 N = N_PROMPTS * N_ROLLOUTS
@@ -137,7 +143,12 @@ def test_token_mean_correction_recovers_the_fixed_denominator_over_micro_batches
 
 
 def test_loss_agg_mode_check():
-    for mode in ("seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"):
+    for mode in (
+        "seq-mean-token-mean",
+        "seq-mean-token-sum",
+        "seq-mean-token-sum-norm",
+        "token-sum",
+    ):
         assert check_loss_agg_mode(mode) == mode
     with pytest.raises(ValueError, match="token-mean"):
         check_loss_agg_mode("token-mean")
@@ -146,10 +157,46 @@ def test_loss_agg_mode_check():
         check_loss_agg_mode("token-avg")
 
 
+def test_valid_rows_are_never_drawn_and_weights_refer_to_the_valid_pool():
+    batch = _verl_batch()
+    valid = torch.ones(N, dtype=torch.bool)
+    valid[-2:] = False  # verl's padding samples
+    costs = batch["attention_mask"].sum(-1)
+    plan = plan_verl_batch(
+        batch, 8, costs=costs, valid=valid, generator=torch.Generator().manual_seed(8)
+    )
+    assert bool((plan.probs[-2:] == 0).all()) and bool((plan.indices < N - 2).all())
+    p_valid = cost_aware_probs(batch["advantages"][:-2, 0], costs[:-2])
+    torch.testing.assert_close(plan.probs[:-2], p_valid)
+    raw = 1.0 / ((N - 2) * p_valid[plan.indices])
+    torch.testing.assert_close(plan.weights.double(), raw / raw.mean())
+
+
+def test_dispatch_order_puts_each_mini_batch_across_the_ranks_in_order():
+    batch = _verl_batch()
+    plan = plan_verl_batch(batch, 8, generator=torch.Generator().manual_seed(9))
+    rows, w = dispatch_order(plan, 4)
+    # rank r holds rows [4r, 4r+4); its local mini-batch t is rows [4r+2t, 4r+2t+2)
+    for t in range(2):
+        got = torch.cat([rows[4 * r + 2 * t : 4 * r + 2 * t + 2] for r in range(4)])
+        assert torch.equal(got, plan.indices[t])
+        wt = torch.cat([w[4 * r + 2 * t : 4 * r + 2 * t + 2] for r in range(4)])
+        assert torch.equal(wt, plan.weights[t])
+    assert torch.equal(dispatch_order(plan, 1)[0], plan.indices.reshape(-1))
+
+
 def test_bad_batches_raise():
     batch = _verl_batch()
-    with pytest.raises(ValueError, match="divide"):
+    with pytest.raises(ValueError, match="batch_size"):
         plan_verl_batch(batch, 5)
+    with pytest.raises(ValueError, match="costs"):
+        plan_verl_batch(batch, 4, costs=torch.ones(3))
+    with pytest.raises(ValueError, match="valid"):
+        plan_verl_batch(batch, 4, valid=torch.zeros(N, dtype=torch.bool))
+    with pytest.raises(ValueError, match="dp_size"):
+        dispatch_order(plan_verl_batch(batch, 4), 3)
+    with pytest.raises(ValueError, match="response_mask"):
+        apply_plan({"advantages": batch["advantages"]}, plan_verl_batch(batch, 4))
     with pytest.raises(ValueError, match="advantages"):
         plan_verl_batch({k: v for k, v in batch.items() if k != "advantages"}, 4)
     with pytest.raises(ValueError, match="group_size"):

@@ -28,6 +28,9 @@ __all__ = ["FIELDS", "load_study", "register", "replace_field", "write_report"]
 #: flag dest -> (dotted StudyConfig field, conversion of the flag's value).
 FIELDS: dict[str, tuple[str, Any]] = {
     "seeds": ("seeds", tuple),
+    "sweep_seeds": ("sweep_seeds", tuple),
+    "lrs": ("lrs", tuple),
+    "setting": ("setting", str),
     "workers": ("workers", int),
     "iterations": ("grpo.iterations", int),
     "token_budget": ("grpo.token_budget", lambda b: b or None),
@@ -38,26 +41,40 @@ def register(sub) -> None:
     """Add ``grpo-study``."""
     p = sub.add_parser(
         "grpo-study",
-        help="mini Cost-Aware GRPO on CPU: accuracy vs policy-optimization tokens (§5, Figure 4, Table 1)",
+        help="mini Cost-Aware GRPO on CPU: does p* save policy-optimization tokens? (§5.4)",
     )
     p.add_argument("--out", default="results/grpo", help="output folder (default: results/grpo)")
     p.add_argument(
         "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
     )
-    p.add_argument("--seeds", type=non_negative_int, nargs="+", help="seeds (default: 0 1 2)")
-    p.add_argument("--iterations", type=positive_int, help="GRPO iterations per run")
+    p.add_argument(
+        "--task", choices=("walk", "sort"), help="the modular walk (default) or the sorting task"
+    )
+    p.add_argument("--setting", help="GRPO (default), GRPO+ZVF or CISPO")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", help="seeds (default: 0 1 2 3 4 5)")
+    p.add_argument(
+        "--sweep-seeds",
+        type=non_negative_int,
+        nargs="+",
+        help="seeds of the baseline-only learning-rate sweep (default: 100 101)",
+    )
+    p.add_argument(
+        "--lrs", type=float, nargs="+", help="learning rates of the sweep (default: 5e-4 1e-3 2e-3)"
+    )
+    p.add_argument(
+        "--iterations", type=positive_int, help="at most this many GRPO iterations per run"
+    )
     p.add_argument("--workers", type=positive_int, help="parallel processes (default: 2)")
     p.add_argument(
         "--token-budget",
         type=non_negative_int,
-        help="policy-optimization tokens per run (default: 240000; 0 = run all iterations)",
+        help="drawn policy-optimization tokens per run (default: 600000; 0 = run all iterations)",
     )
-    p.add_argument("--settings", nargs="+", help="only these settings (GRPO, GRPO+ZVF, CISPO)")
     p.add_argument(
         "--methods", nargs="+", help="only these methods (the baseline 'no sampling' is kept)"
     )
     p.add_argument(
-        "--replot", metavar="RESULTS.json", help="redraw tables and figure from a results file"
+        "--replot", metavar="RESULTS.json", help="redraw the report and figure from a results file"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run, parser=p)
@@ -92,30 +109,24 @@ def _choose(given: list[str] | None, known, option: str) -> None:
 
 def _config(args: argparse.Namespace):
     from costsgd.experiments.grpo import study
+    from costsgd.experiments.grpo.task import TASKS
 
     config = study.smoke_config() if args.smoke else study.default_config()
+    _choose([args.setting] if args.setting else None, list(study.SETTINGS), "--setting")
+    _choose(args.methods, list(study.METHODS), "--methods")
     for dest, (dotted, convert) in FIELDS.items():
         value = getattr(args, dest)
         if value is not None:
             config = replace_field(config, dotted, convert(value))
-    _choose(args.settings, list(study.SETTINGS), "--settings")
-    _choose(args.methods, list(study.METHODS), "--methods")
-    if args.settings or args.methods:
-        keep = tuple(
-            (s, tuple(m for m in ms if not args.methods or m in args.methods or m == ms[0]))
-            for s, ms in config.runs
-            if not args.settings or s in args.settings
-        )
-        if not keep:
-            have = ", ".join(s for s, _ in config.runs)
-            raise UserError(f"argument --settings: this configuration runs only {have}")
-        config = dataclasses.replace(
-            config,
-            runs=keep,
-            diagnostics=tuple(
-                p for p in config.diagnostics if any(p[0] == s and p[1] in ms for s, ms in keep)
-            ),
-        )
+    if args.task is not None:
+        task = study.DEFAULT_WALK if args.task == "walk" and not args.smoke else TASKS[args.task]()
+        config = dataclasses.replace(config, task=task)
+    if args.seeds is not None:  # the regime runs keep to the study's seeds
+        regime = tuple(s for s in config.regime_seeds if s in args.seeds)
+        config = dataclasses.replace(config, regime_seeds=regime)
+    if args.methods:
+        chosen = (study.BASELINE, *(m for m in args.methods if m != study.BASELINE))
+        config = dataclasses.replace(config, methods=chosen)
     with option_errors(args.parser, validation=True):
         return config.validate()
 
@@ -131,9 +142,9 @@ def write_report(results: dict, png: Path) -> str:
     """Write the study's figure ``png`` and, next to it, its table (``.md``) and summary
     (``_summary.json``); returns the table."""
     from costsgd.experiments import results as results_file
-    from costsgd.experiments.grpo import report
+    from costsgd.experiments.grpo import report, study
 
-    summary = report.summarize(results)
+    summary = study.summary(results)
     text = report.format_report(summary)
     md, js = png.with_suffix(".md"), png.with_name(png.stem + "_summary.json")
     with writing(md):
@@ -142,7 +153,7 @@ def write_report(results: dict, png: Path) -> str:
         record = {"config": results["config"], "versions": results.get("versions"), **summary}
         results_file.write_text(js, json.dumps(record, indent=1))
     with writing(png):
-        report.plot(results, png)
+        study.plot_results(results, png)
     return f"{text}\n\ntable: {md}  summary: {js}"
 
 
@@ -155,10 +166,9 @@ def _run(args: argparse.Namespace) -> int:
         out = check_output_folder(args.out)
         from costsgd.experiments.grpo import study
 
-        results = study.run_study(config, progress=not args.no_progress)
         path = out / "grpo_study.json"
-        with writing(path):
-            study.save_results(results, path)
+        with writing(path):  # rewritten after every finished run
+            results = study.run(config, progress=not args.no_progress, checkpoint=path)
         print(f"results: {path}  ({results['seconds']:.0f} s)")
     png = out / "grpo_study.png"
     print(write_report(results, png))

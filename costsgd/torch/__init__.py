@@ -15,7 +15,8 @@ Core (Algorithm 2, Appendix B.2 and G.2–G.3 of the paper):
 * :func:`proxy_diagnostics` — Figure 3: true :math:`G_u`, corr(:math:`|A_u|, G_u`), χ² gap;
 * :mod:`costsgd.torch.microbatch` — micro-batches grouped by length within an optimizer step, trimmed;
 * :mod:`costsgd.torch.trl` — ``CostAwareGRPOTrainer`` and ``LengthGroupedGRPOTrainer`` for TRL;
-* :mod:`costsgd.torch.verl` — index/weight construction on verl's batch layout.
+* :mod:`costsgd.torch.verl` — index/weight construction on verl's batch layout;
+* :mod:`costsgd.torch.verl_trainer` — verl's trainers with cost-aware actor updates (needs verl).
 """
 
 from costsgd.torch._core import cost_aware_probs, importance_weights, sample_minibatches

@@ -75,7 +75,9 @@ def weighted_policy_loss(
     Raises:
       TypeError: ``token_loss``, ``mask`` or ``weights`` not tensors.
       ValueError: unknown mode, mismatched shapes, a missing, non-finite or
-        non-positive ``mean_pool_length`` for ``"token-mean"``.
+        non-positive ``mean_pool_length`` for ``"token-mean"``, or one below
+        ``1/num_sequences`` (the divisor :math:`B\bar L` is then under one token,
+        so the loss is kept finite by refusing it).
 
     Examples:
       >>> import torch
@@ -115,6 +117,12 @@ def weighted_policy_loss(
     B = b if num_sequences is None else num_sequences
     if isinstance(B, bool) or not isinstance(B, int) or B < 1:
         raise ValueError(f"num_sequences must be a positive integer, got {num_sequences!r}")
+    if mode == "token-mean" and B * pool_length < 1:
+        raise ValueError(
+            f"token-mean divides by num_sequences * mean_pool_length = {B * pool_length!r} < 1: "
+            "a step expecting under one loss token has no mean to take; mean_pool_length must "
+            f"be >= 1/num_sequences = {1 / B!r}"
+        )
     m = mask.to(token_loss.dtype)
     seq = (token_loss * m).sum(dim=-1)
     if mode == "seq-mean-token-mean":

@@ -21,20 +21,61 @@ Recorded (§5.2, Figure 3, Theorem 4.2 / D.5):
 * ``chi2_gap_length`` and ``chi2_gap_uniform``: the same gap for
   :math:`p_{LEN}` and for uniform sampling ("no sampling": its cost per unit
   of progress relative to the optimum, Theorem 4.2).
+
+And the regime diagnostic (:func:`noise_terms`), from the same per-sequence
+norms :math:`G_u` plus the norm of the pool-mean gradient :math:`\bar g`:
+
+* ``noise_scale``: :math:`B_{noise} = \operatorname{tr}\Sigma / \|g\|^2`, with
+  :math:`\operatorname{tr}\Sigma = \frac{N}{N-1}(\overline{G^2} - \|\bar g\|^2)`
+  the per-sequence gradient covariance's trace and
+  :math:`\|g\|^2 = \|\bar g\|^2 - \operatorname{tr}\Sigma/N` the unbiased
+  estimate of the squared expected gradient. A mini-batch of ``B`` much below
+  it is variance-limited (noise dominates a step), much above it step-limited;
+* ``S_u = tr Σ / N``: the variance of the pool gradient (what every method sees);
+* ``S_p``: the extra variance of the per-iteration sum of :math:`D = T B`
+  draws from :math:`p^*` with weights :math:`1/(Np_u)` around the pool
+  gradient, :math:`(\frac{1}{N^2}\sum_u G_u^2/p_u - \|\bar g\|^2)/D`
+  ("no sampling" sweeps the pool once: 0);
+* ``cost_ratio``: :math:`C_p/C_u = \mathbb E_{p^*}[c]/\bar c`.
+
+Tokens per unit of progress relative to "no sampling" are then predicted as
+:math:`C_p/C_u` when step-limited and :math:`(1 + S_p/S_u)\,C_p/C_u` when
+variance-limited (groups of rollouts share a prompt, so :math:`S_u` treats
+the pool as :math:`N` independent draws: an approximation).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import torch
 
 import costsgd as cs
+import costsgd.torch as adapter
 from costsgd.experiments.grpo.policy import GRUPolicy, response_logprobs
-from costsgd.experiments.grpo.trainer import Batch, GRPOConfig, token_objective
+from costsgd.experiments.grpo.trainer import (
+    Batch,
+    GRPOConfig,
+    pstar_cost_ratio,
+    token_objective,
+)
 from costsgd.torch.diagnostics import pearson, proxy_diagnostics
 
-__all__ = ["policy_gradient_loss", "rollout_diagnostics"]
+__all__ = ["noise_terms", "policy_gradient_loss", "rollout_diagnostics"]
+
+_FIELDS = (
+    "pearson",
+    "pearson_nonzero",
+    "chi2_gap",
+    "chi2_gap_length",
+    "chi2_gap_uniform",
+    "noise_scale",
+    "S_u",
+    "S_p",
+    "cost_ratio",
+)
 
 
 def policy_gradient_loss(
@@ -53,6 +94,37 @@ def policy_gradient_loss(
     return loss_fn
 
 
+def noise_terms(G, mean_grad_sq: float, probs, draws: int) -> dict[str, float]:
+    r"""``noise_scale``, ``S_u`` and ``S_p`` (module doc) from per-sequence norms.
+
+    Args:
+      G: :math:`G_u`, the per-sequence gradient norms (length :math:`N \ge 2`).
+      mean_grad_sq: :math:`\|\bar g\|^2`, the squared norm of their mean gradient.
+      probs: the sampling distribution :math:`p` (``G_u > 0`` needs ``p_u > 0``).
+      draws: :math:`D`, draws per iteration.
+
+    Examples:
+      >>> import numpy as np
+      >>> t = noise_terms(np.array([1.0, 1.0]), 0.0, np.array([0.5, 0.5]), 2)
+      >>> t["S_u"], t["S_p"], t["noise_scale"]
+      (1.0, 0.5, inf)
+    """
+    G = np.asarray(G, dtype=float)
+    p = np.asarray(probs, dtype=float)
+    N = G.shape[0]
+    tr = N / (N - 1) * (float(np.mean(G**2)) - mean_grad_sq)
+    g2 = mean_grad_sq - tr / N
+    live = G > 0
+    if np.any(p[live] <= 0):
+        raise ValueError("probs must be > 0 wherever G > 0")
+    second = float(np.sum(G[live] ** 2 / p[live])) / N**2
+    return {
+        "noise_scale": tr / g2 if g2 > 0 else math.inf,
+        "S_u": tr / N,
+        "S_p": (second - mean_grad_sq) / draws,
+    }
+
+
 def rollout_diagnostics(
     config: GRPOConfig,
 ) -> Callable[[GRUPolicy, Batch, torch.Tensor | None], dict]:
@@ -68,16 +140,20 @@ def rollout_diagnostics(
         A = batch.advantages.abs().double().numpy()
         c = batch.rollouts.costs.double().numpy()
         nz = A > 0
-        out = dict.fromkeys(
-            ("pearson", "pearson_nonzero", "chi2_gap", "chi2_gap_length", "chi2_gap_uniform"),
-            float("nan"),
-        )
+        out = dict.fromkeys(_FIELDS, float("nan"))
         out["nonzero_fraction"] = float(nz.mean())
         if not nz.any():
             return out
         rows = {**batch.rollouts._asdict(), "advantages": batch.advantages}
         d = proxy_diagnostics(policy, rows, batch.advantages, batch.rollouts.costs, loss_fn=loss_fn)
         G = d.grad_norms.numpy()
+        params = [q for q in policy.parameters() if q.requires_grad]
+        grads = torch.autograd.grad(loss_fn(policy, rows) / len(G), params, allow_unused=True)
+        mean_sq = sum(float(g.double().pow(2).sum()) for g in grads if g is not None)
+        probs = adapter.cost_aware_probs(batch.advantages, batch.rollouts.costs).numpy()
+        draws = math.ceil(len(G) / config.minibatch_size) * config.minibatch_size
+        out.update(noise_terms(G, mean_sq, probs, draws))
+        out["cost_ratio"] = pstar_cost_ratio(batch)
         out.update(
             pearson=d.pearson,
             pearson_nonzero=pearson(A[nz], G[nz]),

@@ -13,7 +13,17 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from costsgd.experiments.grpo.task import BOS, EOS, PAD, SEP, Prompts, SortTask, references
+from costsgd.experiments.grpo.task import (
+    BOS,
+    EOS,
+    PAD,
+    SEP,
+    Prompts,
+    Task,
+    reference_lengths,
+    references,
+    sample_prompts,
+)
 
 __all__ = ["GRUPolicy", "Rollouts", "generate", "response_logprobs", "warm_start"]
 
@@ -165,7 +175,7 @@ def response_logprobs(
 
 def warm_start(
     policy: GRUPolicy,
-    task: SortTask,
+    task: Task,
     *,
     steps: int,
     batch_size: int = 64,
@@ -186,8 +196,6 @@ def warm_start(
     Returns:
       the training loss (mean token negative log-likelihood) at every step.
     """
-    from costsgd.experiments.grpo.task import sample_prompts
-
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     losses = []
     R = task.max_response_len
@@ -199,7 +207,7 @@ def warm_start(
         seq[:, :P] = prompts.tokens
         pos = prompts.lengths[:, None] + torch.arange(R)
         seq.scatter_(1, pos, ref)
-        lp, mask = response_logprobs(policy, seq, prompts.lengths, prompts.lengths - 1)
+        lp, mask = response_logprobs(policy, seq, prompts.lengths, reference_lengths(task, prompts))
         loss = -(lp.sum() / mask.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,20 +1,35 @@
-r"""Tables, token savings and figures from a grpo-study results file.
+r"""The measurement, regime diagnostic and verdict of a grpo-study results file.
 
-The paper's two savings measures (§5.4), computed per seed against the same
-seed's "no sampling" run of the same setting, then summarised over seeds:
+Measurement (per method, paired with the same seed's "no sampling" run):
 
-* ``to_baseline_peak``: :math:`1 - T_m(a^{base}_{peak}) / T_{base}(a^{base}_{peak})`,
-  the fraction of tokens saved in reaching the baseline's peak accuracy
-  ("p* matches the baseline's peak accuracy using 28% fewer tokens");
-* ``to_own_peak``: :math:`1 - T_m(a^{m}_{peak}) / T_{base}(0.98\,a^{m}_{peak})`,
-  the method's tokens to its own peak against the baseline's tokens to come
-  within 2% (relative) of it (the paper's asymmetric comparison for 4B/8B).
+* *Thresholds.* For seed :math:`s`, the baseline starts at :math:`a_{0,s}`
+  (every method of a seed shares it) and reaches a plateau accuracy
+  :math:`\bar a_s` (its mean held-out accuracy over the last 20% of the token
+  budget). With :math:`\Delta` the seed-mean gain :math:`\overline{\bar a_s - a_{0,s}}`,
+  the thresholds are :math:`a_{0,s} + f\Delta` for :math:`f \in \{0.5, 0.75, 0.9\}`.
+* *Tokens to threshold* :math:`T` (:func:`tokens_to_threshold`): the first
+  crossing, interpolated linearly between evaluations; a run that never
+  crosses is censored at its final token count (counted and reported, never
+  dropped).
+* *Saving*: :math:`1 - \sum T_{m} / \sum T_{base}` over seeds (per threshold)
+  and over seeds and thresholds (the primary number), on drawn tokens (§5.4's
+  count) and on processed tokens (length-grouped micro-batches with padding).
+  95% intervals: paired bootstrap over seeds (:func:`paired_bootstrap`).
+* *Plateau accuracy* difference to the baseline in percentage points (peak
+  accuracy is reported too, as a secondary number).
 
-:math:`T_x(a)` is the cumulative policy-optimization tokens at the first
-evaluation where run :math:`x` reaches accuracy :math:`a`; a saving is NaN
-(reported as "not reached") when the method never gets there. The same
-measures are also computed on seed-averaged curves (:func:`mean_curve`),
-which are less noisy than one seed's.
+Mechanism: the expected per-iteration saving :math:`1 - \mathbb E_{p^*}[c]/\bar c`,
+averaged over the p* runs' iterations, and the zero-advantage fraction.
+
+Regime: the median gradient-noise scale :math:`B_{noise}` over the diagnosed
+points against the mini-batch size ``B``: above it the run is
+variance-limited and the predicted token ratio is :math:`(1+S_p/S_u)\,C_p/C_u`,
+below it step-limited and the prediction is :math:`C_p/C_u`. The baseline at 2x
+learning rate and with a 2x pool corroborate it (a step-limited run gains
+from 2x lr; a variance-limited one does not, and its 2x pool costs no extra
+tokens).
+
+Verdict (:func:`verdict`), fixed before any run, exactly as issue 12 states it.
 """
 
 from __future__ import annotations
@@ -28,276 +43,535 @@ import numpy as np
 from costsgd.experiments.results import write_atomic
 
 __all__ = [
-    "curves",
+    "FRACTIONS",
+    "VERDICT_RULE",
+    "choose_lr",
     "format_report",
-    "mean_curve",
+    "paired_bootstrap",
     "plot",
-    "savings",
     "summarize",
-    "tokens_to_reach",
+    "tokens_to_threshold",
+    "verdict",
 ]
 
-WITHIN = 0.98
+#: Thresholds as fractions of the baseline's seed-mean gain.
+FRACTIONS = (0.5, 0.75, 0.9)
+#: The plateau window: the last 20% of the token budget.
+PLATEAU_WINDOW = 0.2
+_BOOT = 4000
+
+VERDICT_RULE = (
+    "reproduced: expected per-iteration saving >= 25%, paired tokens-to-threshold saving >= 20% "
+    "with its 95% interval excluding 0, and plateau accuracy no more than 1.5 pp below the "
+    "baseline; not reproduced: the mechanism is present (expected saving >= 15%) but the interval "
+    "includes 0 or the saving is under half the expected one; inconclusive: expected saving "
+    "under 15% (or a case the rule does not cover, said so)."
+)
 
 
-def tokens_to_reach(tokens, accuracy, target: float) -> float:
-    """Tokens at the first evaluation with ``accuracy >= target`` (NaN if never).
-
-    Examples:
-      >>> tokens_to_reach([0, 10, 20], [0.1, 0.5, 0.4], 0.45)
-      10.0
-      >>> tokens_to_reach([0, 10], [0.1, 0.2], 0.5)
-      nan
-    """
-    acc = np.asarray(accuracy, dtype=float)
-    hit = np.flatnonzero(acc >= target - 1e-12)
-    return float(np.asarray(tokens, dtype=float)[hit[0]]) if hit.size else float("nan")
-
-
-def savings(base_tokens, base_acc, tokens, acc) -> dict[str, float]:
-    """Both savings measures of one method run against its baseline run (see module doc).
+def tokens_to_threshold(tokens, accuracy, threshold: float) -> float:
+    """Tokens at the first crossing of ``threshold``, interpolated linearly (inf if never).
 
     Examples:
-      >>> s = savings([0, 10, 20, 30], [0.2, 0.3, 0.4, 0.5], [0, 5, 10, 15], [0.2, 0.3, 0.4, 0.5])
-      >>> s["to_baseline_peak"], s["to_own_peak"]
-      (0.5, 0.5)
+      >>> tokens_to_threshold([0, 10, 20], [0.1, 0.3, 0.5], 0.4)
+      15.0
+      >>> tokens_to_threshold([0, 10], [0.5, 0.6], 0.2)
+      0.0
+      >>> tokens_to_threshold([0, 10], [0.1, 0.2], 0.5)
+      inf
     """
-    base_peak = float(np.max(base_acc))
-    own_peak = float(np.max(acc))
-    t_base = tokens_to_reach(base_tokens, base_acc, base_peak)
-    t_m = tokens_to_reach(tokens, acc, base_peak)
-    t_own = tokens_to_reach(tokens, acc, own_peak)
-    t_base_own = tokens_to_reach(base_tokens, base_acc, WITHIN * own_peak)
+    t = np.asarray(tokens, dtype=float)
+    a = np.asarray(accuracy, dtype=float)
+    hit = np.flatnonzero(a >= threshold)
+    if not hit.size:
+        return math.inf
+    i = int(hit[0])
+    if i == 0:
+        return float(t[0])
+    frac = (threshold - a[i - 1]) / (a[i] - a[i - 1])
+    return float(t[i - 1] + frac * (t[i] - t[i - 1]))
 
-    def ratio(a: float, b: float) -> float:
-        return 1.0 - a / b if (math.isfinite(a) and math.isfinite(b) and b > 0) else float("nan")
 
-    return {"to_baseline_peak": ratio(t_m, t_base), "to_own_peak": ratio(t_own, t_base_own)}
+def paired_bootstrap(stat, n: int, *, resamples: int = _BOOT, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of ``stat(idx)`` over seeds resampled with replacement.
 
+    ``stat`` takes an index array into the ``n`` seeds (the same indices for
+    the method and its baseline: a paired bootstrap).
 
-def curves(results: dict) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
-    """Per (setting, method), one dict per seed: ``tokens``, ``accuracy`` (per evaluation), ``iter_tokens``.
-
-    Runs stopped by a token budget may have different numbers of evaluations.
+    Examples:
+      >>> lo, hi = paired_bootstrap(lambda i: float(np.mean(np.array([1.0, 2.0, 3.0])[i])), 3)
+      >>> 1.0 <= lo <= 2.0 <= hi <= 3.0
+      True
     """
-    out: dict[tuple[str, str], list[dict[str, np.ndarray]]] = defaultdict(list)
-    for run in sorted(results["runs"], key=lambda r: r["seed"]):
-        out[(run["setting"], run["method"])].append(
+    rng = np.random.default_rng(seed)
+    vals = np.array([stat(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+    vals = vals[np.isfinite(vals)]
+    if not vals.size:
+        return (math.nan, math.nan)
+    return (float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975)))
+
+
+def choose_lr(runs: list[dict]) -> float:
+    """The sweep's learning rate: highest mean held-out accuracy over evaluations, mean over seeds.
+
+    Ties go to the smaller rate.
+
+    Examples:
+      >>> runs = [{"stage": "sweep", "lr": 1e-3, "eval_accuracy": [0.1, 0.3]},
+      ...         {"stage": "sweep", "lr": 2e-3, "eval_accuracy": [0.1, 0.2]}]
+      >>> choose_lr(runs)
+      0.001
+    """
+    by_lr = defaultdict(list)
+    for r in runs:
+        if r["stage"] == "sweep":
+            by_lr[r["lr"]].append(float(np.mean(r["eval_accuracy"])))
+    if not by_lr:
+        raise ValueError("runs has no sweep run")
+    return max(sorted(by_lr), key=lambda lr: (np.mean(by_lr[lr]), -lr))
+
+
+def _plateau(run: dict, budget: float) -> float:
+    t = np.asarray(run["eval_tokens"], dtype=float)
+    a = np.asarray(run["eval_accuracy"], dtype=float)
+    window = t >= (1 - PLATEAU_WINDOW) * budget
+    return float(a[window].mean() if window.any() else a[-1])
+
+
+def _mean_curve(runs: list[dict], key: str, grid: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [np.interp(grid, np.asarray(r[key], float), np.asarray(r["eval_accuracy"])) for r in runs]
+    )
+
+
+def _last_window_gain(runs: list[dict], budget: float) -> float:
+    """Gain of the baseline's seed-mean curve over the last 20% of the budget (least-squares line)."""
+    grid = np.linspace((1 - PLATEAU_WINDOW) * budget, budget, 21)
+    mean = _mean_curve(runs, "eval_tokens", grid).mean(0)
+    slope = np.polyfit(grid, mean, 1)[0]
+    return float(slope * PLATEAU_WINDOW * budget)
+
+
+def _comparison(base: list[dict], other: list[dict], budget: float, key: str) -> dict:
+    """Tokens-to-threshold savings of ``other`` vs ``base`` (lists paired by seed) on ``key``."""
+    a0 = np.array([r["eval_accuracy"][0] for r in base])
+    gain = float(np.mean([_plateau(r, budget) for r in base] - a0))
+    T = {}
+    for name, runs in (("base", base), ("other", other)):
+        T[name] = np.array(
+            [
+                [
+                    tokens_to_threshold(r[key], r["eval_accuracy"], a0[s] + f * gain)
+                    for f in FRACTIONS
+                ]
+                for s, r in enumerate(runs)
+            ]
+        )
+    final = {
+        name: np.array([float(r[key][-1]) for r in runs])[:, None]
+        for name, runs in (("base", base), ("other", other))
+    }
+    censored = {k: int(np.isinf(T[k]).sum()) for k in T}
+    Tc = {k: np.where(np.isinf(T[k]), final[k], T[k]) for k in T}
+
+    def saving(idx, cols=slice(None)):
+        b = Tc["base"][idx][:, cols].sum()
+        return 1.0 - Tc["other"][idx][:, cols].sum() / b if b > 0 else math.nan
+
+    n = len(base)
+    allidx = np.arange(n)
+    per = []
+    for j, f in enumerate(FRACTIONS):
+        per.append(
             {
-                "seed": run["seed"],
-                "tokens": np.asarray(run["eval_tokens"], dtype=float),
-                "accuracy": np.asarray(run["eval_accuracy"], dtype=float),
-                "iter_tokens": np.asarray(run["iter_tokens"], dtype=float),
+                "fraction": f,
+                "saving": saving(allidx, [j]),
+                "ci": paired_bootstrap(lambda i, j=j: saving(i, [j]), n),
             }
         )
-    return dict(out)
-
-
-def mean_curve(runs: list[dict[str, np.ndarray]], points: int = 41) -> dict[str, np.ndarray]:
-    """Seed-mean accuracy on a common tokens grid (linear interpolation between evaluations).
-
-    The grid runs from 0 to the smallest final token count over the seeds.
-    Returns ``tokens``, ``mean``, ``min`` and ``max`` arrays of length ``points``.
-
-    Examples:
-      >>> runs = [{"tokens": np.array([0.0, 10.0]), "accuracy": np.array([0.0, 1.0])},
-      ...         {"tokens": np.array([0.0, 20.0]), "accuracy": np.array([0.0, 1.0])}]
-      >>> c = mean_curve(runs, points=3)
-      >>> c["tokens"].tolist(), c["mean"].tolist()
-      ([0.0, 5.0, 10.0], [0.0, 0.375, 0.75])
-    """
-    grid = np.linspace(0.0, min(float(r["tokens"][-1]) for r in runs), points)
-    acc = np.stack([np.interp(grid, r["tokens"], r["accuracy"]) for r in runs])
-    return {"tokens": grid, "mean": acc.mean(0), "min": acc.min(0), "max": acc.max(0)}
-
-
-def _mean_sd(x) -> dict[str, float]:
-    x = np.asarray(x, dtype=float)
-    ok = x[np.isfinite(x)]
     return {
-        "mean": float(ok.mean()) if ok.size else float("nan"),
-        "sd": float(ok.std(ddof=1)) if ok.size > 1 else float("nan"),
-        "reached": int(ok.size),
-        "of": int(x.size),
+        "gain": gain,
+        "saving": saving(allidx),
+        "ci": paired_bootstrap(saving, n),
+        "per_threshold": per,
+        "censored": censored,
+        "tokens_to_threshold": {k: Tc[k].tolist() for k in Tc},
     }
 
 
-def summarize(results: dict) -> dict:
-    """Table 1 and the token savings, per setting and method, with spread over seeds.
+def _accuracy_diff(base, other, budget, fn) -> dict:
+    d = np.array([fn(o, budget) - fn(b, budget) for b, o in zip(base, other, strict=True)])
+    lo, hi = paired_bootstrap(lambda i: float(d[i].mean()), len(d))
+    return {"pp": 100 * float(d.mean()), "ci_pp": (100 * lo, 100 * hi)}
+
+
+def _peak(run, budget):
+    return float(np.max(run["eval_accuracy"]))
+
+
+def _mean_iter(runs, key) -> float:
+    return float(np.mean([np.mean(r[key]) for r in runs]))
+
+
+def verdict(expected: float, saving: float, ci: tuple[float, float], plateau_pp: float) -> dict:
+    """Issue 12's verdict rule (:data:`VERDICT_RULE`), applied to one method.
+
+    Args:
+      expected: expected per-iteration saving :math:`1 - \\mathbb E_{p}[c]/\\bar c`.
+      saving, ci: paired tokens-to-threshold saving and its 95% interval.
+      plateau_pp: plateau accuracy minus the baseline's, percentage points.
 
     Returns:
-      ``{"table": [...], "warm_start_accuracy": ..., "diagnostics": ...}``; each
-      table row has the peak/final accuracy, tokens per iteration relative to
-      the baseline, and both savings measures per seed (mean, sd, seeds
-      reaching) and on the seed-averaged curve.
+      ``{"verdict": "reproduced" | "not reproduced" | "inconclusive", "reason": str}``.
+
+    Examples:
+      >>> verdict(0.35, 0.3, (0.1, 0.45), -0.5)["verdict"]
+      'reproduced'
+      >>> verdict(0.35, 0.05, (-0.1, 0.2), 0.0)["verdict"]
+      'not reproduced'
+      >>> verdict(0.10, 0.3, (0.1, 0.45), 0.0)["verdict"]
+      'inconclusive'
     """
-    cv = curves(results)
-    rows = []
-    for setting, methods in results["config"]["runs"]:
-        base = cv[(setting, methods[0])]
-        base_mean = mean_curve(base)
-        for method in methods:
-            runs = cv[(setting, method)]
-            per_seed = [
-                savings(b["tokens"], b["accuracy"], m["tokens"], m["accuracy"])
-                for b, m in zip(base, runs, strict=True)
-            ]
-            mc = mean_curve(runs)
-            avg = savings(base_mean["tokens"], base_mean["mean"], mc["tokens"], mc["mean"])
-            rows.append(
-                {
-                    "setting": setting,
-                    "method": method,
-                    "peak_accuracy": _mean_sd([m["accuracy"].max() for m in runs]),
-                    "final_accuracy": _mean_sd([m["accuracy"][-1] for m in runs]),
-                    "peak_of_mean_curve": float(mc["mean"].max()),
-                    "iterations": _mean_sd([len(m["iter_tokens"]) for m in runs]),
-                    "tokens_total": _mean_sd([m["tokens"][-1] for m in runs]),
-                    "tokens_per_iteration_vs_baseline": _mean_sd(
-                        [
-                            m["iter_tokens"].mean() / b["iter_tokens"].mean()
-                            for b, m in zip(base, runs, strict=True)
-                        ]
-                    ),
-                    "saving_to_baseline_peak": _mean_sd([s["to_baseline_peak"] for s in per_seed]),
-                    "saving_to_own_peak": _mean_sd([s["to_own_peak"] for s in per_seed]),
-                    "mean_curve_saving_to_baseline_peak": avg["to_baseline_peak"],
-                    "mean_curve_saving_to_own_peak": avg["to_own_peak"],
-                }
-            )
-    diag = defaultdict(list)
-    for run in results["runs"]:
-        for d in run.get("diagnostics", []):
-            diag[(run["setting"], run["method"])].append(d)
-    diagnostics = []
-    for (setting, method), ds in diag.items():
-        keys = [k for k in ds[0] if k != "iteration"]
-        diagnostics.append(
-            {
-                "setting": setting,
-                "method": method,
-                "evaluations": len(ds),
-                **{k: _mean_sd([d[k] for d in ds]) for k in keys},
-            }
+    if not expected >= 0.15:
+        return {"verdict": "inconclusive", "reason": f"expected saving {expected:.1%} < 15%"}
+    if expected >= 0.25 and saving >= 0.20 and ci[0] > 0 and plateau_pp >= -1.5:
+        return {
+            "verdict": "reproduced",
+            "reason": f"expected {expected:.1%} >= 25%, saving {saving:.1%} >= 20% with "
+            f"interval [{ci[0]:.1%}, {ci[1]:.1%}] excluding 0, plateau {plateau_pp:+.1f} pp",
+        }
+    if ci[0] <= 0 <= ci[1] or saving < expected / 2:
+        why = (
+            f"interval [{ci[0]:.1%}, {ci[1]:.1%}] includes 0"
+            if ci[0] <= 0 <= ci[1]
+            else f"saving {saving:.1%} < half the expected {expected:.1%}"
         )
+        return {"verdict": "not reproduced", "reason": f"mechanism present; {why}"}
+    reasons = []
+    if expected < 0.25:
+        reasons.append(f"expected saving {expected:.1%} between 15% and 25%")
+    if saving < 0.20:
+        reasons.append(f"saving {saving:.1%} under 20% but at least half the expected")
+    if plateau_pp < -1.5:
+        reasons.append(f"plateau accuracy {plateau_pp:+.1f} pp below the baseline")
+    return {"verdict": "inconclusive", "reason": "not covered by the rule: " + "; ".join(reasons)}
+
+
+def _controls_text(rows: dict) -> str:
+    parts = []
+    for name, what in (
+        ("uniform draws", "resampling noise alone"),
+        ("p ∝ 1[A≠0]", "zero-advantage removal alone"),
+        ("p_LEN", "length weighting alone"),
+    ):
+        if name in rows:
+            r = rows[name]["drawn"]
+            parts.append(
+                f"{name} ({what}): {r['saving']:+.1%} [{r['ci'][0]:+.1%}, {r['ci'][1]:+.1%}]"
+            )
+    return "; ".join(parts)
+
+
+def _explain(rows: dict, target: str) -> str:
+    """Which control explains a failure of ``target`` (the controls' savings, read plainly)."""
+    if "uniform draws" in rows and rows["uniform draws"]["drawn"]["ci"][1] < 0:
+        u = rows["uniform draws"]["drawn"]["saving"]
+        return (
+            f"resampling noise: uniform draws with replacement alone cost {-u:.1%} more tokens "
+            f"than no sampling, which offsets {target}'s cheaper iterations"
+        )
+    if "p ∝ 1[A≠0]" in rows:
+        z = rows["p ∝ 1[A≠0]"]["drawn"]
+        return (
+            f"the cheaper iterations do not turn into fewer tokens to threshold: zero-advantage "
+            f"removal alone saves {z['saving']:+.1%} [{z['ci'][0]:+.1%}, {z['ci'][1]:+.1%}]"
+        )
+    return "no control run to separate the effects"
+
+
+def summarize(results: dict) -> dict:
+    """Everything the report prints, as plain data (see the module doc)."""
+    cfg = results["config"]
+    main = defaultdict(dict)
+    regime = defaultdict(dict)
+    for r in results["runs"]:
+        if r["stage"] == "main":
+            main[r["method"]][r["seed"]] = r
+        elif r["stage"] == "regime":
+            regime[r["method"]][r["seed"]] = r
+    baseline = cfg["methods"][0]
+    # An interrupted study (a checkpoint) compares each method on the seeds it shares
+    # with the baseline; a method with none is left out.
+    methods = [m for m in cfg["methods"] if any(s in main[baseline] for s in main.get(m, {}))]
+    if not methods:
+        raise ValueError("results have no baseline run")
+    seeds = [s for s in cfg["seeds"] if s in main[baseline]]
+    budget = cfg["grpo"]["token_budget"] or min(
+        float(main[baseline][s]["eval_tokens"][-1]) for s in seeds
+    )
+    rows = {}
+    for m in methods:
+        paired = [s for s in seeds if s in main[m]]
+        base = [main[baseline][s] for s in paired]
+        runs = [main[m][s] for s in paired]
+        rows[m] = {
+            "method": m,
+            "seeds": paired,
+            "drawn": _comparison(base, runs, budget, "eval_tokens"),
+            "processed": _comparison(base, runs, budget, "eval_processed_tokens"),
+            "plateau_accuracy": float(np.mean([_plateau(r, budget) for r in runs])),
+            "plateau_vs_baseline": _accuracy_diff(base, runs, budget, _plateau),
+            "peak_accuracy": float(np.mean([_peak(r, budget) for r in runs])),
+            "peak_vs_baseline": _accuracy_diff(base, runs, budget, _peak),
+            "pstar_cost_ratio": _mean_iter(runs, "iter_pstar_cost_ratio"),
+            "zero_adv_fraction": _mean_iter(runs, "iter_zero_adv_frac"),
+            "drawn_per_iteration_vs_baseline": float(
+                np.mean(
+                    [
+                        np.mean(r["iter_tokens"]) / np.mean(b["iter_tokens"])
+                        for b, r in zip(base, runs, strict=True)
+                    ]
+                )
+            ),
+            "processed_per_iteration_vs_baseline": float(
+                np.mean(
+                    [
+                        np.mean(r["iter_processed_tokens"]) / np.mean(b["iter_processed_tokens"])
+                        for b, r in zip(base, runs, strict=True)
+                    ]
+                )
+            ),
+            "iterations": float(np.mean([len(r["iter_tokens"]) for r in runs])),
+        }
+    # Regime diagnostic.
+    diags = [
+        d
+        for m in (baseline, "p*")
+        for s in seeds
+        for d in main.get(m, {}).get(s, {}).get("diagnostics", [])
+    ]
+    B = cfg["grpo"]["minibatch_size"]
+    noise = [d["noise_scale"] for d in diags if not math.isnan(d["noise_scale"])]
+    ratio_s = [d["S_p"] / d["S_u"] for d in diags if d["S_u"] > 0 and math.isfinite(d["S_p"])]
+    expected_ratio = (
+        rows["p*"]["pstar_cost_ratio"] if "p*" in rows else rows[baseline]["pstar_cost_ratio"]
+    )
+    reg = {
+        "minibatch_size": B,
+        "points": len(diags),
+        "noise_scale_median": float(np.median(noise)) if noise else math.nan,
+        "noise_scale_quartiles": [float(q) for q in np.quantile(noise, [0.25, 0.75])]
+        if noise
+        else [],
+        "Sp_over_Su_median": float(np.median(ratio_s)) if ratio_s else math.nan,
+        "Cp_over_Cu": expected_ratio,
+    }
+    reg["regime"] = (
+        ("variance-limited" if reg["noise_scale_median"] > B else "step-limited")
+        if noise
+        else "unknown"
+    )
+    reg["prediction_step_limited"] = expected_ratio
+    reg["prediction_variance_limited"] = (1 + reg["Sp_over_Su_median"]) * expected_ratio
+    reg["prediction"] = (
+        reg["prediction_variance_limited"]
+        if reg["regime"] == "variance-limited"
+        else expected_ratio
+    )
+    base = [main[baseline][s] for s in seeds]
+    reg["runs"] = {}
+    for v, by_seed in regime.items():
+        rseeds = [s for s in cfg["regime_seeds"] if s in by_seed and s in seeds]
+        if not rseeds:
+            continue
+        b = [main[baseline][s] for s in rseeds]
+        o = [by_seed[s] for s in rseeds]
+        reg["runs"][v] = {
+            "drawn": _comparison(b, o, budget, "eval_tokens"),
+            "plateau_vs_baseline": _accuracy_diff(b, o, budget, _plateau),
+        }
+    verdicts = {}
+    for m in ("p*", "p*_smooth(0.01)"):
+        if m in rows:
+            r = rows[m]
+            v = verdict(
+                1 - r["pstar_cost_ratio"]
+                if m == "p*"
+                else 1 - r["drawn_per_iteration_vs_baseline"],
+                r["drawn"]["saving"],
+                tuple(r["drawn"]["ci"]),
+                r["plateau_vs_baseline"]["pp"],
+            )
+            if v["verdict"] == "not reproduced":
+                v["explained_by"] = _explain(rows, m)
+            verdicts[m] = v
     return {
-        "table": rows,
-        "warm_start_accuracy": _mean_sd([w["accuracy"] for w in results["warm_start"].values()]),
-        "diagnostics": diagnostics,
+        "verdict_rule": VERDICT_RULE,
+        "verdicts": verdicts,
+        "controls": _controls_text(rows),
+        "lr": results["lr"],
+        "sweep": _sweep(results),
+        "budget": budget,
+        "baseline_gain": rows[baseline]["drawn"]["gain"],
+        "baseline_start": float(np.mean([r["eval_accuracy"][0] for r in base])),
+        "baseline_last_window_gain": _last_window_gain(base, budget),
+        "baseline_plateaued": _last_window_gain(base, budget) < 0.01,
+        "rows": list(rows.values()),
+        "regime": reg,
+        "seeds": seeds,
+        "seeds_planned": list(cfg["seeds"]),
+        "methods_planned": list(cfg["methods"]),
+        "complete": bool(results.get("complete", True)),
         "seconds": results.get("seconds"),
     }
 
 
-def _pct(s: dict) -> str:
-    if s["reached"] == 0:
-        return "not reached"
-    sd = "" if not math.isfinite(s["sd"]) else f" ± {100 * s['sd']:.0f}"
-    miss = "" if s["reached"] == s["of"] else f" ({s['reached']}/{s['of']} seeds)"
-    return f"{100 * s['mean']:+.0f}%{sd}{miss}"
-
-
-def _acc(s: dict) -> str:
-    sd = "" if not math.isfinite(s["sd"]) else f" ± {100 * s['sd']:.1f}"
-    return f"{100 * s['mean']:.1f}{sd}"
-
-
-def _num(s: dict) -> str:
-    return f"{s['mean']:.3f} ± {s['sd']:.3f}" if math.isfinite(s["sd"]) else f"{s['mean']:.3f}"
-
-
-def format_report(summary: dict) -> str:
-    """Plain-text (Markdown) tables of a :func:`summarize` result."""
-    ws = summary["warm_start_accuracy"]
-    lines = [
-        f"Warm-start accuracy: {_acc(ws)} % (mean ± sd over {ws['of']} seeds)",
-        "",
-        "| setting | method | peak acc. % | final acc. % | iterations | tokens/iteration vs baseline | "
-        "saving to baseline peak | saving to own peak (baseline within 2%) | same, seed-mean curves |",
-        "|---|---|---|---|---|---|---|---|---|",
+def _sweep(results: dict) -> list[dict]:
+    by_lr = defaultdict(list)
+    for r in results["runs"]:
+        if r["stage"] == "sweep":
+            by_lr[r["lr"]].append(float(np.mean(r["eval_accuracy"])))
+    return [
+        {"lr": lr, "mean_accuracy": float(np.mean(v)), "seeds": len(v)}
+        for lr, v in sorted(by_lr.items())
     ]
-    for r in summary["table"]:
-        if r["method"] == "no sampling":  # the baseline (StudyConfig.validate puts it first)
-            lines.append(
-                f"| {r['setting']} | {r['method']} (baseline) | {_acc(r['peak_accuracy'])} | "
-                f"{_acc(r['final_accuracy'])} | {r['iterations']['mean']:.0f} | 1.00 | — | — | — |"
-            )
-            continue
-        mc = [r["mean_curve_saving_to_baseline_peak"], r["mean_curve_saving_to_own_peak"]]
-        mc_s = " / ".join("n.r." if not math.isfinite(v) else f"{100 * v:+.0f}%" for v in mc)
-        lines.append(
-            f"| {r['setting']} | {r['method']} | {_acc(r['peak_accuracy'])} | {_acc(r['final_accuracy'])} | "
-            f"{r['iterations']['mean']:.0f} | {r['tokens_per_iteration_vs_baseline']['mean']:.2f} | "
-            f"{_pct(r['saving_to_baseline_peak'])} | "
-            f"{_pct(r['saving_to_own_peak'])} | {mc_s} |"
-        )
-    if summary["diagnostics"]:
-        lines += [
+
+
+def _ci(c) -> str:
+    return f"[{c[0]:+.1%}, {c[1]:+.1%}]"
+
+
+def format_report(s: dict) -> str:
+    """Markdown report of a :func:`summarize` result (the verdict first)."""
+    L = []
+    if not s["complete"]:
+        per = ", ".join(f"{r['method']} {len(r['seeds'])}" for r in s["rows"])
+        L += [
+            f"**Partial study** (interrupted; {len(s['seeds_planned'])} seeds x "
+            f"{len(s['methods_planned'])} methods planned). Seeds per method: {per}; each "
+            "comparison uses the seeds it shares with the baseline.",
             "",
-            "Figure 3 diagnostics (mean ± sd over evaluations and seeds):",
-            "",
-            "| setting | method | Pearson(|A|, G) | same, A≠0 only | χ² gap p* proxy | χ² gap p_LEN | χ² gap uniform |",
-            "|---|---|---|---|---|---|---|",
         ]
-        for d in summary["diagnostics"]:
-            lines.append(
-                f"| {d['setting']} | {d['method']} | {_num(d['pearson'])} | {_num(d['pearson_nonzero'])} | "
-                f"{_num(d['chi2_gap'])} | {_num(d['chi2_gap_length'])} | {_num(d['chi2_gap_uniform'])} |"
-            )
-    return "\n".join(lines)
+    L += ["## Verdict", ""]
+    for m, v in s["verdicts"].items():
+        L.append(f"- **{m}: {v['verdict']}** — {v['reason']}.")
+        if "explained_by" in v:
+            L.append(f"  Explained by: {v['explained_by']}.")
+    L += ["", f"Rule (fixed in code before the run): {s['verdict_rule']}", ""]
+    L.append(f"Controls (drawn tokens, 95% paired bootstrap interval): {s['controls']}.")
+    L += [
+        "",
+        "## Setup",
+        "",
+        f"Seeds: {len(s['seeds'])}; learning rate {s['lr']:g} chosen by the baseline-only sweep "
+        + ", ".join(f"{x['lr']:g} → {100 * x['mean_accuracy']:.1f}%" for x in s["sweep"])
+        + " (mean held-out accuracy over the run).",
+        f"Token budget {s['budget']:,.0f} drawn tokens; baseline accuracy {100 * s['baseline_start']:.1f}% → "
+        f"gain {100 * s['baseline_gain']:.1f} pp; gain over the last 20% of the budget "
+        f"{100 * s['baseline_last_window_gain']:+.2f} pp "
+        f"({'plateaued' if s['baseline_plateaued'] else 'NOT plateaued'}: criterion < 1 pp).",
+        "",
+        "## Tokens to threshold (paired with the same seed's baseline)",
+        "",
+        "| method | seeds | E_p*[c]/mean c | zero-adv. | drawn/it vs base | processed/it vs base | "
+        "saving, drawn (50/75/90% mean) | 50% | 75% | 90% | saving, processed | censored | "
+        "plateau Δ pp | peak Δ pp |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in s["rows"]:
+        d, p = r["drawn"], r["processed"]
+        per = " | ".join(f"{x['saving']:+.1%}" for x in d["per_threshold"])
+        pl, pk = r["plateau_vs_baseline"], r["peak_vs_baseline"]
+        L.append(
+            f"| {r['method']} | {len(r['seeds'])} | {r['pstar_cost_ratio']:.3f} | {r['zero_adv_fraction']:.2f} | "
+            f"{r['drawn_per_iteration_vs_baseline']:.3f} | {r['processed_per_iteration_vs_baseline']:.3f} | "
+            f"{d['saving']:+.1%} {_ci(d['ci'])} | {per} | {p['saving']:+.1%} {_ci(p['ci'])} | "
+            f"{d['censored']['other']} | {pl['pp']:+.1f} [{pl['ci_pp'][0]:+.1f}, {pl['ci_pp'][1]:+.1f}] | "
+            f"{pk['pp']:+.1f} [{pk['ci_pp'][0]:+.1f}, {pk['ci_pp'][1]:+.1f}] |"
+        )
+    g = s["regime"]
+    L += [
+        "",
+        "## Regime",
+        "",
+        f"Gradient noise scale tr Σ/‖g‖² (per-sequence gradients, {g['points']} points on the baseline "
+        f"and p* runs): median {g['noise_scale_median']:.3g}, quartiles "
+        + ", ".join(f"{q:.3g}" for q in g["noise_scale_quartiles"])
+        + f", against mini-batch B = {g['minibatch_size']}: **{g['regime']}**.",
+        f"S_p/S_u (median) = {g['Sp_over_Su_median']:.3g}; C_p/C_u = {g['Cp_over_Cu']:.3f}. "
+        f"Predicted token ratio of p* vs no sampling: step-limited C_p/C_u = {g['prediction_step_limited']:.3f}, "
+        f"variance-limited (1+S_p/S_u)·C_p/C_u = {g['prediction_variance_limited']:.3f}; the one that applies "
+        f"predicts a saving of {1 - g['prediction']:+.1%}.",
+    ]
+    for v, x in g["runs"].items():
+        d = x["drawn"]
+        L.append(
+            f"- baseline {v}: tokens-to-threshold saving {d['saving']:+.1%} {_ci(d['ci'])} "
+            f"(censored {d['censored']['other']}), plateau Δ {x['plateau_vs_baseline']['pp']:+.1f} pp."
+        )
+    if s.get("seconds") is not None:
+        L += ["", f"Wall time {s['seconds']:.0f} s."]
+    return "\n".join(L)
 
 
 def plot(results: dict, path: str | os.PathLike) -> None:
-    """Accuracy vs cumulative policy-optimization tokens per method (like Figure 4), plus Figure 3.
+    """Accuracy vs drawn and processed tokens per method (seed mean, 95% interval), and the mechanism.
 
-    One panel per setting: the seed-mean curve of every method
-    (:func:`mean_curve`), with a band from the seeds' min to max accuracy. A last panel shows the diagnostics over training.
+    Panels: held-out accuracy against cumulative drawn tokens and against
+    processed tokens (band: t-interval of the seed mean); the mechanism,
+    :math:`\\mathbb E_{p^*}[c]/\\bar c` and the zero-advantage fraction per
+    iteration (seed mean, 5-iteration running mean) on the baseline and p* runs.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cv = curves(results)
-    settings = results["config"]["runs"]
-    has_diag = any(run.get("diagnostics") for run in results["runs"])
-    ncols = len(settings) + int(has_diag)
-    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
-    for ax, (setting, methods) in zip(axes[0][: len(settings)], settings, strict=True):
-        for method in methods:
-            mc = mean_curve(cv[(setting, method)])
-            lw = 2 if method in ("no sampling", "p*") else 1
-            ax.plot(mc["tokens"], 100 * mc["mean"], label=method, lw=lw)
-            ax.fill_between(mc["tokens"], 100 * mc["min"], 100 * mc["max"], alpha=0.1)
-        ax.set_title(f"{setting} ({len(cv[(setting, methods[0])])} seeds)")
-        ax.set_xlabel("cumulative policy-optimization tokens")
+    cfg = results["config"]
+    main = defaultdict(list)
+    for r in results["runs"]:
+        if r["stage"] == "main":
+            main[r["method"]].append(r)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for ax, key, label in (
+        (axes[0], "eval_tokens", "drawn policy-optimization tokens"),
+        (axes[1], "eval_processed_tokens", "processed tokens (padded micro-batches)"),
+    ):
+        for m in cfg["methods"]:
+            runs = main[m]
+            if not runs:  # an interrupted study
+                continue
+            grid = np.linspace(0, min(float(r[key][-1]) for r in runs), 60)
+            acc = 100 * _mean_curve(runs, key, grid)
+            mean = acc.mean(0)
+            half = 1.96 * acc.std(0, ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else 0 * mean
+            lw = 2 if m in (cfg["methods"][0], "p*") else 1
+            ax.plot(grid, mean, label=m, lw=lw)
+            ax.fill_between(grid, mean - half, mean + half, alpha=0.12)
+        ax.set_xlabel(label)
         ax.set_ylabel("held-out accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if has_diag:
-        ax = axes[0][-1]
-        by_pair = defaultdict(list)
-        for run in results["runs"]:
-            if run.get("diagnostics"):
-                by_pair[(run["setting"], run["method"])].append(run["diagnostics"])
-        styles = {
-            "pearson_nonzero": ("o-", "Pearson(|A|, G), A≠0"),
-            "chi2_gap": ("s--", "χ² gap, p* proxy"),
-            "chi2_gap_uniform": ("^:", "χ² gap, uniform"),
-        }
-        for (setting, method), seeds in by_pair.items():
-            k = min(len(ds) for ds in seeds)
-            it = [d["iteration"] for d in seeds[0][:k]]
-            for key, (style, name) in styles.items():
-                v = np.asarray([[d[key] for d in ds[:k]] for ds in seeds], dtype=float)
-                ok = np.isfinite(v)
-                y = np.where(ok, v, 0.0).sum(0) / np.where(ok.any(0), ok.sum(0), np.nan)
-                ax.plot(it, y, style, ms=3, label=f"{name} ({setting}, {method})")
-        ax.set_title(f"Figure 3: |A| as a proxy for G (mean of {len(seeds)} seeds)")
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+    axes[0].set_title(f"{len(cfg['seeds'])} seeds, mean ± 95% interval")
+    ax = axes[2]
+    for m, style in ((cfg["methods"][0], "-"), ("p*", "--")):
+        if m not in main:
+            continue
+        for key, color, name in (
+            ("iter_pstar_cost_ratio", "C0", "E_p*[c]/mean c"),
+            ("iter_zero_adv_frac", "C3", "zero-advantage fraction"),
+        ):
+            k = min(len(r[key]) for r in main[m])
+            y = np.mean([r[key][:k] for r in main[m]], axis=0)
+            y = np.convolve(y, np.ones(5) / 5, mode="valid")
+            ax.plot(np.arange(len(y)) + 3, y, style, color=color, label=f"{name} ({m})")
+    ax.axhline(0.75, color="gray", lw=0.8, ls=":")
+    ax.set_title("mechanism (seed mean, 5-iteration running mean)")
+    ax.set_xlabel("iteration")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     try:
-        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
     finally:
         plt.close(fig)

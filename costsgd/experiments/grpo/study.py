@@ -1,18 +1,29 @@
-r"""The mini Cost-Aware GRPO study: every setting x method x seed, one results file.
+r"""The mini Cost-Aware GRPO study: does p* save policy-optimization tokens (§5.4)?
 
-:func:`run_study` warm-starts one policy per seed (supervised, see
-:func:`~costsgd.experiments.grpo.policy.warm_start`), then trains a copy of it
-with every (setting, method) pair of §5.3 and §5.5 by
-:func:`~costsgd.experiments.grpo.trainer.train`, records held-out accuracy
-against cumulative policy-optimization tokens, and Figure 3's proxy
-diagnostics on the baseline runs. Within a seed every method starts from the
-same weights and is evaluated on the same held-out prompts with the same
-sampling seed (common random numbers), so differences between methods are not
-differences in luck at the start.
+:func:`run` executes one study in three stages, every run a
+:func:`~costsgd.experiments.grpo.trainer.train` from a supervised warm start
+(:func:`~costsgd.experiments.grpo.policy.warm_start`):
 
-Results are plain data (:func:`save_results` writes JSON atomically); tables,
-token savings and figures are computed from the file by
-:mod:`costsgd.experiments.grpo.report`.
+1. *Learning-rate sweep* (baseline only): "no sampling" at every rate of
+   ``lrs`` on the ``sweep_seeds`` (their own warm starts, not the study's
+   seeds). The rate with the highest mean held-out accuracy over the run's
+   evaluations (the area under the accuracy-vs-tokens curve, every run having
+   the same token budget) is used for every method; ties go to the smaller rate.
+2. *Methods*: every method of ``methods`` on every seed of ``seeds``, at that
+   rate, with the same optimizer and token budget. Within a seed every method
+   starts from the same weights and is evaluated on the same held-out prompts
+   with the same sampling seed (paired, common random numbers).
+3. *Regime*: the baseline at twice the rate and with twice the pool (twice the
+   prompts per iteration and twice the mini-batch, so the same number of steps
+   per iteration) on the ``regime_seeds``; the gradient-noise diagnostics of
+   :mod:`~costsgd.experiments.grpo.diagnostics` are recorded on the baseline
+   and p* runs every ``grpo.diagnose_every`` iterations.
+
+The public surface: :class:`StudyConfig` (with :func:`default_config` and
+:func:`smoke_config`), :func:`run`, :func:`summary` and :func:`plot_results`;
+:func:`save_results` / :func:`load_results` write and read the JSON results
+file (atomically). The measurement and the verdict rule live in
+:mod:`~costsgd.experiments.grpo.report`.
 """
 
 from __future__ import annotations
@@ -28,38 +39,51 @@ from typing import Any
 import torch
 
 from costsgd.experiments import results as results_file
+from costsgd.experiments.grpo import report
 from costsgd.experiments.grpo.diagnostics import rollout_diagnostics
 from costsgd.experiments.grpo.policy import GRUPolicy, warm_start
-from costsgd.experiments.grpo.task import SortTask, sample_prompts
-from costsgd.experiments.grpo.trainer import GRPOConfig, Method, evaluate, train
+from costsgd.experiments.grpo.task import TASKS, SortTask, Task, WalkTask, sample_prompts
+from costsgd.experiments.grpo.trainer import GRPOConfig, Method, train
 
 __all__ = [
+    "BASELINE",
+    "DEFAULT_WALK",
     "EXPERIMENT",
     "METHODS",
+    "REGIMES",
     "SETTINGS",
     "StudyConfig",
+    "config_from_dict",
     "default_config",
+    "eval_prompts",
     "load_results",
-    "run_study",
+    "plot_results",
+    "run",
     "save_results",
     "smoke_config",
+    "summary",
+    "warm_policy",
 ]
 
 #: The name results files record (``costsgd plot`` dispatches on it).
 EXPERIMENT = "grpo-study"
 
-#: Sampling methods by name (§5.3, §5.5, Appendix G.6).
+BASELINE = "no sampling"
+
+#: Sampling methods by name (§5.3, §5.5, Appendix G.6, and the two controls).
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("no sampling", "none"),
+        Method(BASELINE, "none"),
         Method("p*"),
         Method("p*_smooth(0.01)", alpha=0.01),
         Method("p*_smooth(0.05)", alpha=0.05),
         Method("p*_smooth(0.1)", alpha=0.1),
+        Method("uniform draws", "uniform"),
+        Method("p ∝ 1[A≠0]", "nonzero"),
         Method("p_LEN", "length"),
-        Method("p*_noisy(σ²=0.1)", noise_var=0.1),
-        Method("p*_noisy(σ²=1.0)", noise_var=1.0),
+        Method("p*_noisy(σ²=0.1)", sigma2=0.1),
+        Method("p*_noisy(σ²=1.0)", sigma2=1.0),
     )
 }
 
@@ -70,14 +94,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "CISPO": {"zvf": False, "loss": "cispo"},
 }
 
-_ALL = tuple(METHODS)
-_DEFAULT_RUNS = (
-    ("GRPO", _ALL),
-    (
-        "GRPO+ZVF",
-        ("no sampling", "p*", "p*_smooth(0.01)", "p*_smooth(0.05)", "p*_smooth(0.1)", "p_LEN"),
-    ),
-    ("CISPO", ("no sampling", "p*", "p*_smooth(0.01)")),
+#: The regime runs: the baseline with one change each.
+REGIMES = ("2x lr", "2x pool")
+
+_DEFAULT_METHODS = (BASELINE, "p*", "p*_smooth(0.01)", "uniform draws", "p ∝ 1[A≠0]", "p_LEN")
+
+#: The default task: a modular walk; half its prompts are walks that do not fit
+#: under the generation cap (see :class:`~costsgd.experiments.grpo.task.WalkTask`).
+DEFAULT_WALK = WalkTask(
+    modulus=127,
+    max_stride=2,
+    min_steps=1,
+    max_steps=40,
+    max_response_len=56,
+    unsolvable_fraction=0.5,
 )
 
 
@@ -86,46 +116,73 @@ class StudyConfig:
     """Everything that defines a study (stored in the results file).
 
     Attributes:
-      runs: ``(setting, methods)`` pairs; settings are keys of :data:`SETTINGS`,
-        methods keys of :data:`METHODS`. The first method of each setting is
-        its baseline for token savings (``"no sampling"``).
-      seeds: one warm start and one run of every pair per seed.
-      task: the sorting task.
+      task: the task (:class:`WalkTask` or :class:`SortTask`).
+      setting: a key of :data:`SETTINGS`.
+      methods: keys of :data:`METHODS`; the first is the baseline ("no sampling").
+      seeds: one warm start and one run of every method per seed (paired).
+      lrs: the baseline-only learning-rate sweep.
+      sweep_seeds: seeds of the sweep (distinct from ``seeds``).
+      regime_seeds: seeds (a subset of ``seeds``) of the 2x-lr and 2x-pool runs.
       embed_dim, hidden_dim: policy size.
-      warm_start_steps, warm_start_batch: supervised warm start.
-      grpo: shared hyper-parameters (``zvf`` and ``loss`` are set per setting).
+      warm_start_steps, warm_start_batch, warm_start_lr: supervised warm start.
+      grpo: shared hyper-parameters (``lr`` is replaced by the sweep's choice;
+        ``zvf`` and ``loss`` come from ``setting``).
       eval_prompts, eval_samples: held-out set size and draws per prompt.
-      diagnostics: ``(setting, method)`` pairs whose runs record Figure 3's
-        proxy diagnostics at every evaluation.
       workers: processes running jobs in parallel (1 = in this process).
     """
 
-    runs: tuple[tuple[str, tuple[str, ...]], ...] = _DEFAULT_RUNS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    task: SortTask = field(default_factory=SortTask)
+    task: Task = DEFAULT_WALK
+    setting: str = "GRPO"
+    methods: tuple[str, ...] = _DEFAULT_METHODS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    lrs: tuple[float, ...] = (5e-4, 1e-3, 2e-3)
+    sweep_seeds: tuple[int, ...] = (100, 101)
+    regime_seeds: tuple[int, ...] = (0, 1)
     embed_dim: int = 32
-    hidden_dim: int = 96
-    warm_start_steps: int = 170
+    hidden_dim: int = 64
+    warm_start_steps: int = 100
     warm_start_batch: int = 64
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    eval_prompts: int = 256
+    warm_start_lr: float = 1e-2
+    grpo: GRPOConfig = field(
+        default_factory=lambda: GRPOConfig(
+            prompts_per_step=16,
+            rollouts_per_prompt=8,
+            minibatch_size=32,
+            micro_batch_size=8,
+            iterations=1000,
+            token_budget=600_000,
+            eval_every=5,
+            diagnose_every=40,
+        )
+    )
+    eval_prompts: int = 512
     eval_samples: int = 4
-    diagnostics: tuple[tuple[str, str], ...] = (("GRPO", "no sampling"), ("GRPO", "p*"))
     workers: int = 2
 
     def validate(self) -> StudyConfig:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be non-empty and distinct, got {self.seeds!r}")
-        for setting, methods in self.runs:
-            if setting not in SETTINGS:
-                raise ValueError(f"runs: unknown setting {setting!r}; choose from {list(SETTINGS)}")
-            for m in methods:
-                if m not in METHODS:
-                    raise ValueError(f"runs: unknown method {m!r}; choose from {list(METHODS)}")
-            if not methods or methods[0] != "no sampling":
-                raise ValueError(
-                    f"runs: setting {setting!r} must list 'no sampling' first (the baseline)"
-                )
+        if not isinstance(self.task, (WalkTask, SortTask)):
+            raise TypeError(f"task must be a WalkTask or SortTask, got {type(self.task).__name__}")
+        if self.setting not in SETTINGS:
+            raise ValueError(f"setting must be one of {list(SETTINGS)}, got {self.setting!r}")
+        for m in self.methods:
+            if m not in METHODS:
+                raise ValueError(f"methods: unknown method {m!r}; choose from {list(METHODS)}")
+        if (
+            not self.methods
+            or self.methods[0] != BASELINE
+            or len(set(self.methods)) != len(self.methods)
+        ):
+            raise ValueError(f"methods must be distinct and list {BASELINE!r} first (the baseline)")
+        for name in ("seeds", "sweep_seeds"):
+            v = getattr(self, name)
+            if not v or len(set(v)) != len(v):
+                raise ValueError(f"{name} must be non-empty and distinct, got {v!r}")
+        if set(self.sweep_seeds) & set(self.seeds):
+            raise ValueError("sweep_seeds must be disjoint from seeds")
+        if not set(self.regime_seeds) <= set(self.seeds):
+            raise ValueError(f"regime_seeds must be a subset of seeds, got {self.regime_seeds!r}")
+        if not self.lrs or not all(isinstance(x, float) and x > 0 for x in self.lrs):
+            raise ValueError(f"lrs must be non-empty positive floats, got {self.lrs!r}")
         for name in (
             "embed_dim",
             "hidden_dim",
@@ -138,42 +195,56 @@ class StudyConfig:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not self.warm_start_lr > 0:
+            raise ValueError(f"warm_start_lr must be > 0, got {self.warm_start_lr!r}")
         self.task.validate()
         self.grpo.validate()
         return self
 
-    def jobs(self) -> list[tuple[int, str, str]]:
-        """``(seed, setting, method)`` for every run, seed-major."""
-        return [(s, st, m) for s in self.seeds for st, ms in self.runs for m in ms]
+    def main_jobs(self) -> list[tuple[str, int, str]]:
+        """``(stage, seed, variant)`` of stages 2 and 3, method-major.
+
+        Every seed of the baseline and of ``methods[1]`` first, then the next
+        method, then the regime runs: an interrupted study has its first
+        comparison on as many seeds as possible.
+        """
+        jobs = [("main", s, m) for m in self.methods for s in self.seeds]
+        return jobs + [("regime", s, r) for s in self.regime_seeds for r in REGIMES]
+
+    def sweep_jobs(self) -> list[tuple[str, int, str]]:
+        return [("sweep", s, repr(lr)) for s in self.sweep_seeds for lr in self.lrs]
 
 
 def default_config(**overrides: Any) -> StudyConfig:
-    """The study ``costsgd grpo-study`` runs (17 runs per seed, 3 seeds)."""
+    """The study ``costsgd grpo-study`` runs (6 methods x 6 seeds, 6 sweep runs, 4 regime runs)."""
     return dataclasses.replace(StudyConfig(), **overrides).validate()
 
 
 def smoke_config(**overrides: Any) -> StudyConfig:
     """A seconds-long configuration that exercises the whole pipeline (tests, ``--smoke``)."""
     base = StudyConfig(
-        runs=(("GRPO", ("no sampling", "p*", "p_LEN")), ("GRPO+ZVF", ("no sampling", "p*"))),
-        seeds=(0,),
-        task=SortTask(num_symbols=3, min_len=1, max_len=5),
+        task=WalkTask(modulus=11, max_stride=2, max_steps=10, max_response_len=8),
+        methods=(BASELINE, "p*", "uniform draws", "p ∝ 1[A≠0]"),
+        seeds=(0, 1),
+        lrs=(1e-3, 3e-3),
+        sweep_seeds=(100,),
+        regime_seeds=(0,),
         embed_dim=16,
         hidden_dim=32,
-        warm_start_steps=60,
+        warm_start_steps=40,
         warm_start_batch=32,
         grpo=GRPOConfig(
             prompts_per_step=4,
             rollouts_per_prompt=4,
             minibatch_size=8,
-            iterations=4,
+            micro_batch_size=4,
+            iterations=6,
             token_budget=None,
-            lr=1e-3,
             eval_every=2,
+            diagnose_every=3,
         ),
-        eval_prompts=32,
+        eval_prompts=24,
         eval_samples=2,
-        diagnostics=(("GRPO", "no sampling"), ("GRPO", "p*")),
         workers=1,
     )
     return dataclasses.replace(base, **overrides).validate()
@@ -181,81 +252,88 @@ def smoke_config(**overrides: Any) -> StudyConfig:
 
 def _config_dict(config: StudyConfig) -> dict:
     d = dataclasses.asdict(config)
-    d["task"] = config.task._asdict()
-    d["runs"] = [[s, list(ms)] for s, ms in config.runs]
-    d["diagnostics"] = [list(p) for p in config.diagnostics]
+    name = next(k for k, v in TASKS.items() if isinstance(config.task, v))
+    d["task"] = {"name": name, **config.task._asdict()}
     return d
 
 
 def config_from_dict(d: dict) -> StudyConfig:
     """Rebuild a :class:`StudyConfig` from a results file's ``"config"``."""
+    task = dict(d["task"])
+    cls = TASKS[task.pop("name")]
+    tuples = ("methods", "seeds", "lrs", "sweep_seeds", "regime_seeds")
+    rest = {k: v for k, v in d.items() if k not in ("task", "grpo", *tuples)}
     return StudyConfig(
-        runs=tuple((s, tuple(ms)) for s, ms in d["runs"]),
-        seeds=tuple(d["seeds"]),
-        task=SortTask(**d["task"]),
+        task=cls(**task),
         grpo=GRPOConfig(**d["grpo"]),
-        diagnostics=tuple(tuple(p) for p in d["diagnostics"]),
-        **{
-            k: d[k]
-            for k in (
-                "embed_dim",
-                "hidden_dim",
-                "warm_start_steps",
-                "warm_start_batch",
-                "eval_prompts",
-                "eval_samples",
-                "workers",
-            )
-        },
+        **{k: tuple(d[k]) for k in tuples},
+        **rest,
     ).validate()
 
 
-def _warm_policy(config: StudyConfig, seed: int) -> tuple[GRUPolicy, list[float]]:
+def warm_policy(config: StudyConfig, seed: int) -> GRUPolicy:
+    """The supervised warm start of ``seed`` (every method of that seed starts from it)."""
     torch.manual_seed(seed)
     policy = GRUPolicy(config.task.vocab_size, config.embed_dim, config.hidden_dim)
-    losses = warm_start(
+    warm_start(
         policy,
         config.task,
         steps=config.warm_start_steps,
         batch_size=config.warm_start_batch,
+        lr=config.warm_start_lr,
         generator=torch.Generator().manual_seed(seed),
     )
-    return policy, losses
+    return policy
 
 
-def _eval_prompts(config: StudyConfig):
-    # One held-out set for the whole study, disjoint in seed from every training stream.
+def eval_prompts(config: StudyConfig):
+    """The held-out prompts: one fixed set for the whole study (a seed no training stream uses)."""
     return sample_prompts(
         config.task, config.eval_prompts, torch.Generator().manual_seed(2**31 - 1)
     )
 
 
-def _run_job(
-    config: StudyConfig, state: dict, seed: int, setting: str, method: str, progress=None
-) -> dict:
+def _job_config(config: StudyConfig, stage: str, variant: str, lr: float) -> GRPOConfig:
+    grpo = dataclasses.replace(config.grpo, lr=lr, **SETTINGS[config.setting])
+    if stage == "sweep":
+        return dataclasses.replace(grpo, lr=float(variant))
+    if variant == "2x lr":
+        return dataclasses.replace(grpo, lr=2 * lr)
+    if variant == "2x pool":
+        return dataclasses.replace(
+            grpo,
+            prompts_per_step=2 * grpo.prompts_per_step,
+            minibatch_size=2 * grpo.minibatch_size,
+        )
+    return grpo
+
+
+def _run_job(config: StudyConfig, lr: float, job: tuple[str, int, str], progress=None) -> dict:
     torch.set_num_threads(1)
-    policy = GRUPolicy(config.task.vocab_size, config.embed_dim, config.hidden_dim)
-    policy.load_state_dict(state)
+    stage, seed, variant = job
+    policy = warm_policy(config, seed)
     reference = copy.deepcopy(policy).requires_grad_(False)
-    grpo = dataclasses.replace(config.grpo, **SETTINGS[setting])
-    diagnose = rollout_diagnostics(grpo) if (setting, method) in config.diagnostics else None
+    grpo = _job_config(config, stage, variant, lr)
+    method = METHODS[variant] if stage == "main" else METHODS[BASELINE]
+    diagnosed = stage == "main" and variant in (BASELINE, "p*") and seed in config.regime_seeds
     t0, cpu0 = time.perf_counter(), time.process_time()
     log = train(
         policy,
         config.task,
         grpo,
-        METHODS[method],
+        method,
         seed=1000 * seed + 1,
-        eval_prompts=_eval_prompts(config),
+        eval_prompts=eval_prompts(config),
         eval_samples=config.eval_samples,
         reference=reference,
-        diagnose=diagnose,
+        diagnose=rollout_diagnostics(grpo) if diagnosed else None,
         on_iteration=progress,
     )
     return {
+        "stage": stage,
         "seed": seed,
-        "setting": setting,
-        "method": method,
+        "method": variant,
+        "lr": grpo.lr,
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - cpu0,
         **log.as_dict(),
@@ -266,60 +344,59 @@ def _job_in_worker(args) -> dict:
     return _run_job(*args)
 
 
-def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
-    """Run every job of ``config`` and return the results (JSON-ready dict).
+def _run_all(config: StudyConfig, lr: float, jobs, bar, done) -> None:
+    if config.workers == 1:
+        for job in jobs:
+            bar.set_postfix_str(" ".join(map(str, job)))
+            done(_run_job(config, lr, job, progress=lambda: bar.update(1)))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(config.workers) as pool:
+            for r in pool.imap(_job_in_worker, [(config, lr, j) for j in jobs]):
+                bar.set_postfix_str(f"done {r['stage']} {r['seed']} {r['method']}")
+                bar.update(len(r["iter_tokens"]))
+                done(r)
+
+
+def run(
+    config: StudyConfig, *, progress: bool = True, checkpoint: str | os.PathLike | None = None
+) -> dict:
+    """Run the three stages of ``config`` (module doc) and return the results (JSON-ready).
 
     Args:
       config: the study.
-      progress: show a tqdm progress bar (over training iterations).
+      progress: show a tqdm progress bar (over training iterations; a run that
+        reaches its token budget early advances it by the iterations it ran).
+      checkpoint: if given, the results so far are written there (atomically,
+        ``"complete": false``) after every finished run, so an interrupted
+        study leaves a file :func:`summary` can read (it uses the seeds whose
+        runs are all there, and says so).
 
     Returns:
-      ``{"config", "versions", "hardware", "warm_start", "runs", "seconds"}``;
-      each run holds its :class:`~costsgd.experiments.grpo.trainer.RunLog` fields.
+      ``{"config", "versions", "hardware", "lr", "runs", "seconds", "complete"}``; ``lr``
+      is the sweep's choice, each run holds ``stage``, ``seed``, ``method``,
+      ``lr`` and its :class:`~costsgd.experiments.grpo.trainer.RunLog` fields.
     """
     from tqdm.auto import tqdm
 
     config.validate()
     t0 = time.perf_counter()
     torch.set_num_threads(1)
-    jobs = config.jobs()
-    bar = tqdm(
-        total=len(jobs) * config.grpo.iterations, desc="grpo-study", unit="it", disable=not progress
-    )
-    states, warm = {}, {}
-    for seed in config.seeds:
-        bar.set_postfix_str(f"warm start seed {seed}")
-        policy, losses = _warm_policy(config, seed)
-        states[seed] = policy.state_dict()
-        acc = evaluate(
-            policy,
-            config.task,
-            _eval_prompts(config),
-            config.eval_samples,
-            10_000 + 1000 * seed + 1,
+    sweep, main = config.sweep_jobs(), config.main_jobs()
+    # An estimate: runs stop at the token budget; 2x pool runs take half the iterations.
+    per_run = config.grpo.iterations
+    if config.grpo.token_budget is not None:
+        per_run = min(
+            per_run,
+            config.grpo.token_budget
+            // (config.grpo.prompts_per_step * config.grpo.rollouts_per_prompt * 20)
+            + 1,
         )
-        warm[str(seed)] = {"final_loss": losses[-1], "accuracy": acc}
-    runs = []
-    if config.workers == 1:
-        for seed, setting, method in jobs:
-            bar.set_postfix_str(f"seed {seed} {setting} {method}")
-            run = _run_job(config, states[seed], seed, setting, method, progress=bar.update)
-            bar.update(config.grpo.iterations - len(run["iter_tokens"]))  # stopped at the budget
-            runs.append(run)
-    else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        args = [(config, states[s], s, st, m) for s, st, m in jobs]
-        with ctx.Pool(config.workers) as pool:
-            for run in pool.imap_unordered(_job_in_worker, args):
-                runs.append(run)
-                bar.set_postfix_str(f"done seed {run['seed']} {run['setting']} {run['method']}")
-                bar.update(config.grpo.iterations)
-        order = {j: i for i, j in enumerate(jobs)}
-        runs.sort(key=lambda r: order[(r["seed"], r["setting"], r["method"])])
-    bar.close()
-    return {
+    bar = tqdm(
+        total=(len(sweep) + len(main)) * per_run, desc="grpo-study", unit="it", disable=not progress
+    )
+    results = {
         "config": _config_dict(config),
         "versions": results_file.versions("torch"),
         "hardware": {
@@ -327,10 +404,37 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
             "processor": platform.processor(),
             "cpus": os.cpu_count(),
         },
-        "warm_start": warm,
-        "runs": runs,
-        "seconds": time.perf_counter() - t0,
+        "lr": None,
+        "runs": [],
+        "seconds": 0.0,
+        "complete": False,
     }
+
+    def done(r: dict) -> None:
+        results["runs"].append(r)
+        results["seconds"] = time.perf_counter() - t0
+        if checkpoint is not None:
+            save_results(results, checkpoint)
+
+    _run_all(config, config.lrs[0], sweep, bar, done)
+    results["lr"] = report.choose_lr(results["runs"])
+    _run_all(config, results["lr"], main, bar, done)
+    bar.close()
+    results["seconds"] = time.perf_counter() - t0
+    results["complete"] = True
+    if checkpoint is not None:
+        save_results(results, checkpoint)
+    return results
+
+
+def summary(results: dict) -> dict:
+    """The measurement, regime diagnostic and verdict of a results file (:func:`report.summarize`)."""
+    return report.summarize(results)
+
+
+def plot_results(results: dict, path: str | os.PathLike) -> None:
+    """Accuracy vs tokens per method with intervals, and the mechanism panel (:func:`report.plot`)."""
+    report.plot(results, path)
 
 
 def save_results(results: dict, path: str | os.PathLike) -> None:
@@ -345,6 +449,8 @@ def load_results(path: str | os.PathLike) -> dict:
       ValueError: naming the file, when it is missing, corrupt or not a study's results.
     """
     results = results_file.load_results(path, experiment=EXPERIMENT)
-    if not {"config", "runs"} <= set(results):
-        raise ValueError(f"{str(path)!r} is not a grpo-study results file (no 'config'/'runs')")
+    if not {"config", "runs", "lr"} <= set(results):
+        raise ValueError(
+            f"{str(path)!r} is not a grpo-study results file (no 'config'/'runs'/'lr')"
+        )
     return results

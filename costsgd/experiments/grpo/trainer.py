@@ -28,9 +28,21 @@ an iteration is zero, the adapter falls back to uniform draws with weight 1
 (the update then only moves the KL term), so the number of gradient steps per
 iteration is the same for every method.
 
-Policy-optimization tokens are counted as §5.4 does: prompt + response tokens of
-every sequence in every mini-batch that enters a gradient step (a sequence drawn
-twice counts twice).
+Policy-optimization tokens are counted two ways. *Drawn* tokens, as §5.4
+counts them: prompt + response tokens of every sequence in every mini-batch
+that enters a gradient step (a sequence drawn twice counts twice).
+*Processed* tokens, what a padded implementation computes on: each mini-batch
+is sorted by length and cut into micro-batches of ``micro_batch_size``
+sequences, each trimmed to its own longest sequence (length-grouped
+micro-batching); a micro-batch costs its size times that length. The policy
+runs on exactly those trimmed micro-batches (gradients accumulate over them,
+with the mini-batch's fixed denominator ``B``).
+
+Every iteration also records the mechanism behind the token claim on its own
+pool: :math:`\mathbb E_{p^*}[c]/\bar c`, the expected drawn tokens per
+iteration of :math:`p^* \propto |A|/\sqrt c` relative to "no sampling"
+(:math:`1 - ` that is the expected per-iteration saving), and the fraction of
+zero-advantage rollouts.
 """
 
 from __future__ import annotations
@@ -44,9 +56,10 @@ import torch
 
 import costsgd.torch as adapter
 from costsgd.experiments.grpo.policy import GRUPolicy, Rollouts, generate, response_logprobs
-from costsgd.experiments.grpo.task import Prompts, SortTask, rewards, sample_prompts
+from costsgd.experiments.grpo.task import Prompts, Task, rewards, sample_prompts
 
 __all__ = [
+    "SAMPLINGS",
     "Batch",
     "GRPOConfig",
     "Method",
@@ -54,7 +67,10 @@ __all__ = [
     "collect",
     "evaluate",
     "group_advantages",
+    "micro_batches",
     "minibatch_plan",
+    "pstar_cost_ratio",
+    "sampling_probs",
     "token_objective",
     "train",
 ]
@@ -73,6 +89,8 @@ class GRPOConfig:
       prompts_per_step: ``n``, prompts per iteration.
       rollouts_per_prompt: ``M``, rollouts per prompt.
       minibatch_size: ``B``, sequences per gradient step.
+      micro_batch_size: sequences per length-grouped, trimmed micro-batch
+        within a gradient step (see the module doc).
       iterations: ``K``, iterations of Algorithm 2 (at most, with ``token_budget``).
       token_budget: stop after the first iteration whose cumulative
         policy-optimization tokens reach this many (``None``: run all
@@ -88,11 +106,14 @@ class GRPOConfig:
       zvf_max_rounds: at most this many generation rounds to fill a ZVF batch.
       temperature: rollout temperature.
       eval_every: evaluate held-out accuracy every this many iterations.
+      diagnose_every: run the ``diagnose`` callback of :func:`train` every this
+        many iterations (from the first).
     """
 
     prompts_per_step: int = 16
     rollouts_per_prompt: int = 8
     minibatch_size: int = 32
+    micro_batch_size: int = 8
     iterations: int = 140
     token_budget: int | None = 240_000
     lr: float = 3e-4
@@ -106,14 +127,17 @@ class GRPOConfig:
     zvf: bool = False
     zvf_max_rounds: int = 8
     temperature: float = 1.0
-    eval_every: int = 10
+    eval_every: int = 5
+    diagnose_every: int = 25
 
     def validate(self) -> GRPOConfig:
         for name in (
             "prompts_per_step",
             "minibatch_size",
+            "micro_batch_size",
             "iterations",
             "eval_every",
+            "diagnose_every",
             "zvf_max_rounds",
         ):
             value = getattr(self, name)
@@ -140,6 +164,9 @@ class GRPOConfig:
         return self
 
 
+SAMPLINGS = ("none", "advantage", "length", "uniform", "nonzero")
+
+
 @dataclass(frozen=True)
 class Method:
     """How mini-batches are filled (§5.3, §5.5, Appendix G.6).
@@ -147,25 +174,26 @@ class Method:
     Attributes:
       name: label used in tables and plots.
       sampling: ``"none"`` (every rollout once, shuffled), ``"advantage"``
-        (:math:`p \\propto |A|/\\sqrt{c}`) or ``"length"`` (:math:`p \\propto 1/\\sqrt{c}`).
+        (:math:`p \\propto |A|/\\sqrt{c}`), ``"length"`` (:math:`p \\propto 1/\\sqrt{c}`),
+        and two controls that separate p*'s effects: ``"uniform"`` (uniform
+        draws with replacement: the resampling noise alone) and ``"nonzero"``
+        (:math:`p \\propto 1[A \\ne 0]`: zero-advantage removal alone).
       alpha: smoothing towards uniform, :math:`p^*_{smooth}(\\alpha)`.
-      noise_var: :math:`\\sigma^2` of zero-mean noise added to :math:`|A|` (§5.5).
+      sigma2: :math:`\\sigma^2` of zero-mean noise added to :math:`|A|` (§5.5).
     """
 
     name: str
     sampling: str = "advantage"
     alpha: float = 0.0
-    noise_var: float = 0.0
+    sigma2: float = 0.0
 
     def validate(self) -> Method:
-        if self.sampling not in ("none", "advantage", "length"):
-            raise ValueError(
-                f"sampling must be 'none', 'advantage' or 'length', got {self.sampling!r}"
-            )
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha!r}")
-        if not (math.isfinite(self.noise_var) and self.noise_var >= 0):
-            raise ValueError(f"noise_var must be finite and >= 0, got {self.noise_var!r}")
+        if not (math.isfinite(self.sigma2) and self.sigma2 >= 0):
+            raise ValueError(f"sigma2 must be finite and >= 0, got {self.sigma2!r}")
         return self
 
 
@@ -187,9 +215,12 @@ class RunLog:
     eval_tokens: list[int] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
+    eval_processed_tokens: list[int] = field(default_factory=list)
     iter_tokens: list[int] = field(default_factory=list)
+    iter_processed_tokens: list[int] = field(default_factory=list)
     iter_all_tokens: list[int] = field(default_factory=list)
     iter_zero_adv_frac: list[float] = field(default_factory=list)
+    iter_pstar_cost_ratio: list[float] = field(default_factory=list)
     iter_train_reward: list[float] = field(default_factory=list)
     iter_weight_max: list[float] = field(default_factory=list)
     diagnostics: list[dict] = field(default_factory=list)
@@ -220,9 +251,7 @@ def _repeat(prompts: Prompts, m: int) -> Prompts:
     return Prompts(prompts.tokens.repeat_interleave(m, 0), prompts.lengths.repeat_interleave(m, 0))
 
 
-def collect(
-    policy: GRUPolicy, task: SortTask, config: GRPOConfig, generator: torch.Generator
-) -> Batch:
+def collect(policy: GRUPolicy, task: Task, config: GRPOConfig, generator: torch.Generator) -> Batch:
     """Phase 1 of Algorithm 2: rollouts, rewards, advantages (with ZVF if configured)."""
     n, m = config.prompts_per_step, config.rollouts_per_prompt
     parts: list[tuple[Rollouts, torch.Tensor, Prompts]] = []
@@ -255,8 +284,8 @@ def minibatch_plan(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Phases 2-3 of Algorithm 2: mini-batch indices and their importance weights.
 
-    "No sampling" is a shuffled partition of the pool with weights 1. The
-    cost-aware methods call the adapter (:mod:`costsgd.torch`): ``ceil(N/B)``
+    "No sampling" is a shuffled partition of the pool with weights 1. Every
+    other method calls the adapter (:mod:`costsgd.torch`): ``ceil(N/B)``
     mini-batches of ``B`` draws from :math:`p`, weights :math:`1/(Np_u)`
     re-centred to mean 1 over the iteration's draws (Appendix G.2). When every
     advantage is zero the adapter falls back to uniform draws with weight 1.
@@ -270,17 +299,78 @@ def minibatch_plan(
         perm = torch.randperm(N, generator=generator)
         chunks = list(perm.split(minibatch_size))
         return chunks, [torch.ones(len(c)) for c in chunks]
-    probs = adapter.cost_aware_probs(
-        batch.advantages,
-        batch.rollouts.costs,
-        alpha=method.alpha,
-        proxy="length" if method.sampling == "length" else "advantage",
-        sigma2=method.noise_var,
-        generator=generator,
-    )
+    probs = sampling_probs(method, batch, generator)
     idx = adapter.sample_minibatches(probs, minibatch_size, generator=generator)
     w = adapter.importance_weights(probs, idx)
     return list(idx), list(w)
+
+
+def sampling_probs(method: Method, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+    r"""The method's :math:`p` over the pool (float64; not defined for ``"none"``).
+
+    ``"advantage"`` and ``"length"`` are the adapter's
+    :func:`costsgd.torch.cost_aware_probs`; ``"uniform"`` is :math:`1/N`;
+    ``"nonzero"`` is uniform over the rollouts with :math:`A_u \ne 0` (uniform
+    over all when there are none); both smoothed by ``alpha``.
+
+    Examples:
+      >>> import torch
+      >>> from costsgd.experiments.grpo.policy import Rollouts
+      >>> roll = Rollouts(*(torch.zeros(4, 1, dtype=torch.long),) * 3, torch.ones(4, dtype=torch.long))
+      >>> b = Batch(roll, torch.zeros(4), torch.tensor([1.0, 0.0, -2.0, 0.0]), 1, 1)
+      >>> sampling_probs(Method("nz", "nonzero"), b, torch.Generator()).tolist()
+      [0.5, 0.0, 0.5, 0.0]
+    """
+    A = batch.advantages
+    if method.sampling in ("advantage", "length"):
+        return adapter.cost_aware_probs(
+            A,
+            batch.rollouts.costs,
+            alpha=method.alpha,
+            proxy=method.sampling,
+            sigma2=method.sigma2,
+            generator=generator,
+        )
+    if method.sampling == "uniform" or not bool((A != 0).any()):
+        p = torch.full(A.shape, 1.0 / A.shape[0], dtype=torch.float64)
+    else:
+        keep = (A != 0).double()
+        p = keep / keep.sum()
+    return (1 - method.alpha) * p + method.alpha / A.shape[0]
+
+
+def pstar_cost_ratio(batch: Batch) -> float:
+    r""":math:`\mathbb E_{p^*}[c]/\bar c` over the pool, :math:`p^* \propto |A|/\sqrt c` (1 without signal).
+
+    The expected drawn tokens per iteration of p* relative to "no sampling"
+    (Algorithm 2 with ``ceil(N/B)`` mini-batches of ``B`` draws either way).
+
+    Examples:
+      >>> import torch
+      >>> from costsgd.experiments.grpo.policy import Rollouts
+      >>> roll = Rollouts(*(torch.zeros(2, 1, dtype=torch.long),) * 3, torch.tensor([0, 0]))
+      >>> roll = roll._replace(prompt_lengths=torch.tensor([1, 4]), response_lengths=torch.tensor([0, 5]))
+      >>> round(pstar_cost_ratio(Batch(roll, torch.zeros(2), torch.tensor([1.0, 0.0]), 1, 1)), 4)
+      0.2
+    """
+    c = batch.rollouts.costs.double()
+    p = adapter.cost_aware_probs(batch.advantages, c)
+    return float((p * c).sum() / c.mean())
+
+
+def micro_batches(costs: torch.Tensor, idx: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Length-grouped micro-batches of one gradient step's draws ``idx``.
+
+    Sorts the draws by cost and cuts them into chunks of ``size``; each chunk
+    is then run trimmed to its own longest sequence.
+
+    Examples:
+      >>> import torch
+      >>> [m.tolist() for m in micro_batches(torch.tensor([5, 1, 9, 3]), torch.tensor([0, 1, 2, 3, 0]), 2)]
+      [[1, 3], [0, 0], [2]]
+    """
+    order = torch.argsort(costs[idx], stable=True)
+    return list(idx[order].split(size))
 
 
 def token_objective(
@@ -312,7 +402,7 @@ def token_objective(
 
 
 @torch.no_grad()
-def evaluate(policy: GRUPolicy, task: SortTask, prompts: Prompts, samples: int, seed: int) -> float:
+def evaluate(policy: GRUPolicy, task: Task, prompts: Prompts, samples: int, seed: int) -> float:
     """Held-out accuracy, mean reward over ``samples`` draws per prompt (pass@1/mean@k)."""
     rep = _repeat(prompts, samples)
     roll = generate(policy, rep, task.max_response_len, torch.Generator().manual_seed(seed))
@@ -321,7 +411,7 @@ def evaluate(policy: GRUPolicy, task: SortTask, prompts: Prompts, samples: int, 
 
 def train(
     policy: GRUPolicy,
-    task: SortTask,
+    task: Task,
     config: GRPOConfig,
     method: Method,
     *,
@@ -341,8 +431,8 @@ def train(
       eval_prompts, eval_samples: the held-out set and draws per prompt; the
         same evaluation seed is used at every evaluation (common random numbers).
       reference: :math:`\\pi_{ref}` for the KL term (required when ``kl_coef > 0``).
-      diagnose: called at every evaluation with the current rollout batch before
-        its updates (Figure 3's proxy diagnostics); its dict is recorded.
+      diagnose: called at iterations ``1, 1 + diagnose_every, ...`` with the
+        current rollout batch before its updates (Figure 3's proxy diagnostics); its dict is recorded.
       on_iteration: called after every iteration (progress bars).
     """
     config.validate()
@@ -352,12 +442,13 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     log = RunLog()
-    tokens = steps = 0
+    tokens = processed = steps = 0
     eval_seed = seed + 10_000
 
     def record_eval(it: int) -> None:
         log.eval_iteration.append(it)
         log.eval_tokens.append(tokens)
+        log.eval_processed_tokens.append(processed)
         log.eval_steps.append(steps)
         log.eval_accuracy.append(evaluate(policy, task, eval_prompts, eval_samples, eval_seed))
 
@@ -377,35 +468,47 @@ def train(
                 if config.kl_coef > 0
                 else None
             )
-        if diagnose is not None and it % config.eval_every == 1 % config.eval_every:
+        if diagnose is not None and (it - 1) % config.diagnose_every == 0:
             log.diagnostics.append({"iteration": it, **diagnose(policy, batch, logp_ref)})
         plan = minibatch_plan(method, batch, config.minibatch_size, gen) if len(costs) else ([], [])
-        it_tokens, wmax = 0, 1.0
+        it_tokens = it_processed = 0
+        wmax = 1.0
         for idx, w in zip(*plan, strict=True):
-            lp, mask = response_logprobs(
-                policy, roll.sequences[idx], roll.prompt_lengths[idx], roll.response_lengths[idx]
-            )
-            R = lp.shape[1]
-            tok = token_objective(
-                lp,
-                mask,
-                logp_old[idx, :R],
-                batch.advantages[idx],
-                config,
-                None if logp_ref is None else logp_ref[idx, :R],
-            )
-            loss = adapter.weighted_policy_loss(
-                -tok, mask, w, mode="seq-mean-token-mean", num_sequences=config.minibatch_size
-            )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            pos = torch.arange(len(idx))
+            for mpos in micro_batches(costs[idx], pos, config.micro_batch_size):
+                mi = idx[mpos]
+                lp, mask = response_logprobs(
+                    policy, roll.sequences[mi], roll.prompt_lengths[mi], roll.response_lengths[mi]
+                )
+                R = lp.shape[1]
+                tok = token_objective(
+                    lp,
+                    mask,
+                    logp_old[mi, :R],
+                    batch.advantages[mi],
+                    config,
+                    None if logp_ref is None else logp_ref[mi, :R],
+                )
+                loss = adapter.weighted_policy_loss(
+                    -tok,
+                    mask,
+                    w[mpos],
+                    mode="seq-mean-token-mean",
+                    num_sequences=config.minibatch_size,
+                )
+                loss.backward()
+                it_processed += len(mi) * int(costs[mi].max())
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
             opt.step()
             steps += 1
             it_tokens += int(costs[idx].sum())
             wmax = max(wmax, float(w.max()))
         tokens += it_tokens
+        processed += it_processed
         log.iter_tokens.append(it_tokens)
+        log.iter_processed_tokens.append(it_processed)
+        log.iter_pstar_cost_ratio.append(pstar_cost_ratio(batch) if len(costs) else 1.0)
         log.iter_all_tokens.append(int(costs.sum()))
         log.iter_zero_adv_frac.append(
             float((batch.advantages == 0).float().mean()) if len(costs) else 1.0
