@@ -50,6 +50,7 @@ from costsgd._validate import (
     host,
 )
 from costsgd.draw import alias_table
+from costsgd.problems import least_squares_grad
 from costsgd.sgd_kernel import (
     Checkpoints,
     EngineArrays,
@@ -169,7 +170,6 @@ def cost_aware_sgd(
       True
     """
     import jax
-    import jax.numpy as jnp
 
     steps = check_positive_int(steps, "steps")
     trials = check_positive_int(trials, "trials")
@@ -186,7 +186,7 @@ def cost_aware_sgd(
     x_star, x0 = _check_problem(problem, n, x0)
     predrawn = indices is not None
     if predrawn:
-        sources = jnp.asarray(_check_indices(indices, P, trials, steps), jnp.int32)
+        sources = np.asarray(_check_indices(indices, P, trials, steps), np.int32)
     else:
         sources = jax.random.split(_as_key(key), trials)
     arrays = _engine_arrays(problem, P, x_star, dtype)
@@ -194,10 +194,10 @@ def cost_aware_sgd(
     grad = problem.grad if problem.grad is not None else jax.grad(problem.loss)
     state, rec = compiled()(
         arrays,
-        jnp.asarray(eta, dtype),
+        np.asarray(eta, dtype),
         sources,
-        jnp.asarray(x0, dtype),
-        type(events)(*(jnp.asarray(a) for a in events)),
+        np.asarray(x0, dtype),
+        events,
         loss=problem.loss,
         grad=grad,
         chunk=chunk,
@@ -336,26 +336,38 @@ def _as_key(key: Any):
 
 
 def _engine_arrays(problem: Any, P: np.ndarray, x_star: np.ndarray, dtype: Any) -> EngineArrays:
-    """The problem's and strategies' arrays in the run's dtype (alias tables built in float64)."""
+    """The problem's and strategies' arrays in the run's dtype (alias tables built in float64).
+
+    Converted on the host and moved in one transfer: a conversion on the device
+    would compile a small program per array and dtype.
+    """
     import jax
-    import jax.numpy as jnp
 
     n = P.shape[1]
     tables = [alias_table(row) for row in P]
     with np.errstate(divide="ignore"):
         weight = np.where(P > 0, 1.0 / (n * P), 0.0)
     hess = problem.hessian
-    return EngineArrays(
-        data=jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), problem.data),
-        c=jnp.asarray(np.asarray(problem.c, np.float64), dtype),
-        weight=jnp.asarray(weight, dtype),
-        threshold=jnp.asarray(np.stack([t.threshold for t in tables])),
-        alias=jnp.asarray(np.stack([t.alias for t in tables]), jnp.int32),
-        radius=jnp.asarray(float(problem.radius), dtype),
-        x_star=jnp.asarray(x_star, dtype),
-        f_star=jnp.asarray(float(problem.f_star), dtype),
-        hessian=None if hess is None else jnp.asarray(hess, dtype),
+    data = jax.tree_util.tree_map(lambda a: np.asarray(host(a), dtype), problem.data)
+    linear = (  # gradient (aᵀx - b)a: the step reads ‖a_i‖² (sgd_kernel.linear_sgd_step)
+        problem.grad is least_squares_grad
+        and isinstance(data, tuple)
+        and len(data) == 2
+        and np.ndim(data[0]) == 2
     )
+    arrays = EngineArrays(
+        data=data,
+        c=np.asarray(problem.c, np.float64).astype(dtype),
+        weight=weight.astype(dtype),
+        threshold=np.stack([t.threshold for t in tables]),
+        alias=np.stack([t.alias for t in tables]).astype(np.int32),
+        radius=np.asarray(float(problem.radius), dtype),
+        x_star=np.asarray(x_star, dtype),
+        f_star=np.asarray(float(problem.f_star), dtype),
+        hessian=None if hess is None else np.asarray(host(hess), dtype),
+        a_norm2=np.einsum("ij,ij->i", data[0], data[0]) if linear else None,
+    )
+    return jax.device_put(arrays)
 
 
 def _check_converged(result: SGDResult, eta: np.ndarray, eta_name: str, squeeze: bool) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "TrialInputs",
     "error_function",
     "importance_weighted_gradient",
+    "linear_sgd_step",
     "project",
     "run_trial",
     "sgd_step",
@@ -59,6 +60,7 @@ class EngineArrays(NamedTuple):
     x_star: Any  #: (d,) minimiser
     f_star: Any  #: () optimal value
     hessian: Any  #: (d, d) or None
+    a_norm2: Any = None  #: (n,) ‖a_i‖² for least-squares data (a, b), else None
 
 
 class EventSchedule(NamedTuple):
@@ -157,6 +159,63 @@ def sgd_step(
     return SGDState(x_next, average, state.cost + cost)
 
 
+def linear_sgd_step(
+    state: SGDState,
+    datum: Any,
+    a_norm2: Any,
+    weight: Any,
+    cost: Any,
+    eta: Any,
+    t: Any,
+    radius: Any,
+) -> SGDState:
+    r""":func:`sgd_step` for a least-squares component, :math:`\nabla f_i(x) = (a_i^\top x - b_i)a_i`.
+
+    With :math:`s = \eta_t (a_i^\top x_t - b_i)/(n p_i)` the step is
+    :math:`y = x_t - s a_i` (Algorithm 1, line 6) and the projection's norm
+    comes from the two reductions over :math:`x_t` and the precomputed
+    :math:`\|a_i\|^2`,
+
+    .. math:: \|y\|^2 = \|x_t\|^2 - 2s\,a_i^\top x_t + s^2\|a_i\|^2,
+
+    so no reduction reads :math:`y`: the step is one pass of reductions over
+    :math:`x_t` and one elementwise pass writing :math:`\Pi(y) = y\min(1, R/\|y\|)`.
+    The result equals :func:`sgd_step`'s up to rounding.
+
+    Args:
+      state: :class:`SGDState` holding :math:`x_t`, :math:`\bar x_{t-1}`, :math:`\mathcal K_{t-1}`.
+      datum: ``(a_i, b_i)``.
+      a_norm2: :math:`\|a_i\|^2`.
+      weight: :math:`1/(n p_{i_t})`.
+      cost: :math:`c_{i_t}`.
+      eta: step size :math:`\eta_t`.
+      t: the step number, starting at 1.
+      radius: :math:`R` of the feasible ball.
+
+    Returns:
+      The next :class:`SGDState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> s = SGDState(jnp.ones(2), jnp.zeros(2), jnp.zeros(()))
+      >>> s = linear_sgd_step(s, (jnp.array([1.0, 0.0]), 0.0), 1.0, 1.0, 5.0, 0.5, 1, 10.0)
+      >>> s.x.tolist(), s.average.tolist(), float(s.cost)
+      ([0.5, 1.0], [1.0, 1.0], 5.0)
+    """
+    import jax.numpy as jnp
+
+    a, b = datum
+    x = state.x
+    average = state.average + (x - state.average) * (1 / t)
+    ax = jnp.sum(a * x)
+    step = eta * weight * (ax - b)
+    norm2 = jnp.sum(x * x) - 2 * step * ax + step * step * a_norm2
+    norm = jnp.sqrt(jnp.maximum(norm2, 0))
+    scale = jnp.minimum(1.0, radius / jnp.maximum(norm, jnp.finfo(x.dtype).tiny))
+    scale = jnp.where(norm < jnp.inf, scale, jnp.nan)
+    return SGDState((x - step * a) * scale.astype(x.dtype), average, state.cost + cost)
+
+
 def error_function(arrays: EngineArrays, loss: Callable) -> Callable:
     r""":math:`f(x) - f^*` for one point: ½eᵀHe (quadratic, :math:`e = x - x^*`) or the
     mean loss minus :math:`f^*` (O(nd); evaluated only at checkpoints)."""
@@ -210,6 +269,17 @@ def _one_step(arrays, inputs, grad, state, i, eta, t):
         return a.at[i].get(mode="promise_in_bounds")
 
     datum = jax.tree_util.tree_map(take, arrays.data)
+    if arrays.a_norm2 is not None:
+        return linear_sgd_step(
+            state,
+            datum,
+            take(arrays.a_norm2),
+            take(inputs.weight),
+            take(arrays.c),
+            eta,
+            t.astype(state.x.dtype),
+            arrays.radius,
+        )
     return sgd_step(
         state,
         datum,

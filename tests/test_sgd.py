@@ -51,15 +51,34 @@ def numpy_reference(prob, p, idx, eta, checkpoints, alpha):
     return np.array(out).T, x
 
 
+def generic_grad(x, datum):
+    """The least-squares gradient under another name: the engine's generic step path."""
+    return least_squares_grad(x, datum)
+
+
+@pytest.mark.parametrize("path", ["least_squares_step", "generic_step"])
 @pytest.mark.parametrize("kind", ["constant", "inverse_time"])
-def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategies, kind):
+def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategies, kind, path):
+    run_prob = prob
+    if path == "generic_step":
+        run_prob = cs.FiniteSum(
+            least_squares_loss,
+            prob.data,
+            G=prob.G,
+            c=prob.c,
+            radius=prob.radius,
+            x_star=prob.x_star,
+            f_star=prob.f_star,
+            grad=generic_grad,
+            hessian=prob.hessian,
+        )
     rng = np.random.default_rng(0)
     idx = np.stack([cs.sample(cs.alias_table(p), (M, T), rng=rng) for p in strategies])
     mu = float(np.linalg.eigvalsh(prob.hessian)[0])
     eta = np.full(T, 2e-3) if kind == "constant" else cs.inverse_time_schedule(mu, T, offset=50)
     with jax.enable_x64(True):
         res = cs.cost_aware_sgd(
-            prob,
+            run_prob,
             strategies,
             steps=T,
             trials=M,
@@ -226,6 +245,27 @@ def test_projection_is_onto_the_ball(x, radius):
     else:
         assert np.linalg.norm(y) == pytest.approx(radius)
         assert np.linalg.norm(y / radius - x / np.linalg.norm(x)) < 1e-9  # same direction
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    x=st.lists(st.floats(-3, 3, allow_subnormal=False), min_size=3, max_size=3),
+    a=st.lists(st.floats(-3, 3, allow_subnormal=False), min_size=3, max_size=3),
+    b=st.floats(-3, 3),
+    eta=st.floats(1e-3, 10),
+    radius=st.floats(0.1, 10),
+)
+def test_least_squares_step_equals_the_generic_step(x, a, b, eta, radius):
+    """The identity ‖x - s a‖² = ‖x‖² - 2s aᵀx + s²‖a‖² gives the same projected step, inside and
+    outside the ball."""
+    with jax.enable_x64(True):
+        x, a = jnp.asarray(x, jnp.float64), jnp.asarray(a, jnp.float64)
+        state = sgd_kernel.SGDState(x, x / 2, jnp.float64(1.0))
+        args = (0.7, 2.0, eta, 3.0, radius)
+        want = sgd_kernel.sgd_step(state, (a, b), *args, grad=least_squares_grad)
+        got = sgd_kernel.linear_sgd_step(state, (a, b), a @ a, *args)
+        for u, v in zip(got, want, strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
 
 
 def test_theory_step_size_and_schedules():
