@@ -289,61 +289,36 @@ def _explain(rows: dict, target: str) -> str:
     return "no control run to separate the effects"
 
 
-def summarize(results: dict) -> dict:
-    """Everything the report prints, as plain data (see the module doc)."""
-    cfg = results["config"]
-    main = defaultdict(dict)
-    regime = defaultdict(dict)
-    for r in results["runs"]:
-        if r["stage"] == "main":
-            main[r["method"]][r["seed"]] = r
-        elif r["stage"] == "regime":
-            regime[r["method"]][r["seed"]] = r
-    baseline = cfg["methods"][0]
-    # An interrupted study (a checkpoint) compares each method on the seeds it shares
-    # with the baseline; a method with none is left out.
-    methods = [m for m in cfg["methods"] if any(s in main[baseline] for s in main.get(m, {}))]
-    if not methods:
-        raise ValueError("results have no baseline run")
-    seeds = [s for s in cfg["seeds"] if s in main[baseline]]
-    budget = cfg["grpo"]["token_budget"] or min(
-        float(main[baseline][s]["eval_tokens"][-1]) for s in seeds
+def _per_iteration_ratio(base: list, runs: list, key: str) -> float:
+    """Mean over seeds of a method's mean per-iteration ``key`` over the baseline's."""
+    return float(
+        np.mean([np.mean(r[key]) / np.mean(b[key]) for b, r in zip(base, runs, strict=True)])
     )
-    rows = {}
-    for m in methods:
-        paired = [s for s in seeds if s in main[m]]
-        base = [main[baseline][s] for s in paired]
-        runs = [main[m][s] for s in paired]
-        rows[m] = {
-            "method": m,
-            "seeds": paired,
-            "drawn": _comparison(base, runs, budget, "eval_tokens"),
-            "processed": _comparison(base, runs, budget, "eval_processed_tokens"),
-            "plateau_accuracy": float(np.mean([_plateau(r, budget) for r in runs])),
-            "plateau_vs_baseline": _accuracy_diff(base, runs, budget, _plateau),
-            "peak_accuracy": float(np.mean([_peak(r, budget) for r in runs])),
-            "peak_vs_baseline": _accuracy_diff(base, runs, budget, _peak),
-            "pstar_cost_ratio": _mean_iter(runs, "iter_pstar_cost_ratio"),
-            "zero_adv_fraction": _mean_iter(runs, "iter_zero_adv_frac"),
-            "drawn_per_iteration_vs_baseline": float(
-                np.mean(
-                    [
-                        np.mean(r["iter_tokens"]) / np.mean(b["iter_tokens"])
-                        for b, r in zip(base, runs, strict=True)
-                    ]
-                )
-            ),
-            "processed_per_iteration_vs_baseline": float(
-                np.mean(
-                    [
-                        np.mean(r["iter_processed_tokens"]) / np.mean(b["iter_processed_tokens"])
-                        for b, r in zip(base, runs, strict=True)
-                    ]
-                )
-            ),
-            "iterations": float(np.mean([len(r["iter_tokens"]) for r in runs])),
-        }
-    # Regime diagnostic.
+
+
+def _method_row(method: str, paired: list, base: list, runs: list, budget: float) -> dict:
+    """One method against the baseline on the seeds both ran (paired)."""
+    return {
+        "method": method,
+        "seeds": paired,
+        "drawn": _comparison(base, runs, budget, "eval_tokens"),
+        "processed": _comparison(base, runs, budget, "eval_processed_tokens"),
+        "plateau_accuracy": float(np.mean([_plateau(r, budget) for r in runs])),
+        "plateau_vs_baseline": _accuracy_diff(base, runs, budget, _plateau),
+        "peak_accuracy": float(np.mean([_peak(r, budget) for r in runs])),
+        "peak_vs_baseline": _accuracy_diff(base, runs, budget, _peak),
+        "pstar_cost_ratio": _mean_iter(runs, "iter_pstar_cost_ratio"),
+        "zero_adv_fraction": _mean_iter(runs, "iter_zero_adv_frac"),
+        "drawn_per_iteration_vs_baseline": _per_iteration_ratio(base, runs, "iter_tokens"),
+        "processed_per_iteration_vs_baseline": _per_iteration_ratio(
+            base, runs, "iter_processed_tokens"
+        ),
+        "iterations": float(np.mean([len(r["iter_tokens"]) for r in runs])),
+    }
+
+
+def _regime_summary(cfg, main, regime, rows, baseline, seeds, budget) -> dict:
+    """The gradient-noise regime, the prediction that applies, and the 2x-LR/2x-pool runs."""
     diags = [
         d
         for m in (baseline, "p*")
@@ -378,7 +353,6 @@ def summarize(results: dict) -> dict:
         if reg["regime"] == "variance-limited"
         else expected_ratio
     )
-    base = [main[baseline][s] for s in seeds]
     reg["runs"] = {}
     for v, by_seed in regime.items():
         rseeds = [s for s in cfg["regime_seeds"] if s in by_seed and s in seeds]
@@ -390,6 +364,11 @@ def summarize(results: dict) -> dict:
             "drawn": _comparison(b, o, budget, "eval_tokens"),
             "plateau_vs_baseline": _accuracy_diff(b, o, budget, _plateau),
         }
+    return reg
+
+
+def _verdicts(rows: dict) -> dict:
+    """The fixed verdict rule applied to p* and p*_smooth(0.01), where they ran."""
     verdicts = {}
     for m in ("p*", "p*_smooth(0.01)"):
         if m in rows:
@@ -405,9 +384,38 @@ def summarize(results: dict) -> dict:
             if v["verdict"] == "not reproduced":
                 v["explained_by"] = _explain(rows, m)
             verdicts[m] = v
+    return verdicts
+
+
+def summarize(results: dict) -> dict:
+    """Everything the report prints, as plain data (see the module doc)."""
+    cfg = results["config"]
+    main = defaultdict(dict)
+    regime = defaultdict(dict)
+    for r in results["runs"]:
+        if r["stage"] == "main":
+            main[r["method"]][r["seed"]] = r
+        elif r["stage"] == "regime":
+            regime[r["method"]][r["seed"]] = r
+    baseline = cfg["methods"][0]
+    # An interrupted study (a checkpoint) compares each method on the seeds it shares
+    # with the baseline; a method with none is left out.
+    methods = [m for m in cfg["methods"] if any(s in main[baseline] for s in main.get(m, {}))]
+    if not methods:
+        raise ValueError("results have no baseline run")
+    seeds = [s for s in cfg["seeds"] if s in main[baseline]]
+    budget = cfg["grpo"]["token_budget"] or min(
+        float(main[baseline][s]["eval_tokens"][-1]) for s in seeds
+    )
+    rows = {}
+    for m in methods:
+        paired = [s for s in seeds if s in main[m]]
+        base = [main[baseline][s] for s in paired]
+        rows[m] = _method_row(m, paired, base, [main[m][s] for s in paired], budget)
+    base = [main[baseline][s] for s in seeds]
     return {
         "verdict_rule": VERDICT_RULE,
-        "verdicts": verdicts,
+        "verdicts": _verdicts(rows),
         "controls": _controls_text(rows),
         "lr": results["lr"],
         "sweep": _sweep(results),
@@ -417,7 +425,7 @@ def summarize(results: dict) -> dict:
         "baseline_last_window_gain": _last_window_gain(base, budget),
         "baseline_plateaued": _last_window_gain(base, budget) < 0.01,
         "rows": list(rows.values()),
-        "regime": reg,
+        "regime": _regime_summary(cfg, main, regime, rows, baseline, seeds, budget),
         "seeds": seeds,
         "seeds_planned": list(cfg["seeds"]),
         "methods_planned": list(cfg["methods"]),
