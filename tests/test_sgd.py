@@ -27,6 +27,21 @@ def prob():
     return cs.least_squares(N, D, rng=4)
 
 
+def with_grad(prob, grad):
+    """``prob`` as a generic :class:`FiniteSum` whose gradient is ``grad``."""
+    return cs.FiniteSum(
+        least_squares_loss,
+        prob.data,
+        G=prob.G,
+        c=prob.c,
+        radius=prob.radius,
+        x_star=prob.x_star,
+        f_star=prob.f_star,
+        grad=grad,
+        hessian=prob.hessian,
+    )
+
+
 @pytest.fixture(scope="module")
 def strategies(prob):
     return np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
@@ -61,17 +76,7 @@ def generic_grad(x, datum):
 def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategies, kind, path):
     run_prob = prob
     if path == "generic_step":
-        run_prob = cs.FiniteSum(
-            least_squares_loss,
-            prob.data,
-            G=prob.G,
-            c=prob.c,
-            radius=prob.radius,
-            x_star=prob.x_star,
-            f_star=prob.f_star,
-            grad=generic_grad,
-            hessian=prob.hessian,
-        )
+        run_prob = with_grad(prob, generic_grad)
     rng = np.random.default_rng(0)
     idx = np.stack([cs.sample(cs.alias_table(p), (M, T), rng=rng) for p in strategies])
     mu = float(np.linalg.eigvalsh(prob.hessian)[0])
@@ -168,17 +173,7 @@ def test_second_call_does_not_recompile(prob, strategies):
         traces.append(1)
         return least_squares_grad(x, datum)
 
-    counted = cs.FiniteSum(
-        least_squares_loss,
-        prob.data,
-        G=prob.G,
-        c=prob.c,
-        radius=prob.radius,
-        x_star=prob.x_star,
-        f_star=prob.f_star,
-        grad=counted_grad,
-        hessian=prob.hessian,
-    )
+    counted = with_grad(prob, counted_grad)
     kw = dict(steps=T, trials=M, checkpoints=CHECKPOINTS)
     cs.cost_aware_sgd(counted, strategies, step_size=1e-3, key=0, **kw)
     first = len(traces)

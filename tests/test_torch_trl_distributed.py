@@ -2,12 +2,14 @@
 
 import os
 import socket
+import time
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 STEPS = 2
+TIMEOUT_S = 600  # a hang fails the test instead of stalling the suite
 
 
 def _free_port():
@@ -90,12 +92,22 @@ def _worker(rank, world, port, out_dir):
         {"shapes": trainer.shapes, "raised": raised, "logs": logs}, f"{out_dir}/rank{rank}.pt"
     )
     torch.distributed.destroy_process_group()
+    # Leave without freeing the trainer: DDP's reducer, freed on return, can deadlock in
+    # ProcessGroupGloo's destructor (it joins gloo's worker thread while holding the GIL the
+    # thread waits for). The results are on disk; exit code 0 is all mp.spawn checks.
+    os._exit(0)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trl_dist")
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp)), nprocs=2, join=True)
+    context = mp.spawn(_worker, args=(2, _free_port(), str(tmp)), nprocs=2, join=False)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the 2-process TRL run did not finish within {TIMEOUT_S} s")
     return [torch.load(tmp / f"rank{r}.pt") for r in range(2)]
 
 
