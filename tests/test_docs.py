@@ -25,8 +25,6 @@ README = ROOT / "README.md"
 # and GRPO pages.
 NOT_API = ("costsgd.cli", "costsgd.experiments")
 
-pytest_plugins = ["pytester"]
-
 
 def _config() -> dict:
     return yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
@@ -160,21 +158,3 @@ def test_readme_links_point_at_existing_docs_pages():
     links = re.findall(r"\]\((docs/[^)#\s]+)", text)
     assert links, "the README links into the docs"
     assert [link for link in links if not (ROOT / link).is_file()] == []
-
-
-def test_slow_tests_run_only_with_runslow(pytester):
-    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text(encoding="utf-8"))
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.slow
-        def test_long():
-            pass
-
-        def test_short():
-            pass
-        """
-    )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=1)
-    pytester.runpytest("-p", "no:cacheprovider", "--runslow").assert_outcomes(passed=2)
