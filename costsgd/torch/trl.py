@@ -173,7 +173,9 @@ class LengthGroupedGRPOTrainer(GRPOTrainer):
             )
         self.group_by_length = group_by_length
         self.token_totals = {"pool": 0.0, "drawn": 0.0, "processed": 0.0}
-        self._window_tokens = [0.0, 0.0]  # drawn, processed in the current optimizer step
+        # drawn (a device tensor: no host sync per micro-batch) and processed tokens of the
+        # current optimizer step
+        self._window_drawn, self._window_processed = 0, 0
 
     def _generate_and_score_completions(self, inputs):
         batch = super()._generate_and_score_completions(inputs)
@@ -211,16 +213,22 @@ class LengthGroupedGRPOTrainer(GRPOTrainer):
         if self.group_by_length and self._buffered_inputs is not previous:
             self._buffered_inputs = self.micro_batches(self._buffered_inputs)
             inputs = self._buffered_inputs[self._step % self.args.steps_per_generation]
-        self._window_tokens[0] += float(inputs["rollout_tokens"].sum())
-        self._window_tokens[1] += padded_tokens(inputs)
+        self._window_drawn = self._window_drawn + inputs["rollout_tokens"].sum()
+        self._window_processed += padded_tokens(inputs)
         return inputs
 
     def training_step(self, model, inputs, num_items_in_batch):
         output = super().training_step(model, inputs, num_items_in_batch)
         if self._step % self.current_gradient_accumulation_steps == 0:
-            window = torch.tensor(self._window_tokens, device=self.accelerator.device)
+            device = self.accelerator.device
+            window = torch.stack(
+                [
+                    torch.as_tensor(self._window_drawn, device=device).to(torch.float64),
+                    torch.tensor(float(self._window_processed), device=device, dtype=torch.float64),
+                ]
+            )
             drawn, processed = self.accelerator.reduce(window, reduction="sum").tolist()
-            self._window_tokens = [0.0, 0.0]
+            self._window_drawn, self._window_processed = 0, 0
             self.token_totals["drawn"] += drawn
             self.token_totals["processed"] += processed
             self._metrics["train"]["tokens/drawn"].append(drawn)
