@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+import costsgd.torch as adapter
 from costsgd.experiments.grpo import report, study, trainer
 from costsgd.experiments.grpo.diagnostics import rollout_diagnostics
-from costsgd.experiments.grpo.policy import GRUPolicy, generate, response_logprobs, warm_start
+from costsgd.experiments.grpo.policy import (
+    GRUPolicy,
+    correct_probability,
+    generate,
+    reference_sequences,
+    response_logprobs,
+    warm_start,
+)
 from costsgd.experiments.grpo.task import (
     BOS,
     EOS,
@@ -226,6 +234,37 @@ def test_default_warm_start_leaves_a_middling_accuracy():
     pol = study.warm_policy(cfg, 0)
     acc = trainer.evaluate(pol, cfg.task, study.eval_prompts(cfg), 2, 0)
     assert 0.1 < acc < 0.6, acc
+
+
+def test_correct_probability_is_the_expected_reward_of_a_sampled_response():
+    task = WalkTask(
+        modulus=11, max_stride=2, max_steps=6, max_response_len=8, unsolvable_fraction=0.3
+    )
+    pol = _policy(task)
+    warm_start(pol, task, steps=60, batch_size=32, generator=torch.Generator().manual_seed(0))
+    p = sample_prompts(task, 12, torch.Generator().manual_seed(1))
+    exact = correct_probability(pol, task, p)
+    unsolvable = ~(references(task, p) == EOS).any(dim=1)
+    assert bool(unsolvable.any()) and bool((exact[unsolvable] == 0).all())
+    assert bool((exact[~unsolvable] > 0).all()) and 0.1 < float(exact.max()) < 1
+    n = 4000
+    rep = trainer.Prompts(p.tokens.repeat_interleave(n, 0), p.lengths.repeat_interleave(n, 0))
+    roll = generate(pol, rep, task.max_response_len, torch.Generator().manual_seed(2))
+    freq = rewards(task, rep, roll.responses).view(12, n).mean(1)
+    # 4000 draws: binomial sd <= 0.008; 5 sd
+    torch.testing.assert_close(freq, exact, rtol=0, atol=0.04)
+    ev = trainer.evaluate(pol, task, p)
+    assert ev == pytest.approx(float(exact.mean()))
+    assert trainer.evaluate(pol, task, p, n, 2) == pytest.approx(float(freq.mean()))
+
+
+def test_reference_sequences_score_reward_one():
+    task = WalkTask(modulus=11, max_stride=2, max_steps=10, max_response_len=12)
+    p = sample_prompts(task, 8, torch.Generator().manual_seed(0))
+    seq, rlen = reference_sequences(task, p)
+    responses = seq.gather(1, p.lengths[:, None] + torch.arange(task.max_response_len))
+    assert rewards(task, p, responses).tolist() == [1.0] * 8
+    assert rlen.tolist() == reference_lengths(task, p).tolist()
 
 
 # --- trainer ----------------------------------------------------------------------------
@@ -444,6 +483,30 @@ def test_micro_batching_changes_the_processed_tokens_not_the_update():
         a >= b for a, b in zip(one.iter_processed_tokens, many.iter_processed_tokens, strict=True)
     )
     del pol_a
+
+
+def test_one_pass_gradient_equals_the_micro_batch_accumulation():
+    pol, cfg, b = _batch()
+    idx, w = (x[0] for x in minibatch_plan(Method("p*"), b, cfg.minibatch_size, torch.Generator()))
+    roll = b.rollouts
+
+    def grads(parts):
+        pol.zero_grad(set_to_none=True)
+        for pos in parts:
+            mi = idx[pos]
+            lp, mask = response_logprobs(
+                pol, roll.sequences[mi], roll.prompt_lengths[mi], roll.response_lengths[mi]
+            )
+            tok = token_objective(lp, mask, lp.detach(), b.advantages[mi], cfg)
+            adapter.weighted_policy_loss(
+                -tok, mask, w[pos], mode="seq-mean-token-mean", num_sequences=len(idx)
+            ).backward()
+        return [q.grad.clone() for q in pol.parameters()]
+
+    one = grads([torch.arange(len(idx))])
+    many = grads(micro_batches(roll.costs[idx], torch.arange(len(idx)), 3))
+    for a, c in zip(one, many, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-6)
 
 
 def test_processed_tokens_are_micro_batch_size_times_its_longest(monkeypatch):

@@ -59,7 +59,7 @@ def register(sub) -> None:
         help="seeds of the baseline-only learning-rate sweep (default: 100 101)",
     )
     p.add_argument(
-        "--lrs", type=float, nargs="+", help="learning rates of the sweep (default: 5e-4 1e-3 2e-3)"
+        "--lrs", type=float, nargs="+", help="learning rates of the sweep (default: 1e-3 2e-3 4e-3)"
     )
     p.add_argument(
         "--iterations", type=positive_int, help="at most this many GRPO iterations per run"
@@ -68,7 +68,7 @@ def register(sub) -> None:
     p.add_argument(
         "--token-budget",
         type=non_negative_int,
-        help="drawn policy-optimization tokens per run (default: 600000; 0 = run all iterations)",
+        help="drawn policy-optimization tokens per run (default: 700000; 0 = run all iterations)",
     )
     p.add_argument(
         "--methods", nargs="+", help="only these methods (the baseline 'no sampling' is kept)"

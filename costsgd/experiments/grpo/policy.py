@@ -25,7 +25,15 @@ from costsgd.experiments.grpo.task import (
     sample_prompts,
 )
 
-__all__ = ["GRUPolicy", "Rollouts", "generate", "response_logprobs", "warm_start"]
+__all__ = [
+    "GRUPolicy",
+    "Rollouts",
+    "correct_probability",
+    "generate",
+    "reference_sequences",
+    "response_logprobs",
+    "warm_start",
+]
 
 
 class GRUPolicy(nn.Module):
@@ -173,6 +181,61 @@ def response_logprobs(
     return torch.where(mask, lp.gather(1, idx), 0.0), mask
 
 
+def reference_sequences(task: Task, prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each prompt followed by its :func:`references` response, laid out as :class:`Rollouts`.
+
+    Returns:
+      ``(sequences, response_lengths)``: ``LongTensor[n, P + R]`` and ``LongTensor[n]``.
+
+    Examples:
+      >>> import torch
+      >>> from costsgd.experiments.grpo.task import WalkTask
+      >>> walk = Prompts(torch.tensor([[BOS, 4 + 5, 4 + 3, SEP]]), torch.tensor([4]))
+      >>> seq, rlen = reference_sequences(WalkTask(modulus=7, max_steps=6), walk)
+      >>> seq[0, :8].tolist(), rlen.tolist()
+      ([1, 9, 7, 2, 5, 8, 4, 3], [4])
+    """
+    ref = references(task, prompts)
+    n, P = prompts.tokens.shape
+    R = ref.shape[1]
+    seq = torch.full((n, P + R), PAD, dtype=torch.long)
+    seq[:, :P] = prompts.tokens
+    seq.scatter_(1, prompts.lengths[:, None] + torch.arange(R), ref)
+    return seq, reference_lengths(task, prompts)
+
+
+@torch.no_grad()
+def correct_probability(policy: GRUPolicy, task: Task, prompts: Prompts) -> torch.Tensor:
+    r"""Probability that :func:`generate` (temperature 1) answers each prompt correctly.
+
+    The reward is 1 only for the exact reference response :math:`o^\star` (EOS
+    included), so :math:`P(r = 1 \mid q) = \prod_t \pi_\theta(o^\star_t \mid q,
+    o^\star_{<t})`: one teacher-forced pass. It is the expectation of the
+    0/1 reward of a sampled response, the limit of mean@k as :math:`k \to \infty`
+    (0 for a walk longer than the cap, which no response can answer).
+
+    Returns:
+      ``FloatTensor[n]``.
+
+    Examples:
+      >>> import torch
+      >>> from costsgd.experiments.grpo.task import SortTask, sample_prompts
+      >>> task = SortTask()
+      >>> _ = torch.manual_seed(0)
+      >>> p = correct_probability(GRUPolicy(task.vocab_size), task,
+      ...                         sample_prompts(task, 3, torch.Generator().manual_seed(0)))
+      >>> p.shape, bool(((p > 0) & (p < 1)).all())
+      (torch.Size([3]), True)
+    """
+    seq, rlen = reference_sequences(task, prompts)
+    solvable = (references(task, prompts) == EOS).any(dim=1)
+    out = torch.zeros(len(rlen))
+    if bool(solvable.any()):
+        lp, _ = response_logprobs(policy, seq[solvable], prompts.lengths[solvable], rlen[solvable])
+        out[solvable] = lp.sum(dim=1).exp()
+    return out
+
+
 def warm_start(
     policy: GRUPolicy,
     task: Task,
@@ -198,16 +261,10 @@ def warm_start(
     """
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     losses = []
-    R = task.max_response_len
     for _ in range(steps):
         prompts = sample_prompts(task, batch_size, generator)
-        ref = references(task, prompts)
-        n, P = prompts.tokens.shape
-        seq = torch.full((n, P + R), PAD, dtype=torch.long)
-        seq[:, :P] = prompts.tokens
-        pos = prompts.lengths[:, None] + torch.arange(R)
-        seq.scatter_(1, pos, ref)
-        lp, mask = response_logprobs(policy, seq, prompts.lengths, reference_lengths(task, prompts))
+        seq, rlen = reference_sequences(task, prompts)
+        lp, mask = response_logprobs(policy, seq, prompts.lengths, rlen)
         loss = -(lp.sum() / mask.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()

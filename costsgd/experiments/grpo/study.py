@@ -99,15 +99,17 @@ REGIMES = ("2x lr", "2x pool")
 
 _DEFAULT_METHODS = (BASELINE, "p*", "p*_smooth(0.01)", "uniform draws", "p ∝ 1[A≠0]", "p_LEN")
 
-#: The default task: a modular walk; half its prompts are walks that do not fit
-#: under the generation cap (see :class:`~costsgd.experiments.grpo.task.WalkTask`).
+#: The default task: a modular walk; 60% of its prompts are walks that do not fit
+#: under the generation cap, the others are short (at most 20 steps), so the
+#: groups with signal are cheap and the zero-advantage ones long
+#: (see :class:`~costsgd.experiments.grpo.task.WalkTask`).
 DEFAULT_WALK = WalkTask(
     modulus=127,
     max_stride=2,
     min_steps=1,
-    max_steps=40,
-    max_response_len=56,
-    unsolvable_fraction=0.5,
+    max_steps=20,
+    max_response_len=72,
+    unsolvable_fraction=0.6,
 )
 
 
@@ -127,7 +129,10 @@ class StudyConfig:
       warm_start_steps, warm_start_batch, warm_start_lr: supervised warm start.
       grpo: shared hyper-parameters (``lr`` is replaced by the sweep's choice;
         ``zvf`` and ``loss`` come from ``setting``).
-      eval_prompts, eval_samples: held-out set size and draws per prompt.
+      eval_prompts: held-out set size.
+      eval_samples: ``None``: held-out accuracy is the exact expected reward of a
+        sampled response (:func:`~costsgd.experiments.grpo.trainer.evaluate`);
+        an int: its estimate from that many sampled responses per prompt.
       workers: processes running jobs in parallel (1 = in this process).
     """
 
@@ -135,7 +140,7 @@ class StudyConfig:
     setting: str = "GRPO"
     methods: tuple[str, ...] = _DEFAULT_METHODS
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-    lrs: tuple[float, ...] = (5e-4, 1e-3, 2e-3)
+    lrs: tuple[float, ...] = (1e-3, 2e-3, 4e-3)
     sweep_seeds: tuple[int, ...] = (100, 101)
     regime_seeds: tuple[int, ...] = (0, 1)
     embed_dim: int = 32
@@ -150,13 +155,14 @@ class StudyConfig:
             minibatch_size=32,
             micro_batch_size=8,
             iterations=1000,
-            token_budget=600_000,
+            token_budget=700_000,
+            weight_decay=0.01,
             eval_every=5,
             diagnose_every=40,
         )
     )
     eval_prompts: int = 512
-    eval_samples: int = 4
+    eval_samples: int | None = None
     workers: int = 2
 
     def validate(self) -> StudyConfig:
@@ -189,12 +195,15 @@ class StudyConfig:
             "warm_start_steps",
             "warm_start_batch",
             "eval_prompts",
-            "eval_samples",
             "workers",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.eval_samples is not None and not (
+            isinstance(self.eval_samples, int) and self.eval_samples >= 1
+        ):
+            raise ValueError(f"eval_samples must be None or an int >= 1, got {self.eval_samples!r}")
         if not self.warm_start_lr > 0:
             raise ValueError(f"warm_start_lr must be > 0, got {self.warm_start_lr!r}")
         self.task.validate()
@@ -244,7 +253,6 @@ def smoke_config(**overrides: Any) -> StudyConfig:
             diagnose_every=3,
         ),
         eval_prompts=24,
-        eval_samples=2,
         workers=1,
     )
     return dataclasses.replace(base, **overrides).validate()

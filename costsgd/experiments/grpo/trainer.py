@@ -35,8 +35,9 @@ that enters a gradient step (a sequence drawn twice counts twice).
 is sorted by length and cut into micro-batches of ``micro_batch_size``
 sequences, each trimmed to its own longest sequence (length-grouped
 micro-batching); a micro-batch costs its size times that length. The policy
-runs on exactly those trimmed micro-batches (gradients accumulate over them,
-with the mini-batch's fixed denominator ``B``).
+here runs each mini-batch in one pass trimmed to its longest sequence: the
+same gradient as accumulating over those micro-batches (the loss has the
+mini-batch's fixed denominator ``B``), in fewer, larger calls.
 
 Every iteration also records the mechanism behind the token claim on its own
 pool: :math:`\mathbb E_{p^*}[c]/\bar c`, the expected drawn tokens per
@@ -55,7 +56,13 @@ from typing import NamedTuple
 import torch
 
 import costsgd.torch as adapter
-from costsgd.experiments.grpo.policy import GRUPolicy, Rollouts, generate, response_logprobs
+from costsgd.experiments.grpo.policy import (
+    GRUPolicy,
+    Rollouts,
+    correct_probability,
+    generate,
+    response_logprobs,
+)
 from costsgd.experiments.grpo.task import Prompts, Task, rewards, sample_prompts
 
 __all__ = [
@@ -402,11 +409,103 @@ def token_objective(
 
 
 @torch.no_grad()
-def evaluate(policy: GRUPolicy, task: Task, prompts: Prompts, samples: int, seed: int) -> float:
-    """Held-out accuracy, mean reward over ``samples`` draws per prompt (pass@1/mean@k)."""
+def evaluate(
+    policy: GRUPolicy, task: Task, prompts: Prompts, samples: int | None = None, seed: int = 0
+) -> float:
+    """Held-out accuracy: the mean reward of a temperature-1 response (pass@1).
+
+    With ``samples=None``, its exact expectation over the policy's sampling,
+    the mean of :func:`~costsgd.experiments.grpo.policy.correct_probability`
+    (mean@k in the limit of infinitely many samples); otherwise mean@``samples``
+    estimated from that many sampled responses per prompt, drawn from ``seed``.
+    """
+    if samples is None:
+        return float(correct_probability(policy, task, prompts).mean())
     rep = _repeat(prompts, samples)
     roll = generate(policy, rep, task.max_response_len, torch.Generator().manual_seed(seed))
     return float(rewards(task, rep, roll.responses).mean())
+
+
+class _Progress(NamedTuple):
+    """Cumulative counters of a run: drawn tokens, processed tokens, gradient steps."""
+
+    tokens: int = 0
+    processed: int = 0
+    steps: int = 0
+
+
+def _old_logprobs(
+    policy: GRUPolicy, reference: GRUPolicy | None, roll: Rollouts, config: GRPOConfig
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:math:`\\log\\pi_{\\theta_{old}}` and, with a KL term, :math:`\\log\\pi_{ref}` of the pool."""
+    with torch.no_grad():
+        args = (roll.sequences, roll.prompt_lengths, roll.response_lengths)
+        logp_old, _ = response_logprobs(policy, *args)
+        logp_ref = response_logprobs(reference, *args)[0] if config.kl_coef > 0 else None
+    return logp_old, logp_ref
+
+
+def _gradient_step(
+    policy: GRUPolicy,
+    opt: torch.optim.Optimizer,
+    batch: Batch,
+    idx: torch.Tensor,
+    w: torch.Tensor,
+    old: tuple[torch.Tensor, torch.Tensor | None],
+    config: GRPOConfig,
+) -> int:
+    """One optimizer step on the mini-batch ``idx`` with weights ``w``; returns its processed tokens.
+
+    The mini-batch runs in one pass trimmed to its longest sequence; its
+    processed tokens are counted over length-grouped micro-batches of
+    ``config.micro_batch_size`` (module doc), whose accumulated gradient is the
+    same (every micro-batch shares the fixed denominator ``B``).
+    """
+    roll, (logp_old, logp_ref) = batch.rollouts, old
+    costs = roll.costs[idx]
+    opt.zero_grad(set_to_none=True)
+    lp, mask = response_logprobs(
+        policy, roll.sequences[idx], roll.prompt_lengths[idx], roll.response_lengths[idx]
+    )
+    R = lp.shape[1]
+    tok = token_objective(
+        lp,
+        mask,
+        logp_old[idx, :R],
+        batch.advantages[idx],
+        config,
+        None if logp_ref is None else logp_ref[idx, :R],
+    )
+    loss = adapter.weighted_policy_loss(
+        -tok, mask, w, mode="seq-mean-token-mean", num_sequences=config.minibatch_size
+    )
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+    opt.step()
+    pos = torch.arange(len(idx))
+    return sum(
+        len(m) * int(costs[m].max()) for m in micro_batches(costs, pos, config.micro_batch_size)
+    )
+
+
+def _record_iteration(log: RunLog, batch: Batch, tokens: int, processed: int, wmax: float) -> None:
+    costs = batch.rollouts.costs
+    empty = not len(costs)
+    log.iter_tokens.append(tokens)
+    log.iter_processed_tokens.append(processed)
+    log.iter_pstar_cost_ratio.append(1.0 if empty else pstar_cost_ratio(batch))
+    log.iter_all_tokens.append(int(costs.sum()))
+    log.iter_zero_adv_frac.append(1.0 if empty else float((batch.advantages == 0).float().mean()))
+    log.iter_train_reward.append(float("nan") if empty else float(batch.rewards.mean()))
+    log.iter_weight_max.append(wmax)
+
+
+def _record_eval(log: RunLog, it: int, done: _Progress, accuracy: float) -> None:
+    log.eval_iteration.append(it)
+    log.eval_tokens.append(done.tokens)
+    log.eval_processed_tokens.append(done.processed)
+    log.eval_steps.append(done.steps)
+    log.eval_accuracy.append(accuracy)
 
 
 def train(
@@ -417,7 +516,7 @@ def train(
     *,
     seed: int,
     eval_prompts: Prompts,
-    eval_samples: int = 4,
+    eval_samples: int | None = None,
     reference: GRUPolicy | None = None,
     diagnose: Callable[[GRUPolicy, Batch, torch.Tensor | None], dict] | None = None,
     on_iteration: Callable[[], None] | None = None,
@@ -428,8 +527,9 @@ def train(
       policy: the warm-started policy (modified in place).
       task, config, method: what to train on, how, and how mini-batches are filled.
       seed: seeds prompts, rollouts and mini-batch draws.
-      eval_prompts, eval_samples: the held-out set and draws per prompt; the
-        same evaluation seed is used at every evaluation (common random numbers).
+      eval_prompts, eval_samples: the held-out set and how accuracy is taken
+        on it (:func:`evaluate`; a sampled evaluation uses the same seed at
+        every evaluation: common random numbers).
       reference: :math:`\\pi_{ref}` for the KL term (required when ``kl_coef > 0``).
       diagnose: called at iterations ``1, 1 + diagnose_every, ...`` with the
         current rollout batch before its updates (Figure 3's proxy diagnostics); its dict is recorded.
@@ -442,86 +542,39 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     log = RunLog()
-    tokens = processed = steps = 0
-    eval_seed = seed + 10_000
+    done = _Progress()
 
-    def record_eval(it: int) -> None:
-        log.eval_iteration.append(it)
-        log.eval_tokens.append(tokens)
-        log.eval_processed_tokens.append(processed)
-        log.eval_steps.append(steps)
-        log.eval_accuracy.append(evaluate(policy, task, eval_prompts, eval_samples, eval_seed))
+    def accuracy() -> float:
+        return evaluate(policy, task, eval_prompts, eval_samples, seed + 10_000)
 
-    record_eval(0)
+    _record_eval(log, 0, done, accuracy())
     for it in range(1, config.iterations + 1):
         batch = collect(policy, task, config, gen)
-        roll = batch.rollouts
-        costs = roll.costs
-        with torch.no_grad():
-            logp_old, _ = response_logprobs(
-                policy, roll.sequences, roll.prompt_lengths, roll.response_lengths
-            )
-            logp_ref = (
-                response_logprobs(
-                    reference, roll.sequences, roll.prompt_lengths, roll.response_lengths
-                )[0]
-                if config.kl_coef > 0
-                else None
-            )
+        old = _old_logprobs(policy, reference, batch.rollouts, config)
         if diagnose is not None and (it - 1) % config.diagnose_every == 0:
-            log.diagnostics.append({"iteration": it, **diagnose(policy, batch, logp_ref)})
-        plan = minibatch_plan(method, batch, config.minibatch_size, gen) if len(costs) else ([], [])
-        it_tokens = it_processed = 0
-        wmax = 1.0
+            log.diagnostics.append({"iteration": it, **diagnose(policy, batch, old[1])})
+        plan = (
+            minibatch_plan(method, batch, config.minibatch_size, gen)
+            if len(batch.advantages)
+            else ([], [])
+        )
+        tokens = processed = 0
         for idx, w in zip(*plan, strict=True):
-            opt.zero_grad(set_to_none=True)
-            pos = torch.arange(len(idx))
-            for mpos in micro_batches(costs[idx], pos, config.micro_batch_size):
-                mi = idx[mpos]
-                lp, mask = response_logprobs(
-                    policy, roll.sequences[mi], roll.prompt_lengths[mi], roll.response_lengths[mi]
-                )
-                R = lp.shape[1]
-                tok = token_objective(
-                    lp,
-                    mask,
-                    logp_old[mi, :R],
-                    batch.advantages[mi],
-                    config,
-                    None if logp_ref is None else logp_ref[mi, :R],
-                )
-                loss = adapter.weighted_policy_loss(
-                    -tok,
-                    mask,
-                    w[mpos],
-                    mode="seq-mean-token-mean",
-                    num_sequences=config.minibatch_size,
-                )
-                loss.backward()
-                it_processed += len(mi) * int(costs[mi].max())
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
-            opt.step()
-            steps += 1
-            it_tokens += int(costs[idx].sum())
-            wmax = max(wmax, float(w.max()))
-        tokens += it_tokens
-        processed += it_processed
-        log.iter_tokens.append(it_tokens)
-        log.iter_processed_tokens.append(it_processed)
-        log.iter_pstar_cost_ratio.append(pstar_cost_ratio(batch) if len(costs) else 1.0)
-        log.iter_all_tokens.append(int(costs.sum()))
-        log.iter_zero_adv_frac.append(
-            float((batch.advantages == 0).float().mean()) if len(costs) else 1.0
+            processed += _gradient_step(policy, opt, batch, idx, w, old, config)
+            tokens += int(batch.rollouts.costs[idx].sum())
+        _record_iteration(
+            log, batch, tokens, processed, max([1.0, *(float(w.max()) for w in plan[1])])
         )
-        log.iter_train_reward.append(float(batch.rewards.mean()) if len(costs) else float("nan"))
-        log.iter_weight_max.append(wmax)
-        done = it == config.iterations or (
-            config.token_budget is not None and tokens >= config.token_budget
+        done = _Progress(
+            done.tokens + tokens, done.processed + processed, done.steps + len(plan[0])
         )
-        if it % config.eval_every == 0 or done:
-            record_eval(it)
+        last = it == config.iterations or (
+            config.token_budget is not None and done.tokens >= config.token_budget
+        )
+        if it % config.eval_every == 0 or last:
+            _record_eval(log, it, done, accuracy())
         if on_iteration is not None:
             on_iteration()
-        if done:
+        if last:
             break
     return log
