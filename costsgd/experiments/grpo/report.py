@@ -387,6 +387,13 @@ def _verdicts(rows: dict) -> dict:
     return verdicts
 
 
+def _held_out(cfg: dict) -> str:
+    k = cfg.get("eval_samples")
+    every = cfg["grpo"]["eval_every"]
+    how = "the exact expected reward of a sampled response" if k is None else f"{k} samples each"
+    return f"{cfg['eval_prompts']} fixed prompts, {how}, every {every} iterations"
+
+
 def summarize(results: dict) -> dict:
     """Everything the report prints, as plain data (see the module doc)."""
     cfg = results["config"]
@@ -420,6 +427,7 @@ def summarize(results: dict) -> dict:
         "lr": results["lr"],
         "sweep": _sweep(results),
         "budget": budget,
+        "held_out": _held_out(cfg),
         "baseline_gain": rows[baseline]["drawn"]["gain"],
         "baseline_start": float(np.mean([r["eval_accuracy"][0] for r in base])),
         "baseline_last_window_gain": _last_window_gain(base, budget),
@@ -474,6 +482,7 @@ def format_report(s: dict) -> str:
         f"Seeds: {len(s['seeds'])}; learning rate {s['lr']:g} chosen by the baseline-only sweep "
         + ", ".join(f"{x['lr']:g} → {100 * x['mean_accuracy']:.1f}%" for x in s["sweep"])
         + " (mean held-out accuracy over the run).",
+        f"Held-out accuracy: {s['held_out']}.",
         f"Token budget {s['budget']:,.0f} drawn tokens; baseline accuracy {100 * s['baseline_start']:.1f}% → "
         f"gain {100 * s['baseline_gain']:.1f} pp; gain over the last 20% of the budget "
         f"{100 * s['baseline_last_window_gain']:+.2f} pp "
