@@ -710,7 +710,9 @@ def _fake_results(scale: float, seeds=(0, 1, 2, 3), noise=0.0):
         "seeds": list(seeds),
         "methods": ["no sampling", "p*"],
         "regime_seeds": [],
-        "grpo": {"token_budget": 1000, "minibatch_size": 32},
+        "eval_prompts": 512,
+        "eval_samples": None,
+        "grpo": {"token_budget": 1000, "minibatch_size": 32, "eval_every": 5},
     }
     return {"config": cfg, "runs": runs, "lr": 1e-3}
 
