@@ -18,7 +18,8 @@ Printed: the machine (CPU model, cores, load average), ns per trial-step of
 each (median of ``--repeats``, the three interleaved so they see the same load),
 their ratios, the engine's compile time, the whole 1000-trial figure's wall
 time, and (``--cache``) the time a fresh process spends before computing when
-JAX's persistent compilation cache is warm. On a shared machine compare the
+JAX's persistent compilation cache is warm (medians over ``--repeats`` fresh
+process pairs). On a shared machine compare the
 ratios of one run, not absolute numbers.
 
 Usage::
@@ -214,9 +215,10 @@ class Work:
         return time.perf_counter() - t0
 
 
-def cache_check(trials: int, steps: int) -> dict:
+def cache_check(trials: int, steps: int, repeats: int) -> dict:
     """Seconds a fresh process spends before computing, with a cold then a warm
-    persistent compilation cache (``jax_compilation_cache_dir``)."""
+    persistent compilation cache (``jax_compilation_cache_dir``): medians over
+    ``repeats`` pairs of fresh processes, each pair on a new cache folder."""
     code = f"""
 import sys, time
 t0 = time.perf_counter()
@@ -237,16 +239,20 @@ t1 = time.perf_counter(); cs.cost_aware_sgd(prob, P, **kw); first = time.perf_co
 t2 = time.perf_counter(); cs.cost_aware_sgd(prob, P, key=1, **kw); warm = time.perf_counter() - t2
 print(t_import, first - warm, warm)
 """
-    folder = tempfile.mkdtemp(prefix="costsgd_jax_cache_")
-    out = {}
-    for label in ("cold_cache", "warm_cache"):
-        run = subprocess.run(
-            [sys.executable, "-c", code, folder], capture_output=True, text=True, check=True
-        )
-        t_import, before, warm = map(float, run.stdout.split()[-3:])
-        out[label] = {"import_s": t_import, "compile_or_load_s": before, "warm_run_s": warm}
-    shutil.rmtree(folder, ignore_errors=True)
-    return out
+    runs = {"cold_cache": [], "warm_cache": []}
+    for _ in range(repeats):
+        folder = tempfile.mkdtemp(prefix="costsgd_jax_cache_")
+        for label in runs:
+            run = subprocess.run(
+                [sys.executable, "-c", code, folder], capture_output=True, text=True, check=True
+            )
+            runs[label].append([float(v) for v in run.stdout.split()[-3:]])
+        shutil.rmtree(folder, ignore_errors=True)
+    keys = ("import_s", "compile_or_load_s", "warm_run_s")
+    return {
+        label: {k: statistics.median(r[j] for r in rows) for j, k in enumerate(keys)}
+        for label, rows in runs.items()
+    }
 
 
 def main(argv=None) -> int:
@@ -308,10 +314,11 @@ def main(argv=None) -> int:
         print(f"engine / C = {ns['engine'] / ns['C']:.2f}; numpy / engine = "
               f"{ns['numpy'] / ns['engine']:.2f}")  # fmt: skip
     if args.cache:
-        out["cache"] = cache_check(trials, args.steps)
+        out["cache"] = cache_check(trials, args.steps, args.repeats)
         for label, v in out["cache"].items():
             print(
-                f"fresh process, {label}: import {v['import_s']:.2f} s, compile/load "
+                f"fresh process, {label} (median of {args.repeats}): import {v['import_s']:.2f} s, "
+                f"compile/load "
                 f"{v['compile_or_load_s']:.2f} s, warm run {v['warm_run_s']:.2f} s"
             )
     print(f"machine after: {machine()}")

@@ -59,7 +59,7 @@ from costsgd.sgd_kernel import (
     project,
     sgd_step,
 )
-from costsgd.sgd_shard import compiled, shard_trials
+from costsgd.sgd_shard import THREEFRY, compiled, place_indices, trial_mesh
 from costsgd.sgd_steps import (
     event_schedule,
     inverse_time_schedule,
@@ -185,14 +185,16 @@ def cost_aware_sgd(
     )
     x_star, x0 = _check_problem(problem, n, x0)
     predrawn = indices is not None
+    mesh, pad = trial_mesh(trials, enabled=shard)
     if predrawn:
         sources = np.asarray(_check_indices(indices, P, trials, steps), np.int32)
+        sources = place_indices(sources, mesh, pad)
     else:
-        sources = jax.random.split(_as_key(key), trials)
+        sources = _as_key(key)
     arrays = _engine_arrays(problem, P, x_star, dtype)
-    sources, pad, mesh = shard_trials(sources, axis=1 if predrawn else 0, enabled=shard)
     grad = problem.grad if problem.grad is not None else jax.grad(problem.loss)
-    state, rec = compiled()(
+    platform = jax.devices()[0].platform
+    state, rec = compiled(platform)(
         arrays,
         np.asarray(eta, dtype),
         sources,
@@ -202,8 +204,9 @@ def cost_aware_sgd(
         grad=grad,
         chunk=chunk,
         predrawn=predrawn,
-        segmented=jax.devices()[0].platform == "cpu",
+        segmented=platform == "cpu",
         mesh=mesh,
+        trials=trials + pad,
     )
 
     result = _collect(state, rec, events.steps, pad, squeeze)
@@ -320,26 +323,39 @@ def _check_indices(indices: Any, P: np.ndarray, trials: int, steps: int) -> np.n
 
 
 def _as_key(key: Any):
-    """A JAX PRNG key from ``key``: a typed key, a raw ``uint32[2]`` key, or an int seed."""
+    """``key`` as the engine takes it: the ``uint32[2]`` data of a threefry key
+    (wrapped into a key inside the compiled program, so neither seeding nor
+    unwrapping compiles a program of its own, and every seed and key takes the
+    same program), or a typed JAX key of another PRNG implementation.
+
+    ``key`` is a typed key, a raw ``uint32[2]`` threefry key, or an int seed
+    (``jax.random.key(seed)``; for ``0 <= seed < 2**32`` its threefry data is
+    ``[0, seed]``, computed here).
+    """
     import jax
 
     if isinstance(key, numbers.Integral) and not isinstance(key, bool):
-        return jax.random.key(int(key))
+        if 0 <= int(key) < 2**32 and jax.config.jax_default_prng_impl == THREEFRY:
+            return np.array([0, int(key)], np.uint32)
+        key = jax.random.key(int(key))
     dtype = getattr(key, "dtype", None)
     if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"key must be a single PRNG key, got shape {key.shape}")
+        if str(jax.random.key_impl(key)) == THREEFRY:
+            return np.asarray(jax.random.key_data(key), np.uint32)
         return key
     if dtype == np.uint32 and np.shape(key) == (2,):
-        return jax.random.wrap_key_data(key)
+        return np.asarray(key, np.uint32)
     raise TypeError(f"key must be a JAX PRNG key or an int seed, got {type(key).__name__}")
 
 
 def _engine_arrays(problem: Any, P: np.ndarray, x_star: np.ndarray, dtype: Any) -> EngineArrays:
     """The problem's and strategies' arrays in the run's dtype (alias tables built in float64).
 
-    Converted on the host and moved in one transfer: a conversion on the device
-    would compile a small program per array and dtype.
+    Converted on the host and passed to the jitted program as numpy arrays: a
+    conversion or a staged transfer on the device would compile a small program
+    of its own.
     """
     import jax
 
@@ -367,7 +383,7 @@ def _engine_arrays(problem: Any, P: np.ndarray, x_star: np.ndarray, dtype: Any) 
         hessian=None if hess is None else np.asarray(host(hess), dtype),
         a_norm2=np.einsum("ij,ij->i", data[0], data[0]) if linear else None,
     )
-    return jax.device_put(arrays)
+    return arrays
 
 
 def _check_converged(result: SGDResult, eta: np.ndarray, eta_name: str, squeeze: bool) -> None:

@@ -205,6 +205,18 @@ def test_int_key_equals_the_jax_key_it_seeds(prob, strategies):
         cs.cost_aware_sgd(prob, strategies, key="seed", **kw)
 
 
+@pytest.mark.parametrize("seed", [2**31 + 5, 2**32 - 1, 2**32 + 7])
+def test_large_int_seeds_equal_the_jax_key_they_seed(prob, strategies, seed):
+    """Seeds below 2**32 become threefry key data on the host; larger ones go
+    through jax.random.key. Both must be the key JAX makes from the seed."""
+    kw = dict(steps=T, trials=M, step_size=1e-3, checkpoints=CHECKPOINTS)
+    a = cs.cost_aware_sgd(prob, strategies, key=seed, **kw)
+    b = cs.cost_aware_sgd(prob, strategies, key=jax.random.key(seed), **kw)
+    c = cs.cost_aware_sgd(prob, strategies, key=jax.random.key_data(jax.random.key(seed)), **kw)
+    np.testing.assert_array_equal(a.error_last, b.error_last)
+    np.testing.assert_array_equal(a.error_last, c.error_last)
+
+
 def test_float64_stays_float64_and_default_is_float32(prob, strategies):
     kw = dict(steps=T, trials=M, step_size=1e-3, checkpoints=CHECKPOINTS)  # float32: cached
     with jax.enable_x64(True):
