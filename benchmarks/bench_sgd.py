@@ -145,12 +145,8 @@ class Work:
     """The Figure 2 work in float32 arrays shared by the three implementations."""
 
     def __init__(self, trials: int, steps: int):
-        config = f2.PAPER._replace(trials=trials, steps=steps)
-        self.prob = prob = cs.least_squares(config.n, config.d, rng=config.problem_seed)
-        G, c = prob.G, prob.c
-        self.P = np.stack([cs.uniform(G, c), cs.variance(G, c), cs.optimal(G, c)])
-        self.eta = cs.theory_step_size(self.P, G, D=2 * prob.radius, steps=steps)
-        self.cps = cs.log_checkpoints(steps, config.checkpoints)
+        self.prob, self.P, self.eta, self.cps = f2.setup(f2.PAPER._replace(steps=steps))
+        prob, c = self.prob, self.prob.c
         self.trials, self.steps = trials, steps
         f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
         tables = [cs.alias_table(p) for p in self.P]
@@ -228,13 +224,10 @@ from costsgd.experiments import figure2 as f2
 from costsgd.experiments.runtime import enable_compile_cache, use_all_cores
 use_all_cores()
 enable_compile_cache(Path(sys.argv[1]))
-import jax, numpy as np, costsgd as cs
+import jax, costsgd as cs
 t_import = time.perf_counter() - t0
-cfg = f2.PAPER._replace(trials={trials}, steps={steps})
-prob = cs.least_squares(cfg.n, cfg.d, rng=0)
-P = np.stack([cs.uniform(prob.G, prob.c), cs.variance(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
-eta = cs.theory_step_size(P, prob.G, D=2 * prob.radius, steps=cfg.steps)
-kw = dict(steps=cfg.steps, trials=cfg.trials, step_size=eta, checkpoints=cs.log_checkpoints(cfg.steps))
+prob, P, eta, cps = f2.setup(f2.PAPER._replace(steps={steps}))
+kw = dict(steps={steps}, trials={trials}, step_size=eta, checkpoints=cps)
 t1 = time.perf_counter(); cs.cost_aware_sgd(prob, P, **kw); first = time.perf_counter() - t1
 t2 = time.perf_counter(); cs.cost_aware_sgd(prob, P, key=1, **kw); warm = time.perf_counter() - t2
 print(t_import, first - warm, warm)

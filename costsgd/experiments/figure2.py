@@ -41,6 +41,7 @@ __all__ = [
     "STRATEGIES",
     "Figure2Config",
     "Row",
+    "Setup",
     "collect_results",
     "default_target",
     "format_summary",
@@ -48,6 +49,7 @@ __all__ = [
     "plot_results",
     "run",
     "save_results",
+    "setup",
     "summary",
 ]
 
@@ -108,6 +110,41 @@ PAPER = Figure2Config()
 DEMO = PAPER._replace(trials=200)
 
 
+class Setup(NamedTuple):
+    """The inputs of one Figure 2 run, as :func:`costsgd.cost_aware_sgd` takes them."""
+
+    problem: cs.LeastSquares  #: the §4.4 instance
+    p: np.ndarray  #: (S, n) strategies, in ``config.strategies`` order
+    step_size: np.ndarray  #: (S,) Eq. 3's step sizes times ``step_scale``
+    checkpoints: np.ndarray  #: log-spaced checkpoint steps
+
+
+def setup(config: Figure2Config = PAPER) -> Setup:
+    """The instance, the strategies, Eq. 3's step sizes and the checkpoints of ``config``.
+
+    Raises:
+      ConfigError: a field is invalid, or the step sizes overflow (named: ``step_scale``).
+
+    Examples:
+      >>> s = setup(PAPER._replace(n=300, d=5, steps=500, checkpoints=5))
+      >>> s.p.shape, s.step_size.shape, s.checkpoints.tolist()
+      ((3, 300), (3,), [1, 5, 22, 106, 500])
+    """
+    config.validate()
+    prob = cs.least_squares(
+        config.n,
+        config.d,
+        L=config.L,
+        gradient_bound=config.gradient_bound,
+        rng=config.problem_seed,
+    )
+    G, c = prob.G, prob.c
+    P = np.stack([np.asarray(STRATEGIES[s](G, c), dtype=np.float64) for s in config.strategies])
+    eta = config.step_scale * cs.theory_step_size(P, G, D=2 * prob.radius, steps=config.steps)
+    _results.check_step_size(eta, config.step_scale)
+    return Setup(prob, P, eta, cs.log_checkpoints(config.steps, config.checkpoints))
+
+
 def run(config: Figure2Config = PAPER) -> dict[str, Any]:
     """Run the Figure 2 experiment and return its results as a dict of arrays.
 
@@ -126,18 +163,7 @@ def run(config: Figure2Config = PAPER) -> dict[str, Any]:
       >>> res["error"].shape
       (3, 4, 5)
     """
-    config.validate()
-    prob = cs.least_squares(
-        config.n,
-        config.d,
-        L=config.L,
-        gradient_bound=config.gradient_bound,
-        rng=config.problem_seed,
-    )
-    G, c = prob.G, prob.c
-    P = np.stack([np.asarray(STRATEGIES[s](G, c), dtype=np.float64) for s in config.strategies])
-    eta = config.step_scale * cs.theory_step_size(P, G, D=2 * prob.radius, steps=config.steps)
-    _results.check_step_size(eta, config.step_scale)
+    prob, P, eta, checkpoints = setup(config)
     res = cs.cost_aware_sgd(
         prob,
         P,
@@ -145,10 +171,10 @@ def run(config: Figure2Config = PAPER) -> dict[str, Any]:
         trials=config.trials,
         step_size=eta,
         key=config.seed,
-        checkpoints=cs.log_checkpoints(config.steps, config.checkpoints),
+        checkpoints=checkpoints,
     )
     _results.check_finite(config.strategies, res.error_average, res.cost, config.step_scale)
-    return collect_results(res, P, eta, G, c, config)
+    return collect_results(res, P, eta, prob.G, prob.c, config)
 
 
 def collect_results(res: cs.SGDResult, P, eta, G, c, config: Figure2Config) -> dict[str, Any]:
