@@ -6,7 +6,9 @@ average iterate, errors ½eᵀHe at 50 log-spaced checkpoints), side by side in
 one process:
 
 * ``engine``: :func:`costsgd.cost_aware_sgd`, trials split over one JAX device
-  per core (as the CLI does), alias draws with threefry inside;
+  per core (as the CLI does), alias draws with threefry inside, the steps in
+  the native loop of :mod:`costsgd.sgd_native` when it builds;
+* ``engine, XLA step``: the same with ``native=False`` (XLA's own step);
 * ``numpy``: a loop over steps, each step a (3·M, d) array operation over all
   trials (alias draws in bulk, outside the timed steps' arithmetic);
 * ``C``: a plain C loop (gcc -O3 -march=native -fopenmp, d fixed at build
@@ -56,6 +58,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import costsgd as cs  # noqa: E402
+from costsgd.sgd_native import status as native_status  # noqa: E402
 
 C_SOURCE = r"""#ifndef DIM
 #define DIM 50
@@ -157,7 +160,7 @@ class Work:
         self.A, self.b, self.c = f32(prob.A), f32(prob.b), f32(c)
         self.w, self.H, self.x_star = f32(1.0 / (n * self.P)), f32(prob.hessian), f32(prob.x_star)
 
-    def engine(self, seed: int = 0) -> np.ndarray:
+    def engine(self, seed: int = 0, native: bool | None = None) -> np.ndarray:
         res = cs.cost_aware_sgd(
             self.prob,
             self.P,
@@ -167,6 +170,7 @@ class Work:
             key=seed,
             checkpoints=self.cps,
             dtype=np.float32,
+            native=native,
         )
         return res.error_average
 
@@ -270,16 +274,27 @@ def main(argv=None) -> int:
     )
     print(f"work: N=3000, d=50, T={args.steps}, 3 strategies x {trials} trials, float32")
     lib = build_c(work.A.shape[1])
+    native = native_status()
+    print(
+        f"engine's step loop: native ({native.library})"
+        if native.available
+        else f"engine's step loop: XLA (the native loop is unavailable: {native.reason})"
+    )
     t0 = time.perf_counter()
     work.engine()
     cold = time.perf_counter() - t0
+    work.engine(native=False)
     rng = np.random.default_rng(0)
-    times = {"engine": [], "numpy": [], "C": []}
+    times = {"engine": [], "engine, XLA step": [], "numpy": [], "C": []}
+    if not native.available:
+        del times["engine, XLA step"]  # the engine runs XLA's step already
     per_step = 3 * trials
-    for r in range(args.repeats):  # interleaved: all three see the same load
-        t0 = time.perf_counter()
-        work.engine(seed=r + 1)
-        times["engine"].append((time.perf_counter() - t0) / (per_step * args.steps))
+    for r in range(args.repeats):  # interleaved: all see the same load
+        for label, flag in (("engine", None), ("engine, XLA step", False)):
+            if label in times:
+                t0 = time.perf_counter()
+                work.engine(seed=r + 1, native=flag)
+                times[label].append((time.perf_counter() - t0) / (per_step * args.steps))
         times["numpy"].append(work.numpy_steps(numpy_steps, rng) / (per_step * numpy_steps))
         if lib is not None:
             t0 = time.perf_counter()
@@ -289,6 +304,7 @@ def main(argv=None) -> int:
     work_steps = per_step * args.steps
     out = {
         "machine": machine(),
+        "native_step_loop": str(native.library) if native.available else native.reason,
         "ns_per_trial_step": ns,
         "engine_compile_s": cold - ns["engine"] * 1e-9 * work_steps,
         "figure_warm_s": {k: v * 1e-9 * work_steps for k, v in ns.items()},
@@ -299,13 +315,14 @@ def main(argv=None) -> int:
         "jax": jax.__version__,
     }
     print()
-    print(f"{'implementation':<16}{'ns/trial-step':>15}{'vs engine':>11}{'figure, s':>11}")
+    print(f"{'implementation':<18}{'ns/trial-step':>15}{'vs engine':>11}{'figure, s':>11}")
     for k, v in ns.items():
-        print(f"{k:<16}{v:15.1f}{v / ns['engine']:10.2f}x{v * 1e-9 * work_steps:11.2f}")
+        print(f"{k:<18}{v:15.1f}{v / ns['engine']:10.2f}x{v * 1e-9 * work_steps:11.2f}")
     print(f"engine compile: {out['engine_compile_s']:.2f} s; medians of {args.repeats}")
-    if "C" in ns:
-        print(f"engine / C = {ns['engine'] / ns['C']:.2f}; numpy / engine = "
-              f"{ns['numpy'] / ns['engine']:.2f}")  # fmt: skip
+    for label in ("engine", "engine, XLA step"):
+        if label in ns and "C" in ns:
+            print(f"{label}: / C = {ns[label] / ns['C']:.2f}; numpy / it = "
+                  f"{ns['numpy'] / ns[label]:.2f}")  # fmt: skip
     if args.cache:
         out["cache"] = cache_check(trials, args.steps, args.repeats)
         for label, v in out["cache"].items():

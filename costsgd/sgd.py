@@ -59,6 +59,9 @@ from costsgd.sgd_kernel import (
     project,
     sgd_step,
 )
+from costsgd.sgd_native import load as load_native
+from costsgd.sgd_native import pad_rows
+from costsgd.sgd_native import status as native_status
 from costsgd.sgd_shard import THREEFRY, compiled, place_indices, trial_mesh
 from costsgd.sgd_steps import (
     event_schedule,
@@ -115,6 +118,7 @@ def cost_aware_sgd(
     dtype: Any = None,
     chunk: int = _DEFAULT_CHUNK,
     shard: bool = True,
+    native: bool | None = None,
 ) -> SGDResult:
     r"""Run Cost-Aware SGD (Algorithm 1): ``trials`` independent runs of ``steps`` steps
     for each sampling distribution in ``p``, in one compiled call.
@@ -149,6 +153,10 @@ def cost_aware_sgd(
       chunk: steps per bulk draw (a performance knob; results do not depend on
         it when ``indices`` are given).
       shard: split trials across devices when JAX sees more than one.
+      native: run the steps of least-squares components on a CPU in the
+        compiled loop of :mod:`costsgd.sgd_native` (``None``: whenever it
+        applies and builds; ``False``: XLA's step; ``True``: require it). The
+        two agree to rounding.
 
     Returns:
       An :class:`SGDResult`.
@@ -157,6 +165,8 @@ def cost_aware_sgd(
       ValueError: bad input, naming the argument or the problem's field; or a run
         that diverged (non-finite errors), naming the strategy and its step size.
       TypeError: ``key`` is neither a JAX key nor an int.
+      RuntimeError: ``native=True`` and the compiled loop cannot be built
+        (the message says why).
 
     Examples:
       >>> import costsgd as cs
@@ -191,9 +201,9 @@ def cost_aware_sgd(
         sources = place_indices(sources, mesh, pad)
     else:
         sources = _as_key(key)
-    arrays = _engine_arrays(problem, P, x_star, dtype)
-    grad = problem.grad if problem.grad is not None else jax.grad(problem.loss)
     platform = jax.devices()[0].platform
+    arrays = _native_rows(_engine_arrays(problem, P, x_star, dtype), native, platform)
+    grad = problem.grad if problem.grad is not None else jax.grad(problem.loss)
     state, rec = compiled(platform)(
         arrays,
         np.asarray(eta, dtype),
@@ -384,6 +394,25 @@ def _engine_arrays(problem: Any, P: np.ndarray, x_star: np.ndarray, dtype: Any) 
         a_norm2=np.einsum("ij,ij->i", data[0], data[0]) if linear else None,
     )
     return arrays
+
+
+def _native_rows(arrays: EngineArrays, native: Any, platform: str) -> EngineArrays:
+    """``arrays`` with the padded rows of ``a`` when the steps run in the native loop."""
+    if native is not None and not isinstance(native, bool):
+        raise ValueError(f"native must be True, False or None, got {native!r}")
+    if native is False:
+        return arrays
+    applies = arrays.a_norm2 is not None and platform == "cpu"
+    if native is None and not (applies and native_status().available):
+        return arrays
+    if not applies:
+        raise ValueError(
+            "native=True needs least-squares components (problem.grad is "
+            f"least_squares_grad) on a CPU; this run is on {platform!r}"
+            + ("" if arrays.a_norm2 is not None else " with another gradient")
+        )
+    load_native()
+    return arrays._replace(rows=pad_rows(arrays.data[0]))
 
 
 def _check_converged(result: SGDResult, eta: np.ndarray, eta_name: str, squeeze: bool) -> None:

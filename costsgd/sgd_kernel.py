@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from costsgd.sgd_native import linear_sgd_steps
+
 __all__ = [
     "Checkpoints",
     "EngineArrays",
@@ -61,6 +63,7 @@ class EngineArrays(NamedTuple):
     f_star: Any  #: () optimal value
     hessian: Any  #: (d, d) or None
     a_norm2: Any = None  #: (n,) ‖a_i‖² for least-squares data (a, b), else None
+    rows: Any = None  #: (n, w) a padded for the native step loop (costsgd.sgd_native), else None
 
 
 class EventSchedule(NamedTuple):
@@ -293,8 +296,23 @@ def _one_step(arrays, inputs, grad, state, i, eta, t):
 
 
 def _run_steps(arrays, inputs, grad, state, span, indices, offset):
-    """Steps t = span[0]..span[1] (inclusive); step t uses ``indices[t - 1 - offset]``."""
+    """Steps t = span[0]..span[1] (inclusive); step t uses ``indices[t - 1 - offset]``.
+
+    With ``arrays.rows`` (least-squares components on a CPU) the steps run in
+    the compiled loop of :func:`costsgd.sgd_native.linear_sgd_steps`, else in a
+    ``fori_loop`` of :func:`linear_sgd_step` or :func:`sgd_step`.
+    """
     from jax import lax
+
+    if arrays.rows is not None:
+        import jax.numpy as jnp
+
+        bounds = jnp.stack([span[0], span[1], offset]).astype(jnp.int32)
+        x, average, cost = linear_sgd_steps(
+            state.x, state.average, state.cost, indices, inputs.eta, bounds, arrays.rows,
+            arrays.data[1], arrays.a_norm2, inputs.weight, arrays.c, arrays.radius,
+        )  # fmt: skip
+        return SGDState(x, average, cost)
 
     def body(t, state):
         return _one_step(arrays, inputs, grad, state, indices[t - 1 - offset], inputs.eta[t - 1], t)

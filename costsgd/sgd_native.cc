@@ -1,0 +1,266 @@
+// Steps of Algorithm 1 on least-squares components, for a batch of trials (XLA FFI, CPU).
+//
+// The same step as costsgd.sgd_kernel.linear_sgd_step (docs/engine.md), in the
+// same order of operations, for steps t = lo..hi of every trial of the batch:
+//
+//   x̄_t     = x̄_{t-1} + (x_t - x̄_{t-1}) (1/t)
+//   s       = η_t w_i (a_iᵀx_t - b_i),            w_i = 1/(n p_i)
+//   ‖y‖²    = ‖x_t‖² - 2 s a_iᵀx_t + s² ‖a_i‖²,   y = x_t - s a_i
+//   x_{t+1} = y min(1, R/‖y‖)                      (NaN when ‖y‖ overflows)
+//   K_t     = K_{t-1} + c_i
+//
+// One trial's iterate and average stay in a local buffer (L1) over all its
+// steps; the compiled XLA step instead makes one pass over the whole batch per
+// kernel (gather, reduction, update), each bound by the L2 cache.
+//
+// Arguments carry the batch dimensions of jax.vmap(..., vmap_method="expand_dims"):
+// each has the outputs' batch dimensions, or 1 where it is shared.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int kMaxBatchRank = 8;
+constexpr int kLanes = 16;  // a row is padded to whole blocks of kLanes
+
+// Where one argument's block for a flat batch index starts.
+struct Broadcast {
+  int rank = 0;
+  int64_t size[kMaxBatchRank] = {};
+  int64_t stride[kMaxBatchRank] = {};  // in blocks; 0 along a shared dimension
+};
+
+ffi::Error MakeBroadcast(const ffi::AnyBuffer& arg, int own_rank, const int64_t* batch,
+                         int batch_rank, const char* name, Broadcast* out) {
+  auto dims = arg.dimensions();
+  if (static_cast<int>(dims.size()) != batch_rank + own_rank) {
+    return ffi::Error::InvalidArgument(std::string("linear_sgd_steps: rank of ") + name);
+  }
+  out->rank = batch_rank;
+  int64_t stride = 1;
+  for (int k = batch_rank - 1; k >= 0; --k) {
+    if (dims[k] != 1 && dims[k] != batch[k]) {
+      return ffi::Error::InvalidArgument(std::string("linear_sgd_steps: batch of ") + name);
+    }
+    out->size[k] = batch[k];
+    out->stride[k] = dims[k] == 1 ? 0 : stride;
+    stride *= dims[k];
+  }
+  return ffi::Error::Success();
+}
+
+int64_t Block(const Broadcast& b, int64_t flat) {
+  int64_t offset = 0;
+  for (int k = b.rank - 1; k >= 0; --k) {
+    offset += (flat % b.size[k]) * b.stride[k];
+    flat /= b.size[k];
+  }
+  return offset;
+}
+
+template <typename T>
+struct Args {
+  const T* x;
+  const T* average;
+  const T* cost;
+  const int32_t* indices;
+  const T* eta;
+  const int32_t* bounds;
+  const T* a;
+  const T* b;
+  const T* a_norm2;
+  const T* weight;
+  const T* c;
+  const T* radius;
+  T* x_out;
+  T* average_out;
+  T* cost_out;
+};
+
+// Steps lo..hi of every trial of the batch. Rows of ``a`` are padded with zeros
+// to a multiple of kLanes (``width``), so every pass runs over whole blocks the
+// compiler vectorises; with the block count known at compile time (kBlocks > 0)
+// a trial's iterate and average stay in registers over all its steps.
+template <typename T, int kBlocks>
+void Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
+         int64_t n, int64_t length, int64_t horizon) {
+  constexpr int64_t kWidth = kBlocks > 0 ? kBlocks * kLanes : 1;
+  const int64_t w = kBlocks > 0 ? kWidth : width;
+  T xfix[kWidth], afix[kWidth];  // stack (registers) when the width is fixed
+  std::vector<T> xbuf(kBlocks > 0 ? 0 : w), abuf(kBlocks > 0 ? 0 : w);
+  const T tiny = std::numeric_limits<T>::min();
+  const T inf = std::numeric_limits<T>::infinity();
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t m = 0; m < batch; ++m) {
+    const T* x_in = in.x + Block(bc[0], m) * d;
+    const T* avg_in = in.average + Block(bc[1], m) * d;
+    T cost = in.cost[Block(bc[2], m)];
+    const int32_t* idx = in.indices + Block(bc[3], m) * length;
+    const T* eta = in.eta + Block(bc[4], m) * horizon;
+    const int32_t* bounds = in.bounds + Block(bc[5], m) * 3;
+    const T* a = in.a + Block(bc[6], m) * n * w;
+    const T* b = in.b + Block(bc[7], m) * n;
+    const T* a_norm2 = in.a_norm2 + Block(bc[8], m) * n;
+    const T* weight = in.weight + Block(bc[9], m) * n;
+    const T* c = in.c + Block(bc[10], m) * n;
+    const T radius = in.radius[Block(bc[11], m)];
+    T* x = kBlocks > 0 ? xfix : xbuf.data();
+    T* avg = kBlocks > 0 ? afix : abuf.data();
+    std::fill(x + d, x + w, T(0));
+    std::fill(avg + d, avg + w, T(0));
+    std::copy(x_in, x_in + d, x);
+    std::copy(avg_in, avg_in + d, avg);
+    const int32_t lo = bounds[0], hi = bounds[1], offset = bounds[2];
+    for (int32_t t = lo; t <= hi; ++t) {
+      const int32_t i = idx[t - 1 - offset];
+      const T* row = a + static_cast<int64_t>(i) * w;
+      const T inv_t = T(1) / static_cast<T>(t);
+      T ax = 0, xx = 0;
+#pragma omp simd reduction(+ : ax, xx)
+      for (int64_t j = 0; j < w; ++j) {
+        avg[j] += (x[j] - avg[j]) * inv_t;
+        ax += row[j] * x[j];
+        xx += x[j] * x[j];
+      }
+      const T step = eta[t - 1] * weight[i] * (ax - b[i]);
+      const T norm2 = xx - T(2) * step * ax + step * step * a_norm2[i];
+      const T norm = std::sqrt(std::max(norm2, T(0)));
+      T scale = std::min(T(1), radius / std::max(norm, tiny));
+      if (!(norm < inf)) scale = nan;
+      if (scale == T(1)) {  // inside the ball (predicted): no wait on the sqrt and divide
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) x[j] -= step * row[j];
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) x[j] = (x[j] - step * row[j]) * scale;
+      }
+      cost += c[i];
+    }
+    std::copy(x, x + d, in.x_out + m * d);
+    std::copy(avg, avg + d, in.average_out + m * d);
+    in.cost_out[m] = cost;
+  }
+}
+
+// Run with the block count as a compile-time constant up to kMaxBlocks (d <= 128).
+template <typename T>
+void Dispatch(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
+              int64_t n, int64_t length, int64_t horizon) {
+  switch (width / kLanes) {
+#define COSTSGD_BLOCKS(k) \
+  case k:                 \
+    return Run<T, k>(in, bc, batch, d, width, n, length, horizon);
+    COSTSGD_BLOCKS(1) COSTSGD_BLOCKS(2) COSTSGD_BLOCKS(3) COSTSGD_BLOCKS(4)
+    COSTSGD_BLOCKS(5) COSTSGD_BLOCKS(6) COSTSGD_BLOCKS(7) COSTSGD_BLOCKS(8)
+    
+
+#undef COSTSGD_BLOCKS
+    default:
+      return Run<T, 0>(in, bc, batch, d, width, n, length, horizon);
+  }
+}
+
+template <typename T>
+const T* Data(const ffi::AnyBuffer& buf) {
+  return static_cast<const T*>(buf.untyped_data());
+}
+
+ffi::Error LinearSgdSteps(ffi::AnyBuffer x, ffi::AnyBuffer average, ffi::AnyBuffer cost,
+                          ffi::AnyBuffer indices, ffi::AnyBuffer eta, ffi::AnyBuffer bounds,
+                          ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer a_norm2,
+                          ffi::AnyBuffer weight, ffi::AnyBuffer c, ffi::AnyBuffer radius,
+                          ffi::Result<ffi::AnyBuffer> x_out,
+                          ffi::Result<ffi::AnyBuffer> average_out,
+                          ffi::Result<ffi::AnyBuffer> cost_out) {
+  auto out_dims = x_out->dimensions();
+  const int batch_rank = static_cast<int>(out_dims.size()) - 1;
+  if (batch_rank < 0 || batch_rank > kMaxBatchRank) {
+    return ffi::Error::InvalidArgument("linear_sgd_steps: rank of x");
+  }
+  int64_t batch_dims[kMaxBatchRank];
+  int64_t batch = 1;
+  for (int k = 0; k < batch_rank; ++k) batch *= (batch_dims[k] = out_dims[k]);
+  const int64_t d = out_dims[batch_rank];
+  auto a_dims = a.dimensions();
+  const int64_t n = a_dims[a_dims.size() - 2];
+  const int64_t width = a_dims[a_dims.size() - 1];
+  if (width % kLanes != 0 || width < d) {
+    return ffi::Error::InvalidArgument("linear_sgd_steps: rows of a must be padded to kLanes");
+  }
+  auto idx_dims = indices.dimensions();
+  const int64_t length = idx_dims[idx_dims.size() - 1];
+  auto eta_dims = eta.dimensions();
+  const int64_t horizon = eta_dims[eta_dims.size() - 1];
+
+  const ffi::AnyBuffer* args[] = {&x, &average, &cost, &indices, &eta, &bounds,
+                                  &a, &b, &a_norm2, &weight, &c, &radius};
+  const int own_rank[] = {1, 1, 0, 1, 1, 1, 2, 1, 1, 1, 1, 0};
+  const char* names[] = {"x", "average", "cost", "indices", "eta", "bounds",
+                         "a", "b", "a_norm2", "weight", "c", "radius"};
+  Broadcast bc[12];
+  for (int k = 0; k < 12; ++k) {
+    ffi::Error err = MakeBroadcast(*args[k], own_rank[k], batch_dims, batch_rank, names[k], &bc[k]);
+    if (err.failure()) return err;
+  }
+  for (int k : {1, 2, 4, 6, 7, 8, 9, 10, 11}) {
+    if (args[k]->element_type() != x.element_type()) {
+      return ffi::Error::InvalidArgument(std::string("linear_sgd_steps: dtype of ") + names[k]);
+    }
+  }
+  if (indices.element_type() != ffi::DataType::S32 || bounds.element_type() != ffi::DataType::S32) {
+    return ffi::Error::InvalidArgument("linear_sgd_steps: indices and bounds must be int32");
+  }
+  switch (x.element_type()) {
+    case ffi::DataType::F32: {
+      Args<float> in{Data<float>(x), Data<float>(average), Data<float>(cost),
+                     Data<int32_t>(indices), Data<float>(eta), Data<int32_t>(bounds),
+                     Data<float>(a), Data<float>(b), Data<float>(a_norm2),
+                     Data<float>(weight), Data<float>(c), Data<float>(radius),
+                     static_cast<float*>(x_out->untyped_data()),
+                     static_cast<float*>(average_out->untyped_data()),
+                     static_cast<float*>(cost_out->untyped_data())};
+      Dispatch(in, bc, batch, d, width, n, length, horizon);
+      return ffi::Error::Success();
+    }
+    case ffi::DataType::F64: {
+      Args<double> in{Data<double>(x), Data<double>(average), Data<double>(cost),
+                      Data<int32_t>(indices), Data<double>(eta), Data<int32_t>(bounds),
+                      Data<double>(a), Data<double>(b), Data<double>(a_norm2),
+                      Data<double>(weight), Data<double>(c), Data<double>(radius),
+                      static_cast<double*>(x_out->untyped_data()),
+                      static_cast<double*>(average_out->untyped_data()),
+                      static_cast<double*>(cost_out->untyped_data())};
+      Dispatch(in, bc, batch, d, width, n, length, horizon);
+      return ffi::Error::Success();
+    }
+    default:
+      return ffi::Error::InvalidArgument("linear_sgd_steps: float32 or float64 only");
+  }
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(CostsgdLinearSgdSteps, LinearSgdSteps,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()  // x
+                                  .Arg<ffi::AnyBuffer>()  // average
+                                  .Arg<ffi::AnyBuffer>()  // cost
+                                  .Arg<ffi::AnyBuffer>()  // indices
+                                  .Arg<ffi::AnyBuffer>()  // eta
+                                  .Arg<ffi::AnyBuffer>()  // bounds: lo, hi, offset
+                                  .Arg<ffi::AnyBuffer>()  // a
+                                  .Arg<ffi::AnyBuffer>()  // b
+                                  .Arg<ffi::AnyBuffer>()  // a_norm2
+                                  .Arg<ffi::AnyBuffer>()  // weight
+                                  .Arg<ffi::AnyBuffer>()  // c
+                                  .Arg<ffi::AnyBuffer>()  // radius
+                                  .Ret<ffi::AnyBuffer>()  // x
+                                  .Ret<ffi::AnyBuffer>()  // average
+                                  .Ret<ffi::AnyBuffer>());  // cost

@@ -1,0 +1,207 @@
+r"""The engine's compiled step loop for least-squares components on CPUs (XLA FFI).
+
+:func:`linear_sgd_steps` runs steps ``lo..hi`` of :func:`costsgd.sgd_kernel.linear_sgd_step`
+for a batch of trials in one XLA custom call, a C++ loop (``sgd_native.cc``)
+that keeps each trial's iterate and average in registers over all its steps.
+XLA's own program for the same step makes one pass over the whole batch per
+operation (the gather of :math:`a_i`, the reduction :math:`a_i^\top x_t`, the
+update), each bound by the L2 cache; the loop is about 1.5x faster on the
+Figure 2 work (docs/benchmarks.md). The random draws, the events, the
+checkpoints and the sharding stay in the JAX program; only the steps between
+two events are in the custom call.
+
+The loop is compiled from source on first use with the machine's C++ compiler
+(``$CXX``, else ``c++``/``g++``/``clang++``), against the XLA FFI headers that
+ship with jaxlib, into the per-user cache folder
+(``$XDG_CACHE_HOME/costsgd/native``), and reused by later processes. The file
+name holds a hash of the source, the compiler, its flags, jaxlib's version and
+the CPU, so a change to any of them builds a new library. Without a compiler,
+or when the build fails, :func:`status` says why and the engine takes XLA's
+step (the results agree to rounding). ``COSTSGD_NATIVE=0`` turns the loop off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["LANES", "NATIVE_ENV", "KernelStatus", "linear_sgd_steps", "load", "pad_rows", "status"]
+
+#: Set to ``0`` (or ``false``/``no``) to run XLA's step instead of the compiled loop.
+NATIVE_ENV = "COSTSGD_NATIVE"
+
+#: Rows of ``a`` are padded with zeros to a multiple of this many coordinates
+#: (``kLanes`` in ``sgd_native.cc``): every pass then runs over whole blocks.
+LANES = 16
+
+SOURCE = Path(__file__).with_name("sgd_native.cc")
+_SYMBOL = "CostsgdLinearSgdSteps"
+_FLAGS = ("-std=c++17", "-O3", "-fopenmp-simd", "-fPIC", "-shared", "-w")
+
+
+class KernelStatus(NamedTuple):
+    """Whether the compiled step loop is in use, and why not when it is not."""
+
+    available: bool
+    reason: str  #: empty when available
+    library: Path | None  #: the shared library loaded
+
+
+_STATE: dict[str, Any] = {}
+
+
+def status() -> KernelStatus:
+    """Build (on first use) and register the step loop; say whether it is available.
+
+    Examples:
+      >>> st = status()
+      >>> st.available or bool(st.reason)
+      True
+    """
+    if os.environ.get(NATIVE_ENV, "").strip().lower() in ("0", "false", "no"):
+        return KernelStatus(False, f"turned off by {NATIVE_ENV}={os.environ[NATIVE_ENV]}", None)
+    if "status" not in _STATE:
+        _STATE["status"] = _load()
+    return _STATE["status"]
+
+
+def load() -> str:
+    """The registered XLA target's name; raises ``RuntimeError`` with the reason when unavailable."""
+    st = status()
+    if not st.available:
+        raise RuntimeError(f"the native step loop is unavailable: {st.reason}")
+    return _STATE["target"]
+
+
+def pad_rows(a: np.ndarray) -> np.ndarray:
+    """``a`` ``(n, d)`` with zero columns appended up to a multiple of :data:`LANES`.
+
+    Examples:
+      >>> pad_rows(np.ones((2, 3), np.float32)).shape
+      (2, 16)
+    """
+    n, d = a.shape
+    out = np.zeros((n, -(-d // LANES) * LANES), a.dtype)
+    out[:, :d] = a
+    return out
+
+
+def linear_sgd_steps(x, average, cost, indices, eta, bounds, rows, b, a_norm2, weight, c, radius):
+    r"""Steps ``t = lo..hi`` of :func:`costsgd.sgd_kernel.linear_sgd_step` in one custom call.
+
+    Args:
+      x, average, cost: the :class:`costsgd.sgd_kernel.SGDState` fields,
+        :math:`x_t`, :math:`\bar x_{t-1}`, :math:`\mathcal K_{t-1}`.
+      indices: ``(L,)`` int32 component indices; step ``t`` reads ``indices[t - 1 - offset]``.
+      eta: ``(T,)`` step sizes; step ``t`` reads ``eta[t - 1]``.
+      bounds: int32 ``[lo, hi, offset]``.
+      rows: :math:`a` padded by :func:`pad_rows`; ``b``, ``a_norm2``
+        (:math:`\|a_i\|^2`), ``weight`` (:math:`1/(np_i)`) and ``c`` of shape ``(n,)``;
+        ``radius`` :math:`R`.
+
+    Returns:
+      ``(x, average, cost)`` after step ``hi``. Under ``jax.vmap`` every argument
+      may carry batch dimensions (``vmap_method="expand_dims"``): shared arrays
+      are not copied per trial.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    shapes = tuple(jax.ShapeDtypeStruct(v.shape, v.dtype) for v in (x, average, cost))
+    call = jax.ffi.ffi_call(
+        load(), shapes, vmap_method="expand_dims", input_output_aliases={0: 0, 1: 1, 2: 2}
+    )
+    dtype = x.dtype
+    floats = [v.astype(dtype) for v in (eta, rows, b, a_norm2, weight, c, radius)]
+    eta, rows, b, a_norm2, weight, c, radius = floats
+    index = jnp.int32
+    return call(
+        x, average, cost, indices.astype(index), eta, bounds.astype(index),
+        rows, b, a_norm2, weight, c, radius,
+    )  # fmt: skip
+
+
+def _load() -> KernelStatus:
+    import jax
+
+    try:
+        library = _build()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        return KernelStatus(False, str(err), None)
+    handler = getattr(ctypes.cdll.LoadLibrary(str(library)), _SYMBOL)
+    target = f"costsgd_linear_sgd_steps_{library.stem.rsplit('-', 1)[-1]}"
+    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(handler), platform="cpu")
+    _STATE["target"] = target
+    return KernelStatus(True, "", library)
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    raise RuntimeError("no C++ compiler found (set CXX, or install g++ or clang++)")
+
+
+def _cpu() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    keep = [ln for ln in lines if ln.startswith(("model name", "flags", "Features"))]
+    return "\n".join(dict.fromkeys(keep)) or platform.machine()
+
+
+def _folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "costsgd" / "native"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    folder = Path(tempfile.gettempdir()) / f"costsgd-native-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _build() -> Path:
+    """The shared library for this source, compiler, jaxlib and CPU: built once, then reused."""
+    import jax
+    import jaxlib
+
+    cxx = _compiler()
+    version = subprocess.run(
+        [cxx, "--version"], capture_output=True, text=True, timeout=60
+    ).stdout.split("\n", 1)[0]
+    candidates = []
+    for flags in ((*_FLAGS, "-march=native"), _FLAGS):
+        digest = hashlib.sha256(
+            "\n".join(
+                [SOURCE.read_text(), cxx, version, " ".join(flags), jaxlib.__version__, _cpu()]
+            ).encode()
+        ).hexdigest()[:16]
+        candidates.append((flags, _folder() / f"linear_sgd_steps-{digest}.so"))
+    for _, library in candidates:
+        if library.exists():
+            return library
+    error = ""
+    for flags, library in candidates:
+        tmp = library.with_name(f"{library.name}.{os.getpid()}.tmp")
+        cmd = [cxx, *flags, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(tmp)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if done.returncode == 0:
+            os.replace(tmp, library)
+            return library
+        tmp.unlink(missing_ok=True)
+        error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    raise RuntimeError(f"building {SOURCE.name} with {cxx} failed: {error}")
