@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costsgd as cs
-from costsgd import sgd_kernel
+from costsgd import sgd_kernel, sgd_native
 from costsgd.draw import sample_jax
 from costsgd.problems import least_squares_grad, least_squares_loss
 
@@ -71,12 +71,14 @@ def generic_grad(x, datum):
     return least_squares_grad(x, datum)
 
 
-@pytest.mark.parametrize("path", ["least_squares_step", "generic_step"])
+@pytest.mark.parametrize("path", ["native_loop", "least_squares_step", "generic_step"])
 @pytest.mark.parametrize("kind", ["constant", "inverse_time"])
 def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategies, kind, path):
     run_prob = prob
     if path == "generic_step":
         run_prob = with_grad(prob, generic_grad)
+    if path == "native_loop" and not sgd_native.status().available:
+        pytest.skip(f"native loop: {sgd_native.status().reason}")
     rng = np.random.default_rng(0)
     idx = np.stack([cs.sample(cs.alias_table(p), (M, T), rng=rng) for p in strategies])
     mu = float(np.linalg.eigvalsh(prob.hessian)[0])
@@ -92,6 +94,7 @@ def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategi
             checkpoints=CHECKPOINTS,
             suffix_fraction=0.3,
             chunk=64,
+            native={"native_loop": True, "least_squares_step": False}.get(path),
         )
     for s, p in enumerate(strategies):
         for m in range(M):

@@ -1,0 +1,202 @@
+"""The native step loop (costsgd.sgd_native) against XLA's step, and its fallbacks."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import costsgd as cs
+from costsgd import sgd_kernel, sgd_native
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAS_COMPILER = any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+needs_native = pytest.mark.skipif(
+    not sgd_native.status().available, reason=f"native loop: {sgd_native.status().reason}"
+)
+
+
+def test_the_native_loop_builds_where_a_compiler_is_present():
+    st = sgd_native.status()
+    if HAS_COMPILER:
+        assert st.available, st.reason
+        assert st.library.exists()
+    else:
+        assert not st.available and "compiler" in st.reason
+
+
+def run(prob, P, native, trials=3, steps=400, **kw):
+    kw.setdefault("step_size", np.full(len(P), 2e-3))
+    return cs.cost_aware_sgd(
+        prob,
+        P,
+        steps=steps,
+        trials=trials,
+        key=3,
+        checkpoints=[1, 5, 77, steps],
+        native=native,
+        **kw,
+    )
+
+
+def assert_same(a, b, rtol):
+    for name in ("cost", "error_average", "error_suffix", "error_last"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, err_msg=name)
+    scale = np.abs(b.final.x).max()
+    np.testing.assert_allclose(a.final.x, b.final.x, rtol=rtol, atol=rtol * scale)
+
+
+def count_native_traces(monkeypatch):
+    """Count the traces that go through the native loop (a fresh trace per test)."""
+    jax.clear_caches()
+    calls = []
+    real = sgd_kernel.linear_sgd_steps
+
+    def counted(*args):
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(sgd_kernel, "linear_sgd_steps", counted)
+    return calls
+
+
+@needs_native
+@pytest.mark.parametrize("d", [1, 5, 16, 17, 130])  # one block, padded, exact, two, dynamic width
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_native_loop_equals_xla_step(monkeypatch, d, dtype):
+    prob = cs.least_squares(150, d, rng=d)
+    P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
+    calls = count_native_traces(monkeypatch)
+    with jax.enable_x64(dtype == np.float64):
+        got = run(prob, P, True, dtype=dtype)
+        assert calls, "the native loop was not used"
+        want = run(prob, P, False, dtype=dtype)
+    assert got.error_average.dtype == dtype
+    assert_same(got, want, rtol=1e-10 if dtype == np.float64 else 2e-4)
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"shard": False},
+        {"schedule": "per_strategy"},
+        {"indices": True},
+        {"suffix_fraction": 0.1, "chunk": 37},
+        {"radius": 0.05, "x0": True},  # the projection is active on most steps
+    ],
+    ids=lambda o: ",".join(o),
+)
+def test_native_loop_keeps_every_engine_option(monkeypatch, options):
+    options = dict(options)
+    prob = cs.least_squares(120, 7, rng=1)
+    if "radius" in options:
+        prob = prob._replace(radius=options.pop("radius"))
+    P = np.stack([cs.uniform(prob.G, prob.c), cs.variance(prob.G, prob.c)])
+    steps = 300
+    if options.pop("x0", False):
+        options["x0"] = np.full(7, 10.0)  # outside the ball: projected first
+    if options.pop("schedule", None):
+        options["schedule"] = np.stack([np.full(steps, 1e-3), np.linspace(3e-3, 1e-4, steps)])
+        options["step_size"] = None
+    if options.pop("indices", False):
+        rng = np.random.default_rng(0)
+        options["indices"] = np.stack(
+            [cs.sample(cs.alias_table(p), (3, steps), rng=rng) for p in P]
+        )
+    calls = count_native_traces(monkeypatch)
+    with jax.enable_x64(True):
+        got = run(prob, P, True, steps=steps, **options)
+        assert calls
+        want = run(prob, P, False, steps=steps, **options)
+    assert_same(got, want, rtol=1e-10)
+    assert np.all(np.linalg.norm(got.final.x, axis=-1) <= prob.radius * (1 + 1e-12))
+
+
+@needs_native
+def test_native_loop_reports_a_diverged_run():
+    prob = cs.least_squares(100, 4, rng=0)
+    P = cs.uniform(prob.G, prob.c)
+    with pytest.raises(ValueError, match="diverged"):
+        cs.cost_aware_sgd(prob, P, steps=50, trials=2, step_size=1e30, native=True)
+
+
+def test_native_argument_is_checked():
+    prob = cs.least_squares(50, 3, rng=0)
+    P = cs.uniform(prob.G, prob.c)
+    with pytest.raises(ValueError, match="native must be True, False or None"):
+        cs.cost_aware_sgd(prob, P, steps=10, step_size=1e-3, native="yes")
+    generic = cs.FiniteSum(
+        prob.loss, prob.data, G=prob.G, c=prob.c, radius=prob.radius,
+        x_star=prob.x_star, f_star=prob.f_star, grad=lambda x, d: prob.grad(x, d),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="native=True needs least-squares components"):
+        cs.cost_aware_sgd(generic, P, steps=10, step_size=1e-3, native=True)
+
+
+def test_native_loop_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv(sgd_native.NATIVE_ENV, "0")
+    st = sgd_native.status()
+    assert not st.available and sgd_native.NATIVE_ENV in st.reason
+    prob = cs.least_squares(50, 3, rng=0)
+    P = cs.uniform(prob.G, prob.c)
+    with pytest.raises(RuntimeError, match="turned off by COSTSGD_NATIVE=0"):
+        cs.cost_aware_sgd(prob, P, steps=10, step_size=1e-3, native=True)
+    res = cs.cost_aware_sgd(prob, P, steps=10, step_size=1e-3)  # XLA's step
+    assert np.isfinite(res.error_average).all()
+
+
+def test_without_a_compiler_the_engine_falls_back(tmp_path):
+    code = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+import numpy as np, costsgd as cs
+from costsgd import sgd_native
+st = sgd_native.status()
+assert not st.available, st
+print(st.reason)
+prob = cs.least_squares(50, 3, rng=0)
+P = cs.uniform(prob.G, prob.c)
+res = cs.cost_aware_sgd(prob, P, steps=20, step_size=1e-3)
+assert np.isfinite(res.error_average).all()
+try:
+    cs.cost_aware_sgd(prob, P, steps=20, step_size=1e-3, native=True)
+except RuntimeError as err:
+    print(err)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("CXX", "PYTHONPATH")}
+    env.update(PATH=str(tmp_path), XDG_CACHE_HOME=str(tmp_path), JAX_PLATFORMS="cpu")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("no C++ compiler found")
+    assert lines[1].startswith("the native step loop is unavailable: no C++ compiler found")
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler")
+def test_a_failed_build_is_reported_and_not_cached(tmp_path):
+    fake = tmp_path / "bin" / "c++"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'fake compiler: error: cannot build' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    code = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+from costsgd import sgd_native
+st = sgd_native.status()
+print(st.available, st.reason)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CXX=str(fake), XDG_CACHE_HOME=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("False building sgd_native.cc with")
+    assert "fake compiler: error: cannot build" in done.stdout
+    assert not list((tmp_path / "cache").rglob("*.so"))
