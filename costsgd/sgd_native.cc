@@ -29,6 +29,7 @@ namespace {
 
 constexpr int kMaxBatchRank = 8;
 constexpr int kLanes = 16;  // a row is padded to whole blocks of kLanes
+constexpr int kGroupSize = 4;  // trials stepped in lockstep (2: 1.4x, 4: 1.5x faster than 1)
 
 // Where one argument's block for a flat batch index starts.
 struct Broadcast {
@@ -84,68 +85,136 @@ struct Args {
   T* cost_out;
 };
 
-// Steps lo..hi of every trial of the batch. Rows of ``a`` are padded with zeros
-// to a multiple of kLanes (``width``), so every pass runs over whole blocks the
-// compiler vectorises; with the block count known at compile time (kBlocks > 0)
-// a trial's iterate and average stay in registers over all its steps.
-template <typename T, int kBlocks>
-void Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
-         int64_t n, int64_t length, int64_t horizon) {
+// One trial's blocks of the arguments.
+template <typename T>
+struct Trial {
+  const T* x;
+  const T* average;
+  T cost;
+  const int32_t* indices;
+  const T* eta;
+  const int32_t* bounds;
+  const T* a;
+  const T* b;
+  const T* a_norm2;
+  const T* weight;
+  const T* c;
+  T radius;
+};
+
+template <typename T>
+Trial<T> Locate(const Args<T>& in, const Broadcast* bc, int64_t m, int64_t d, int64_t w,
+                int64_t n, int64_t length, int64_t horizon) {
+  return Trial<T>{in.x + Block(bc[0], m) * d,       in.average + Block(bc[1], m) * d,
+                  in.cost[Block(bc[2], m)],         in.indices + Block(bc[3], m) * length,
+                  in.eta + Block(bc[4], m) * horizon, in.bounds + Block(bc[5], m) * 3,
+                  in.a + Block(bc[6], m) * n * w,   in.b + Block(bc[7], m) * n,
+                  in.a_norm2 + Block(bc[8], m) * n, in.weight + Block(bc[9], m) * n,
+                  in.c + Block(bc[10], m) * n,      in.radius[Block(bc[11], m)]};
+}
+
+// Steps lo..hi of kGroup trials (m0, m0 + 1, ...) that share lo, hi and the
+// offset, in lockstep: a step of one trial is a chain (the reduction, then the
+// step size, then the update), so interleaving independent trials overlaps
+// their latencies. Rows of ``a`` are padded with zeros to ``width``, a multiple
+// of kLanes, so every pass runs over whole blocks the compiler vectorises; with
+// the block count known at compile time (kBlocks > 0) the iterates and
+// averages stay in registers (or L1) over all the steps.
+template <typename T, int kBlocks, int kGroup>
+void RunGroup(const Args<T>& in, const Trial<T>* trials, int64_t m0, int64_t d, int64_t width) {
   constexpr int64_t kWidth = kBlocks > 0 ? kBlocks * kLanes : 1;
   const int64_t w = kBlocks > 0 ? kWidth : width;
-  T xfix[kWidth], afix[kWidth];  // stack (registers) when the width is fixed
-  std::vector<T> xbuf(kBlocks > 0 ? 0 : w), abuf(kBlocks > 0 ? 0 : w);
+  T fixed[2 * kGroup][kWidth];
+  std::vector<T> heap(kBlocks > 0 ? 0 : 2 * kGroup * w);
+  T* x[kGroup];
+  T* avg[kGroup];
+  T cost[kGroup];
+  for (int g = 0; g < kGroup; ++g) {
+    x[g] = kBlocks > 0 ? fixed[2 * g] : heap.data() + 2 * g * w;
+    avg[g] = kBlocks > 0 ? fixed[2 * g + 1] : heap.data() + (2 * g + 1) * w;
+    std::fill(x[g] + d, x[g] + w, T(0));
+    std::fill(avg[g] + d, avg[g] + w, T(0));
+    std::copy(trials[g].x, trials[g].x + d, x[g]);
+    std::copy(trials[g].average, trials[g].average + d, avg[g]);
+    cost[g] = trials[g].cost;
+  }
   const T tiny = std::numeric_limits<T>::min();
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
-  for (int64_t m = 0; m < batch; ++m) {
-    const T* x_in = in.x + Block(bc[0], m) * d;
-    const T* avg_in = in.average + Block(bc[1], m) * d;
-    T cost = in.cost[Block(bc[2], m)];
-    const int32_t* idx = in.indices + Block(bc[3], m) * length;
-    const T* eta = in.eta + Block(bc[4], m) * horizon;
-    const int32_t* bounds = in.bounds + Block(bc[5], m) * 3;
-    const T* a = in.a + Block(bc[6], m) * n * w;
-    const T* b = in.b + Block(bc[7], m) * n;
-    const T* a_norm2 = in.a_norm2 + Block(bc[8], m) * n;
-    const T* weight = in.weight + Block(bc[9], m) * n;
-    const T* c = in.c + Block(bc[10], m) * n;
-    const T radius = in.radius[Block(bc[11], m)];
-    T* x = kBlocks > 0 ? xfix : xbuf.data();
-    T* avg = kBlocks > 0 ? afix : abuf.data();
-    std::fill(x + d, x + w, T(0));
-    std::fill(avg + d, avg + w, T(0));
-    std::copy(x_in, x_in + d, x);
-    std::copy(avg_in, avg_in + d, avg);
-    const int32_t lo = bounds[0], hi = bounds[1], offset = bounds[2];
-    for (int32_t t = lo; t <= hi; ++t) {
-      const int32_t i = idx[t - 1 - offset];
-      const T* row = a + static_cast<int64_t>(i) * w;
-      const T inv_t = T(1) / static_cast<T>(t);
-      T ax = 0, xx = 0;
-#pragma omp simd reduction(+ : ax, xx)
+  const int32_t lo = trials[0].bounds[0], hi = trials[0].bounds[1], offset = trials[0].bounds[2];
+  for (int32_t t = lo; t <= hi; ++t) {
+    const T inv_t = T(1) / static_cast<T>(t);
+    int32_t i[kGroup];
+    const T* row[kGroup];
+    T ax[kGroup], xx[kGroup];
+    for (int g = 0; g < kGroup; ++g) {
+      i[g] = trials[g].indices[t - 1 - offset];
+      row[g] = trials[g].a + static_cast<int64_t>(i[g]) * w;
+    }
+    for (int g = 0; g < kGroup; ++g) {
+      T* xg = x[g];
+      T* ag = avg[g];
+      const T* r = row[g];
+      T sa = 0, sx = 0;
+#pragma omp simd reduction(+ : sa, sx)
       for (int64_t j = 0; j < w; ++j) {
-        avg[j] += (x[j] - avg[j]) * inv_t;
-        ax += row[j] * x[j];
-        xx += x[j] * x[j];
+        ag[j] += (xg[j] - ag[j]) * inv_t;
+        sa += r[j] * xg[j];
+        sx += xg[j] * xg[j];
       }
-      const T step = eta[t - 1] * weight[i] * (ax - b[i]);
-      const T norm2 = xx - T(2) * step * ax + step * step * a_norm2[i];
+      ax[g] = sa;
+      xx[g] = sx;
+    }
+    for (int g = 0; g < kGroup; ++g) {
+      const Trial<T>& tr = trials[g];
+      const int32_t k = i[g];
+      const T step = tr.eta[t - 1] * tr.weight[k] * (ax[g] - tr.b[k]);
+      const T norm2 = xx[g] - T(2) * step * ax[g] + step * step * tr.a_norm2[k];
       const T norm = std::sqrt(std::max(norm2, T(0)));
-      T scale = std::min(T(1), radius / std::max(norm, tiny));
+      T scale = std::min(T(1), tr.radius / std::max(norm, tiny));
       if (!(norm < inf)) scale = nan;
+      T* xg = x[g];
+      const T* r = row[g];
       if (scale == T(1)) {  // inside the ball (predicted): no wait on the sqrt and divide
 #pragma omp simd
-        for (int64_t j = 0; j < w; ++j) x[j] -= step * row[j];
+        for (int64_t j = 0; j < w; ++j) xg[j] -= step * r[j];
       } else {
 #pragma omp simd
-        for (int64_t j = 0; j < w; ++j) x[j] = (x[j] - step * row[j]) * scale;
+        for (int64_t j = 0; j < w; ++j) xg[j] = (xg[j] - step * r[j]) * scale;
       }
-      cost += c[i];
+      cost[g] += tr.c[k];
     }
-    std::copy(x, x + d, in.x_out + m * d);
-    std::copy(avg, avg + d, in.average_out + m * d);
-    in.cost_out[m] = cost;
+  }
+  for (int g = 0; g < kGroup; ++g) {
+    std::copy(x[g], x[g] + d, in.x_out + (m0 + g) * d);
+    std::copy(avg[g], avg[g] + d, in.average_out + (m0 + g) * d);
+    in.cost_out[m0 + g] = cost[g];
+  }
+}
+
+// Every trial of the batch: in groups of kGroupSize where their bounds agree
+// (under jax.vmap they are shared), else one at a time.
+template <typename T, int kBlocks>
+void Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
+         int64_t n, int64_t length, int64_t horizon) {
+  Trial<T> trials[kGroupSize];
+  for (int64_t m = 0; m < batch;) {
+    int count = 0;
+    while (count < kGroupSize && m + count < batch) {
+      trials[count] = Locate(in, bc, m + count, d, width, n, length, horizon);
+      ++count;
+    }
+    bool shared = count == kGroupSize;
+    for (int g = 1; shared && g < count; ++g) {
+      shared = std::equal(trials[g].bounds, trials[g].bounds + 3, trials[0].bounds);
+    }
+    if (shared) {
+      RunGroup<T, kBlocks, kGroupSize>(in, trials, m, d, width);
+      m += kGroupSize;
+    } else {
+      RunGroup<T, kBlocks, 1>(in, trials, m, d, width);
+      m += 1;
+    }
   }
 }
 
