@@ -29,7 +29,10 @@ namespace {
 
 constexpr int kMaxBatchRank = 8;
 constexpr int kLanes = 16;  // a row is padded to whole blocks of kLanes
-constexpr int kGroupSize = 4;  // trials stepped in lockstep (2: 1.4x, 4: 1.5x faster than 1)
+#ifndef COSTSGD_GROUP  // benchmarks/bench_native_loop.py builds other sizes to compare
+#define COSTSGD_GROUP 4
+#endif
+constexpr int kGroupSize = COSTSGD_GROUP;  // trials stepped in lockstep
 
 // Where one argument's block for a flat batch index starts.
 struct Broadcast {

@@ -117,9 +117,7 @@ def linear_sgd_steps(x, average, cost, indices, eta, bounds, rows, b, a_norm2, w
     import jax.numpy as jnp
 
     shapes = tuple(jax.ShapeDtypeStruct(v.shape, v.dtype) for v in (x, average, cost))
-    call = jax.ffi.ffi_call(
-        load(), shapes, vmap_method="expand_dims", input_output_aliases={0: 0, 1: 1, 2: 2}
-    )
+    call = jax.ffi.ffi_call(load(), shapes, vmap_method="expand_dims")
     dtype = x.dtype
     floats = [v.astype(dtype) for v in (eta, rows, b, a_norm2, weight, c, radius)]
     eta, rows, b, a_norm2, weight, c, radius = floats

@@ -200,3 +200,39 @@ print(st.available, st.reason)
     assert done.stdout.startswith("False building sgd_native.cc with")
     assert "fake compiler: error: cannot build" in done.stdout
     assert not list((tmp_path / "cache").rglob("*.so"))
+
+
+@needs_native
+def test_trials_with_their_own_bounds_equal_each_trial_alone():
+    """Under vmap with per-trial bounds the loop steps trials one at a time (its
+    lockstep groups need shared bounds); a batch of 6 also leaves a partial group."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    n, d, L, B = 40, 9, 30, 6
+    a = rng.normal(size=(n, d))
+    b, c, weight = rng.normal(size=n), rng.uniform(1, 5, n), rng.uniform(0.5, 2, n)
+    rows = sgd_native.pad_rows(a)
+    a_norm2 = (a * a).sum(1)
+    x0 = rng.normal(size=(B, d)) * 0.1
+    idx = rng.integers(0, n, (B, L)).astype(np.int32)
+    eta = np.full(L, 0.05)
+    bounds = np.array([[1, L, 0], [3, 17, 0], [1, L, 0], [5, 5, 0], [1, L, 0], [2, 29, 0]])
+
+    def one(x, i, bnd):
+        return sgd_native.linear_sgd_steps(
+            x, jnp.zeros_like(x), jnp.zeros((), x.dtype), i, eta, bnd, rows, b, a_norm2,
+            weight, c, jnp.asarray(1.0, x.dtype),
+        )  # fmt: skip
+
+    with jax.enable_x64(True):
+        batched = jax.jit(jax.vmap(one))(x0, idx, bounds)
+        shared = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))(x0, idx, bounds[0])
+        for m in range(B):
+            alone = jax.jit(one)(x0[m], idx[m], bounds[m])
+            for got, want in zip(batched, alone, strict=True):
+                np.testing.assert_array_equal(np.asarray(got)[m], np.asarray(want))
+            if m % 2 == 0:  # the trials whose bounds are bounds[0]: in lockstep groups
+                for got, want in zip(shared, alone, strict=True):
+                    np.testing.assert_array_equal(np.asarray(got)[m], np.asarray(want))
+    assert not np.allclose(np.asarray(batched[0])[1], np.asarray(batched[0])[0])
