@@ -244,6 +244,17 @@ const T* Data(const ffi::AnyBuffer& buf) {
   return static_cast<const T*>(buf.untyped_data());
 }
 
+// The typed pointers of the arguments (in the handler's order) and the results.
+template <typename T>
+Args<T> Gather(const ffi::AnyBuffer* const* args, const ffi::AnyBuffer* const* outs) {
+  auto out = [&](int k) { return static_cast<T*>(outs[k]->untyped_data()); };
+  return Args<T>{Data<T>(*args[0]),       Data<T>(*args[1]), Data<T>(*args[2]),
+                 Data<int32_t>(*args[3]), Data<T>(*args[4]), Data<int32_t>(*args[5]),
+                 Data<T>(*args[6]),       Data<T>(*args[7]), Data<T>(*args[8]),
+                 Data<T>(*args[9]),       Data<T>(*args[10]), Data<T>(*args[11]),
+                 out(0),                  out(1),            out(2)};
+}
+
 ffi::Error LinearSgdSteps(ffi::AnyBuffer x, ffi::AnyBuffer average, ffi::AnyBuffer cost,
                           ffi::AnyBuffer indices, ffi::AnyBuffer eta, ffi::AnyBuffer bounds,
                           ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer a_norm2,
@@ -289,29 +300,14 @@ ffi::Error LinearSgdSteps(ffi::AnyBuffer x, ffi::AnyBuffer average, ffi::AnyBuff
   if (indices.element_type() != ffi::DataType::S32 || bounds.element_type() != ffi::DataType::S32) {
     return ffi::Error::InvalidArgument("linear_sgd_steps: indices and bounds must be int32");
   }
+  const ffi::AnyBuffer* outs[] = {&*x_out, &*average_out, &*cost_out};
   switch (x.element_type()) {
-    case ffi::DataType::F32: {
-      Args<float> in{Data<float>(x), Data<float>(average), Data<float>(cost),
-                     Data<int32_t>(indices), Data<float>(eta), Data<int32_t>(bounds),
-                     Data<float>(a), Data<float>(b), Data<float>(a_norm2),
-                     Data<float>(weight), Data<float>(c), Data<float>(radius),
-                     static_cast<float*>(x_out->untyped_data()),
-                     static_cast<float*>(average_out->untyped_data()),
-                     static_cast<float*>(cost_out->untyped_data())};
-      Dispatch(in, bc, batch, d, width, n, length, horizon);
+    case ffi::DataType::F32:
+      Dispatch(Gather<float>(args, outs), bc, batch, d, width, n, length, horizon);
       return ffi::Error::Success();
-    }
-    case ffi::DataType::F64: {
-      Args<double> in{Data<double>(x), Data<double>(average), Data<double>(cost),
-                      Data<int32_t>(indices), Data<double>(eta), Data<int32_t>(bounds),
-                      Data<double>(a), Data<double>(b), Data<double>(a_norm2),
-                      Data<double>(weight), Data<double>(c), Data<double>(radius),
-                      static_cast<double*>(x_out->untyped_data()),
-                      static_cast<double*>(average_out->untyped_data()),
-                      static_cast<double*>(cost_out->untyped_data())};
-      Dispatch(in, bc, batch, d, width, n, length, horizon);
+    case ffi::DataType::F64:
+      Dispatch(Gather<double>(args, outs), bc, batch, d, width, n, length, horizon);
       return ffi::Error::Success();
-    }
     default:
       return ffi::Error::InvalidArgument("linear_sgd_steps: float32 or float64 only");
   }
