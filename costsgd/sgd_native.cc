@@ -88,35 +88,21 @@ struct Args {
   T* cost_out;
 };
 
-// One trial's blocks of the arguments.
+// The same pointers moved to trial m's blocks (its outputs at m).
 template <typename T>
-struct Trial {
-  const T* x;
-  const T* average;
-  T cost;
-  const int32_t* indices;
-  const T* eta;
-  const int32_t* bounds;
-  const T* a;
-  const T* b;
-  const T* a_norm2;
-  const T* weight;
-  const T* c;
-  T radius;
-};
-
-template <typename T>
-Trial<T> Locate(const Args<T>& in, const Broadcast* bc, int64_t m, int64_t d, int64_t w,
-                int64_t n, int64_t length, int64_t horizon) {
-  return Trial<T>{in.x + Block(bc[0], m) * d,       in.average + Block(bc[1], m) * d,
-                  in.cost[Block(bc[2], m)],         in.indices + Block(bc[3], m) * length,
-                  in.eta + Block(bc[4], m) * horizon, in.bounds + Block(bc[5], m) * 3,
-                  in.a + Block(bc[6], m) * n * w,   in.b + Block(bc[7], m) * n,
-                  in.a_norm2 + Block(bc[8], m) * n, in.weight + Block(bc[9], m) * n,
-                  in.c + Block(bc[10], m) * n,      in.radius[Block(bc[11], m)]};
+Args<T> Locate(const Args<T>& in, const Broadcast* bc, int64_t m, int64_t d, int64_t w,
+               int64_t n, int64_t length, int64_t horizon) {
+  return Args<T>{in.x + Block(bc[0], m) * d,       in.average + Block(bc[1], m) * d,
+                 in.cost + Block(bc[2], m),        in.indices + Block(bc[3], m) * length,
+                 in.eta + Block(bc[4], m) * horizon, in.bounds + Block(bc[5], m) * 3,
+                 in.a + Block(bc[6], m) * n * w,   in.b + Block(bc[7], m) * n,
+                 in.a_norm2 + Block(bc[8], m) * n, in.weight + Block(bc[9], m) * n,
+                 in.c + Block(bc[10], m) * n,      in.radius + Block(bc[11], m),
+                 in.x_out + m * d,                 in.average_out + m * d,
+                 in.cost_out + m};
 }
 
-// Steps lo..hi of kGroup trials (m0, m0 + 1, ...) that share lo, hi and the
+// Steps lo..hi of kGroup trials (from Locate) that share lo, hi and the
 // offset, in lockstep: a step of one trial is a chain (the reduction, then the
 // step size, then the update), so interleaving independent trials overlaps
 // their latencies. Rows of ``a`` are padded with zeros to ``width``, a multiple
@@ -124,14 +110,14 @@ Trial<T> Locate(const Args<T>& in, const Broadcast* bc, int64_t m, int64_t d, in
 // the block count known at compile time (kBlocks > 0) the iterates and
 // averages stay in registers (or L1) over all the steps.
 template <typename T, int kBlocks, int kGroup>
-void RunGroup(const Args<T>& in, const Trial<T>* trials, int64_t m0, int64_t d, int64_t width) {
+void RunGroup(const Args<T>* trials, int64_t d, int64_t width) {
   constexpr int64_t kWidth = kBlocks > 0 ? kBlocks * kLanes : 1;
   const int64_t w = kBlocks > 0 ? kWidth : width;
   T fixed[2 * kGroup][kWidth];
   std::vector<T> heap(kBlocks > 0 ? 0 : 2 * kGroup * w);
   T* x[kGroup];
   T* avg[kGroup];
-  T cost[kGroup];
+  T cost[kGroup], radius[kGroup];
   for (int g = 0; g < kGroup; ++g) {
     x[g] = kBlocks > 0 ? fixed[2 * g] : heap.data() + 2 * g * w;
     avg[g] = kBlocks > 0 ? fixed[2 * g + 1] : heap.data() + (2 * g + 1) * w;
@@ -139,7 +125,8 @@ void RunGroup(const Args<T>& in, const Trial<T>* trials, int64_t m0, int64_t d, 
     std::fill(avg[g] + d, avg[g] + w, T(0));
     std::copy(trials[g].x, trials[g].x + d, x[g]);
     std::copy(trials[g].average, trials[g].average + d, avg[g]);
-    cost[g] = trials[g].cost;
+    cost[g] = *trials[g].cost;
+    radius[g] = *trials[g].radius;
   }
   const T tiny = std::numeric_limits<T>::min();
   const T inf = std::numeric_limits<T>::infinity();
@@ -169,12 +156,12 @@ void RunGroup(const Args<T>& in, const Trial<T>* trials, int64_t m0, int64_t d, 
       xx[g] = sx;
     }
     for (int g = 0; g < kGroup; ++g) {
-      const Trial<T>& tr = trials[g];
+      const Args<T>& tr = trials[g];
       const int32_t k = i[g];
       const T step = tr.eta[t - 1] * tr.weight[k] * (ax[g] - tr.b[k]);
       const T norm2 = xx[g] - T(2) * step * ax[g] + step * step * tr.a_norm2[k];
       const T norm = std::sqrt(std::max(norm2, T(0)));
-      T scale = std::min(T(1), tr.radius / std::max(norm, tiny));
+      T scale = std::min(T(1), radius[g] / std::max(norm, tiny));
       if (!(norm < inf)) scale = nan;
       T* xg = x[g];
       const T* r = row[g];
@@ -189,9 +176,9 @@ void RunGroup(const Args<T>& in, const Trial<T>* trials, int64_t m0, int64_t d, 
     }
   }
   for (int g = 0; g < kGroup; ++g) {
-    std::copy(x[g], x[g] + d, in.x_out + (m0 + g) * d);
-    std::copy(avg[g], avg[g] + d, in.average_out + (m0 + g) * d);
-    in.cost_out[m0 + g] = cost[g];
+    std::copy(x[g], x[g] + d, trials[g].x_out);
+    std::copy(avg[g], avg[g] + d, trials[g].average_out);
+    *trials[g].cost_out = cost[g];
   }
 }
 
@@ -200,7 +187,7 @@ void RunGroup(const Args<T>& in, const Trial<T>* trials, int64_t m0, int64_t d, 
 template <typename T, int kBlocks>
 void Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
          int64_t n, int64_t length, int64_t horizon) {
-  Trial<T> trials[kGroupSize];
+  Args<T> trials[kGroupSize];
   for (int64_t m = 0; m < batch;) {
     int count = 0;
     while (count < kGroupSize && m + count < batch) {
@@ -212,10 +199,10 @@ void Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64
       shared = std::equal(trials[g].bounds, trials[g].bounds + 3, trials[0].bounds);
     }
     if (shared) {
-      RunGroup<T, kBlocks, kGroupSize>(in, trials, m, d, width);
+      RunGroup<T, kBlocks, kGroupSize>(trials, d, width);
       m += kGroupSize;
     } else {
-      RunGroup<T, kBlocks, 1>(in, trials, m, d, width);
+      RunGroup<T, kBlocks, 1>(trials, d, width);
       m += 1;
     }
   }
