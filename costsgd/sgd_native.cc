@@ -182,16 +182,35 @@ void RunGroup(const Args<T>* trials, int64_t d, int64_t width) {
   }
 }
 
+// Whether a trial's steps read only inside its arguments: 1 <= lo, hi <= T,
+// the indices of steps lo..hi inside ``indices`` and each in [0, n).
+template <typename T>
+bool InRange(const Args<T>& trial, int64_t n, int64_t length, int64_t horizon) {
+  const int64_t lo = trial.bounds[0], hi = trial.bounds[1], offset = trial.bounds[2];
+  if (lo > hi) return true;
+  if (lo < 1 || hi > horizon || lo - 1 - offset < 0 || hi - 1 - offset >= length) return false;
+  for (int64_t t = lo; t <= hi; ++t) {
+    const int32_t i = trial.indices[t - 1 - offset];
+    if (i < 0 || i >= n) return false;
+  }
+  return true;
+}
+
 // Every trial of the batch: in groups of kGroupSize where their bounds agree
 // (under jax.vmap they are shared), else one at a time.
 template <typename T, int kBlocks>
-void Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
-         int64_t n, int64_t length, int64_t horizon) {
+ffi::Error Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
+               int64_t n, int64_t length, int64_t horizon) {
   Args<T> trials[kGroupSize];
   for (int64_t m = 0; m < batch;) {
     int count = 0;
     while (count < kGroupSize && m + count < batch) {
       trials[count] = Locate(in, bc, m + count, d, width, n, length, horizon);
+      if (!InRange(trials[count], n, length, horizon)) {
+        return ffi::Error::InvalidArgument(
+            "linear_sgd_steps: bounds outside the step sizes or indices, or an index outside "
+            "[0, n)");
+      }
       ++count;
     }
     bool shared = count == kGroupSize;
@@ -206,11 +225,13 @@ void Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64
       m += 1;
     }
   }
+  return ffi::Error::Success();
 }
 
 // Run with the block count as a compile-time constant up to kMaxBlocks (d <= 128).
 template <typename T>
-void Dispatch(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d, int64_t width,
+ffi::Error Dispatch(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d,
+                    int64_t width,
               int64_t n, int64_t length, int64_t horizon) {
   switch (width / kLanes) {
 #define COSTSGD_BLOCKS(k) \
@@ -258,17 +279,6 @@ ffi::Error LinearSgdSteps(ffi::AnyBuffer x, ffi::AnyBuffer average, ffi::AnyBuff
   int64_t batch = 1;
   for (int k = 0; k < batch_rank; ++k) batch *= (batch_dims[k] = out_dims[k]);
   const int64_t d = out_dims[batch_rank];
-  auto a_dims = a.dimensions();
-  const int64_t n = a_dims[a_dims.size() - 2];
-  const int64_t width = a_dims[a_dims.size() - 1];
-  if (width % kLanes != 0 || width < d) {
-    return ffi::Error::InvalidArgument("linear_sgd_steps: rows of a must be padded to kLanes");
-  }
-  auto idx_dims = indices.dimensions();
-  const int64_t length = idx_dims[idx_dims.size() - 1];
-  auto eta_dims = eta.dimensions();
-  const int64_t horizon = eta_dims[eta_dims.size() - 1];
-
   const ffi::AnyBuffer* args[] = {&x, &average, &cost, &indices, &eta, &bounds,
                                   &a, &b, &a_norm2, &weight, &c, &radius};
   const int own_rank[] = {1, 1, 0, 1, 1, 1, 2, 1, 1, 1, 1, 0};
@@ -278,6 +288,22 @@ ffi::Error LinearSgdSteps(ffi::AnyBuffer x, ffi::AnyBuffer average, ffi::AnyBuff
   for (int k = 0; k < 12; ++k) {
     ffi::Error err = MakeBroadcast(*args[k], own_rank[k], batch_dims, batch_rank, names[k], &bc[k]);
     if (err.failure()) return err;
+  }
+  auto last = [&](int k, int from_end) {
+    auto dims = args[k]->dimensions();
+    return dims[dims.size() - from_end];
+  };
+  const int64_t n = last(6, 2), width = last(6, 1), length = last(3, 1), horizon = last(4, 1);
+  if (width % kLanes != 0 || width < d) {
+    return ffi::Error::InvalidArgument("linear_sgd_steps: rows of a must be padded to kLanes");
+  }
+  for (int k : {7, 8, 9, 10}) {
+    if (last(k, 1) != n) {
+      return ffi::Error::InvalidArgument(std::string("linear_sgd_steps: size of ") + names[k]);
+    }
+  }
+  if (last(0, 1) != d || last(1, 1) != d || last(5, 1) != 3) {
+    return ffi::Error::InvalidArgument("linear_sgd_steps: sizes of x, average or bounds");
   }
   for (int k : {1, 2, 4, 6, 7, 8, 9, 10, 11}) {
     if (args[k]->element_type() != x.element_type()) {
@@ -290,11 +316,9 @@ ffi::Error LinearSgdSteps(ffi::AnyBuffer x, ffi::AnyBuffer average, ffi::AnyBuff
   const ffi::AnyBuffer* outs[] = {&*x_out, &*average_out, &*cost_out};
   switch (x.element_type()) {
     case ffi::DataType::F32:
-      Dispatch(Gather<float>(args, outs), bc, batch, d, width, n, length, horizon);
-      return ffi::Error::Success();
+      return Dispatch(Gather<float>(args, outs), bc, batch, d, width, n, length, horizon);
     case ffi::DataType::F64:
-      Dispatch(Gather<double>(args, outs), bc, batch, d, width, n, length, horizon);
-      return ffi::Error::Success();
+      return Dispatch(Gather<double>(args, outs), bc, batch, d, width, n, length, horizon);
     default:
       return ffi::Error::InvalidArgument("linear_sgd_steps: float32 or float64 only");
   }

@@ -116,6 +116,7 @@ def linear_sgd_steps(x, average, cost, indices, eta, bounds, rows, b, a_norm2, w
     import jax
     import jax.numpy as jnp
 
+    _check_shapes(x, average, cost, indices, eta, bounds, rows, b, a_norm2, weight, c, radius)
     shapes = tuple(jax.ShapeDtypeStruct(v.shape, v.dtype) for v in (x, average, cost))
     call = jax.ffi.ffi_call(load(), shapes, vmap_method="expand_dims")
     dtype = x.dtype
@@ -128,14 +129,36 @@ def linear_sgd_steps(x, average, cost, indices, eta, bounds, rows, b, a_norm2, w
     )  # fmt: skip
 
 
+def _check_shapes(x, average, cost, indices, eta, bounds, rows, b, a_norm2, weight, c, radius):
+    """One trial's shapes (``vmap`` adds the batch dimensions); ``ValueError`` naming the argument."""
+    if np.ndim(x) != 1:
+        raise ValueError(f"x must be one trial's iterate, shape (d,), got {np.shape(x)}")
+    d = np.shape(x)[0]
+    if np.ndim(rows) != 2 or np.shape(rows)[1] % LANES or np.shape(rows)[1] < d:
+        raise ValueError(
+            f"rows must be (n, w), w >= d = {d} a multiple of {LANES} (pad_rows); "
+            f"got {np.shape(rows)}"
+        )
+    n = np.shape(rows)[0]
+    fixed = {"average": (average, (d,)), "cost": (cost, ()), "bounds": (bounds, (3,)),
+             "b": (b, (n,)), "a_norm2": (a_norm2, (n,)), "weight": (weight, (n,)),
+             "c": (c, (n,)), "radius": (radius, ())}  # fmt: skip
+    for name, (value, shape) in fixed.items():
+        if np.shape(value) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
+    for name, value in (("indices", indices), ("eta", eta)):
+        if np.ndim(value) != 1:
+            raise ValueError(f"{name} must be one-dimensional, got shape {np.shape(value)}")
+
+
 def _load() -> KernelStatus:
     import jax
 
     try:
         library = _build()
-    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        handler = getattr(ctypes.cdll.LoadLibrary(str(library)), _SYMBOL)
+    except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as err:
         return KernelStatus(False, str(err), None)
-    handler = getattr(ctypes.cdll.LoadLibrary(str(library)), _SYMBOL)
     target = f"costsgd_linear_sgd_steps_{library.stem.rsplit('-', 1)[-1]}"
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(handler), platform="cpu")
     _STATE["target"] = target
@@ -167,7 +190,8 @@ def _folder() -> Path:
             return folder
     except OSError:
         pass
-    folder = Path(tempfile.gettempdir()) / f"costsgd-native-{os.getuid()}"
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    folder = Path(tempfile.gettempdir()) / f"costsgd-native-{user}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

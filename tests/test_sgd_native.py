@@ -236,3 +236,38 @@ def test_trials_with_their_own_bounds_equal_each_trial_alone():
                 for got, want in zip(shared, alone, strict=True):
                     np.testing.assert_array_equal(np.asarray(got)[m], np.asarray(want))
     assert not np.allclose(np.asarray(batched[0])[1], np.asarray(batched[0])[0])
+
+
+@needs_native
+def test_direct_calls_check_shapes_and_ranges():
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(1)
+    n, d, L = 20, 3, 8
+    a = rng.normal(size=(n, d)).astype(np.float32)
+    rows, b = sgd_native.pad_rows(a), np.zeros(n, np.float32)
+    ones, x = np.ones(n, np.float32), np.zeros(d, np.float32)
+
+    def call(idx, bounds, rows=rows, x=x):
+        return sgd_native.linear_sgd_steps(
+            x, jnp.zeros_like(x), jnp.float32(0), idx, np.full(L, 0.1, np.float32), bounds,
+            rows, b, (a * a).sum(1), ones, ones, jnp.float32(1),
+        )  # fmt: skip
+
+    good = np.arange(L, dtype=np.int32)
+    out = jax.jit(call)(good, np.array([1, L, 0]))
+    assert float(out[2]) == L  # cost: L steps of c_i = 1
+    with pytest.raises(ValueError, match=r"rows must be \(n, w\)"):
+        call(good, np.array([1, L, 0]), rows=a)
+    with pytest.raises(ValueError, match="x must be one trial's iterate"):
+        call(good, np.array([1, L, 0]), x=np.zeros((2, d), np.float32))
+    with pytest.raises(ValueError, match=r"bounds must have shape \(3,\)"):
+        call(good, np.array([1, L]))
+    for idx, bounds in (
+        (good, [1, L + 1, 0]),  # past the step sizes and the indices
+        (good, [0, 3, 0]),  # t starts at 1
+        (good, [5, L, 5]),  # reads indices[-1]
+        (np.full(L, n, np.int32), [1, L, 0]),  # index n is outside [0, n)
+    ):
+        with pytest.raises(Exception, match="bounds outside the step sizes or indices"):
+            jax.block_until_ready(jax.jit(call)(idx, np.array(bounds)))
