@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -45,6 +46,7 @@ LANES = 16
 
 SOURCE = Path(__file__).with_name("sgd_native.cc")
 _SYMBOL = "CostsgdLinearSgdSteps"
+_LOG = logging.getLogger(__name__)
 _FLAGS = ("-std=c++17", "-O3", "-fopenmp-simd", "-fPIC", "-shared", "-w")
 
 
@@ -218,6 +220,7 @@ def _build() -> Path:
             return library
     error = ""
     for flags, library in candidates:
+        _LOG.info("building the native step loop into %s (once per machine)", library)
         tmp = library.with_name(f"{library.name}.{os.getpid()}.tmp")
         cmd = [cxx, *flags, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(tmp)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
