@@ -271,3 +271,19 @@ def test_direct_calls_check_shapes_and_ranges():
     ):
         with pytest.raises(Exception, match="bounds outside the step sizes or indices"):
             jax.block_until_ready(jax.jit(call)(idx, np.array(bounds)))
+
+
+@needs_native
+def test_native_loop_takes_a_philox_key_on_one_device():
+    prob = cs.least_squares(80, 4, rng=2)
+    P = cs.optimal(prob.G, prob.c)
+    key = jax.random.key(5, impl="philox4x32")
+    with jax.enable_x64(True):
+        runs = [
+            cs.cost_aware_sgd(
+                prob, P, steps=200, trials=4, step_size=1e-3, key=key, shard=False, native=native
+            )
+            for native in (True, False)
+        ]
+    assert runs[0].error_average.dtype == np.float64
+    assert_same(*runs, rtol=1e-10)
