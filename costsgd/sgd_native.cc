@@ -310,6 +310,11 @@ ffi::Error LinearSgdSteps(ffi::AnyBuffer x, ffi::AnyBuffer average, ffi::AnyBuff
       return ffi::Error::InvalidArgument(std::string("linear_sgd_steps: dtype of ") + names[k]);
     }
   }
+  for (const ffi::AnyBuffer* out : {&*x_out, &*average_out, &*cost_out}) {
+    if (out->element_type() != x.element_type()) {
+      return ffi::Error::InvalidArgument("linear_sgd_steps: results must have x's dtype");
+    }
+  }
   if (indices.element_type() != ffi::DataType::S32 || bounds.element_type() != ffi::DataType::S32) {
     return ffi::Error::InvalidArgument("linear_sgd_steps: indices and bounds must be int32");
   }

@@ -27,9 +27,11 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -59,6 +61,7 @@ class KernelStatus(NamedTuple):
 
 
 _STATE: dict[str, Any] = {}
+_LOCK = threading.Lock()
 
 
 def status() -> KernelStatus:
@@ -71,8 +74,9 @@ def status() -> KernelStatus:
     """
     if os.environ.get(NATIVE_ENV, "").strip().lower() in ("0", "false", "no"):
         return KernelStatus(False, f"turned off by {NATIVE_ENV}={os.environ[NATIVE_ENV]}", None)
-    if "status" not in _STATE:
-        _STATE["status"] = _load()
+    with _LOCK:
+        if "status" not in _STATE:
+            _STATE["status"] = _load()
     return _STATE["status"]
 
 
@@ -106,7 +110,7 @@ def linear_sgd_steps(x, average, cost, indices, eta, bounds, rows, b, a_norm2, w
       indices: ``(L,)`` int32 component indices; step ``t`` reads ``indices[t - 1 - offset]``.
       eta: ``(T,)`` step sizes; step ``t`` reads ``eta[t - 1]``.
       bounds: int32 ``[lo, hi, offset]``.
-      rows: :math:`a` padded by :func:`pad_rows`; ``b``, ``a_norm2``
+      rows: :math:`a` padded with zero columns by :func:`pad_rows`; ``b``, ``a_norm2``
         (:math:`\|a_i\|^2`), ``weight`` (:math:`1/(np_i)`) and ``c`` of shape ``(n,)``;
         ``radius`` :math:`R`.
 
@@ -119,14 +123,19 @@ def linear_sgd_steps(x, average, cost, indices, eta, bounds, rows, b, a_norm2, w
     import jax.numpy as jnp
 
     _check_shapes(x, average, cost, indices, eta, bounds, rows, b, a_norm2, weight, c, radius)
+    for name, value in (("indices", indices), ("bounds", bounds)):
+        if not jnp.issubdtype(jnp.result_type(value), jnp.integer):
+            raise ValueError(f"{name} must be integers, got {jnp.result_type(value)}")
+    x = jnp.asarray(x)  # the run's dtype (float32 unless x64 is on); the rest follows it
+    floats = (average, cost, eta, rows, b, a_norm2, weight, c, radius)
+    average, cost, eta, rows, b, a_norm2, weight, c, radius = (
+        jnp.asarray(v, x.dtype) for v in floats
+    )
     shapes = tuple(jax.ShapeDtypeStruct(v.shape, v.dtype) for v in (x, average, cost))
     call = jax.ffi.ffi_call(load(), shapes, vmap_method="expand_dims")
-    dtype = x.dtype
-    floats = [v.astype(dtype) for v in (eta, rows, b, a_norm2, weight, c, radius)]
-    eta, rows, b, a_norm2, weight, c, radius = floats
     index = jnp.int32
     return call(
-        x, average, cost, indices.astype(index), eta, bounds.astype(index),
+        x, average, cost, jnp.asarray(indices, index), eta, jnp.asarray(bounds, index),
         rows, b, a_norm2, weight, c, radius,
     )  # fmt: skip
 
@@ -158,7 +167,12 @@ def _load() -> KernelStatus:
 
     try:
         library = _build()
-        handler = getattr(ctypes.cdll.LoadLibrary(str(library)), _SYMBOL)
+        try:
+            handler = _symbol(library)
+        except (OSError, AttributeError):  # a truncated or foreign file: build it again, once
+            library.unlink(missing_ok=True)
+            library = _build()
+            handler = _symbol(library)
     except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as err:
         return KernelStatus(False, str(err), None)
     target = f"costsgd_linear_sgd_steps_{library.stem.rsplit('-', 1)[-1]}"
@@ -167,10 +181,22 @@ def _load() -> KernelStatus:
     return KernelStatus(True, "", library)
 
 
-def _compiler() -> str:
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
+def _symbol(library: Path):
+    return getattr(ctypes.CDLL(str(library)), _SYMBOL)
+
+
+def _compiler() -> list[str]:
+    """The compiler command: ``$CXX`` (which may hold arguments, ``ccache g++``), else the first
+    of ``c++``, ``g++``, ``clang++`` on the ``PATH``."""
+    cxx = os.environ.get("CXX", "").strip()
+    if cxx:
+        cmd = shlex.split(cxx)
+        if not shutil.which(cmd[0]):
+            raise RuntimeError(f"CXX={cxx!r}: {cmd[0]} not found")
+        return cmd
+    for name in ("c++", "g++", "clang++"):
+        if shutil.which(name):
+            return [shutil.which(name)]
     raise RuntimeError("no C++ compiler found (set CXX, or install g++ or clang++)")
 
 
@@ -183,19 +209,38 @@ def _cpu() -> str:
     return "\n".join(dict.fromkeys(keep)) or platform.machine()
 
 
+def _private(folder: Path) -> bool:
+    """Whether ``folder`` is this user's and writable by nobody else (a library loaded from
+    a folder another user can write to could be replaced by theirs)."""
+    st = folder.stat()
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return mine and not st.st_mode & 0o022 and os.access(folder, os.W_OK)
+
+
 def _folder() -> Path:
+    """``$XDG_CACHE_HOME/costsgd/native``, else a private folder in the temporary directory."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = Path(base) / "costsgd" / "native"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.access(folder, os.W_OK):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if _private(folder):
             return folder
     except OSError:
         pass
     user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     folder = Path(tempfile.gettempdir()) / f"costsgd-native-{user}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True, mode=0o700)
+    if not _private(folder):
+        raise RuntimeError(
+            f"{folder} is not private to this user; set XDG_CACHE_HOME to a folder of yours"
+        )
     return folder
+
+
+def _first_error(stderr: str, returncode: int) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or [f"exit status {returncode}"])[0]
 
 
 def _build() -> Path:
@@ -205,28 +250,29 @@ def _build() -> Path:
 
     cxx = _compiler()
     version = subprocess.run(
-        [cxx, "--version"], capture_output=True, text=True, timeout=60
+        [*cxx, "--version"], capture_output=True, text=True, timeout=60
     ).stdout.split("\n", 1)[0]
+    folder = _folder()
     candidates = []
     for flags in ((*_FLAGS, "-march=native"), _FLAGS):
-        digest = hashlib.sha256(
-            "\n".join(
-                [SOURCE.read_text(), cxx, version, " ".join(flags), jaxlib.__version__, _cpu()]
-            ).encode()
-        ).hexdigest()[:16]
-        candidates.append((flags, _folder() / f"linear_sgd_steps-{digest}.so"))
+        key = [SOURCE.read_text(), " ".join(cxx), version, " ".join(flags), jaxlib.__version__]
+        digest = hashlib.sha256("\n".join([*key, _cpu()]).encode()).hexdigest()[:16]
+        candidates.append((flags, folder / f"linear_sgd_steps-{digest}.so"))
     for _, library in candidates:
         if library.exists():
             return library
     error = ""
     for flags, library in candidates:
         _LOG.info("building the native step loop into %s (once per machine)", library)
-        tmp = library.with_name(f"{library.name}.{os.getpid()}.tmp")
-        cmd = [cxx, *flags, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(tmp)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if done.returncode == 0:
-            os.replace(tmp, library)
-            return library
-        tmp.unlink(missing_ok=True)
-        error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-    raise RuntimeError(f"building {SOURCE.name} with {cxx} failed: {error}")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{library.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            cmd = [*cxx, *flags, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", tmp]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode == 0:
+                os.replace(tmp, library)
+                return library
+            error = _first_error(done.stderr, done.returncode)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    raise RuntimeError(f"building {SOURCE.name} with {' '.join(cxx)} failed: {error}")

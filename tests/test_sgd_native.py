@@ -19,6 +19,9 @@ needs_native = pytest.mark.skipif(
 )
 
 
+@pytest.mark.skipif(
+    os.environ.get(sgd_native.NATIVE_ENV, "") != "", reason="the native loop is set by hand"
+)
 def test_the_native_loop_builds_where_a_compiler_is_present():
     st = sgd_native.status()
     if HAS_COMPILER:
@@ -45,8 +48,10 @@ def run(prob, P, native, trials=3, steps=400, **kw):
 def assert_same(a, b, rtol):
     for name in ("cost", "error_average", "error_suffix", "error_last"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, err_msg=name)
-    scale = np.abs(b.final.x).max()
-    np.testing.assert_allclose(a.final.x, b.final.x, rtol=rtol, atol=rtol * scale)
+    for name in ("x", "average"):
+        got, want = getattr(a.final, name), getattr(b.final, name)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    np.testing.assert_allclose(a.final.cost, b.final.cost, rtol=rtol)
 
 
 def count_native_traces(monkeypatch):
@@ -117,11 +122,13 @@ def test_native_loop_keeps_every_engine_option(monkeypatch, options):
 
 
 @needs_native
-def test_native_loop_reports_a_diverged_run():
+@pytest.mark.parametrize("dtype, eta", [(np.float32, 1e30), (np.float64, 1e200)])
+@pytest.mark.parametrize("native", [True, False])
+def test_native_loop_reports_a_diverged_run(dtype, eta, native):
     prob = cs.least_squares(100, 4, rng=0)
     P = cs.uniform(prob.G, prob.c)
-    with pytest.raises(ValueError, match="diverged"):
-        cs.cost_aware_sgd(prob, P, steps=50, trials=2, step_size=1e30, native=True)
+    with jax.enable_x64(dtype == np.float64), pytest.raises(ValueError, match="diverged"):
+        cs.cost_aware_sgd(prob, P, steps=50, trials=2, step_size=eta, native=native, dtype=dtype)
 
 
 def test_native_argument_is_checked():
@@ -138,6 +145,7 @@ def test_native_argument_is_checked():
 
 
 def test_native_loop_can_be_turned_off(monkeypatch):
+    calls = count_native_traces(monkeypatch)
     monkeypatch.setenv(sgd_native.NATIVE_ENV, "0")
     st = sgd_native.status()
     assert not st.available and sgd_native.NATIVE_ENV in st.reason
@@ -147,6 +155,7 @@ def test_native_loop_can_be_turned_off(monkeypatch):
         cs.cost_aware_sgd(prob, P, steps=10, step_size=1e-3, native=True)
     res = cs.cost_aware_sgd(prob, P, steps=10, step_size=1e-3)  # XLA's step
     assert np.isfinite(res.error_average).all()
+    assert calls == []
 
 
 def test_without_a_compiler_the_engine_falls_back(tmp_path):
@@ -203,39 +212,46 @@ print(st.available, st.reason)
 
 
 @needs_native
-def test_trials_with_their_own_bounds_equal_each_trial_alone():
-    """Under vmap with per-trial bounds the loop steps trials one at a time (its
-    lockstep groups need shared bounds); a batch of 6 also leaves a partial group."""
+def test_trials_with_their_own_bounds_equal_linear_sgd_step():
+    """Per-trial bounds and offsets (the loop steps such trials one at a time) and a
+    batch of 6 (a partial lockstep group), against a loop of linear_sgd_step."""
     import jax.numpy as jnp
 
     rng = np.random.default_rng(0)
-    n, d, L, B = 40, 9, 30, 6
+    n, d, L, T, B = 40, 9, 30, 40, 6
     a = rng.normal(size=(n, d))
     b, c, weight = rng.normal(size=n), rng.uniform(1, 5, n), rng.uniform(0.5, 2, n)
-    rows = sgd_native.pad_rows(a)
     a_norm2 = (a * a).sum(1)
     x0 = rng.normal(size=(B, d)) * 0.1
     idx = rng.integers(0, n, (B, L)).astype(np.int32)
-    eta = np.full(L, 0.05)
-    bounds = np.array([[1, L, 0], [3, 17, 0], [1, L, 0], [5, 5, 0], [1, L, 0], [2, 29, 0]])
+    eta = rng.uniform(0.01, 0.2, T)
+    radius = 0.3  # active on some steps
+    bounds = np.array([[1, L, 0], [11, 35, 10], [1, L, 0], [5, 5, 0], [13, 40, 12], [2, 29, 0]])
 
-    def one(x, i, bnd):
+    def native(x, i, bnd):
         return sgd_native.linear_sgd_steps(
-            x, jnp.zeros_like(x), jnp.zeros((), x.dtype), i, eta, bnd, rows, b, a_norm2,
-            weight, c, jnp.asarray(1.0, x.dtype),
+            x, jnp.zeros_like(x), jnp.zeros((), x.dtype), i, eta, bnd,
+            sgd_native.pad_rows(a), b, a_norm2, weight, c, radius,
         )  # fmt: skip
 
+    def reference(m, bnd):
+        state = sgd_kernel.SGDState(jnp.asarray(x0[m]), jnp.zeros(d), jnp.zeros(()))
+        lo, hi, off = bnd
+        for t in range(lo, hi + 1):
+            i = idx[m, t - 1 - off]
+            state = sgd_kernel.linear_sgd_step(
+                state, (a[i], b[i]), a_norm2[i], weight[i], c[i], eta[t - 1], float(t), radius
+            )
+        return state
+
     with jax.enable_x64(True):
-        batched = jax.jit(jax.vmap(one))(x0, idx, bounds)
-        shared = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))(x0, idx, bounds[0])
+        own = jax.jit(jax.vmap(native))(x0, idx, bounds)
+        shared = jax.jit(jax.vmap(native, in_axes=(0, 0, None)))(x0, idx, bounds[0])
         for m in range(B):
-            alone = jax.jit(one)(x0[m], idx[m], bounds[m])
-            for got, want in zip(batched, alone, strict=True):
-                np.testing.assert_array_equal(np.asarray(got)[m], np.asarray(want))
-            if m % 2 == 0:  # the trials whose bounds are bounds[0]: in lockstep groups
-                for got, want in zip(shared, alone, strict=True):
-                    np.testing.assert_array_equal(np.asarray(got)[m], np.asarray(want))
-    assert not np.allclose(np.asarray(batched[0])[1], np.asarray(batched[0])[0])
+            for got, bnd in ((own, bounds[m]), (shared, bounds[0])):
+                want = reference(m, bnd)
+                for g, w in zip(got, want, strict=True):
+                    np.testing.assert_allclose(np.asarray(g)[m], np.asarray(w), rtol=1e-12)
 
 
 @needs_native
@@ -287,3 +303,50 @@ def test_native_loop_takes_a_philox_key_on_one_device():
         ]
     assert runs[0].error_average.dtype == np.float64
     assert_same(*runs, rtol=1e-10)
+
+
+@needs_native
+def test_eager_calls_take_the_dtype_of_x():
+    """numpy float64 inputs with x64 off: every float follows x (float32), no mixed buffers."""
+    rng = np.random.default_rng(3)
+    n, d, L = 6, 3, 4
+    a = rng.normal(size=(n, d))
+    args = (np.arange(L, dtype=np.int32), np.full(L, 0.1), np.array([1, L, 0]),
+            sgd_native.pad_rows(a), rng.normal(size=n), (a * a).sum(1), np.ones(n), np.ones(n),
+            np.asarray(1.0))  # fmt: skip
+    x, avg = np.ones(d), np.full(d, 0.5)
+    got = sgd_native.linear_sgd_steps(x, avg, 0.0, *args)
+    with jax.enable_x64(True):
+        want = sgd_native.linear_sgd_steps(x, avg, 0.0, *args)
+    assert all(g.dtype == np.float32 for g in got)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5)
+    with pytest.raises(ValueError, match="indices must be integers"):
+        sgd_native.linear_sgd_steps(x, avg, 0.0, args[0] * 1.0, *args[1:])
+
+
+@pytest.mark.skipif(not (HAS_COMPILER and hasattr(os, "getuid")), reason="POSIX, a compiler")
+def test_a_temporary_folder_others_can_write_is_refused(tmp_path):
+    """With no usable cache folder the library goes to a private temporary folder; one
+    that others can write to (and so replace the library in) is refused."""
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("")
+    shared = tmp_path / f"costsgd-native-{os.getuid()}"
+    shared.mkdir()
+    shared.chmod(0o777)
+    code = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+from costsgd import sgd_native
+print(sgd_native.status().reason)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(XDG_CACHE_HOME=str(not_a_folder), TMPDIR=str(tmp_path), JAX_PLATFORMS="cpu")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"{shared} is not private to this user; set XDG_CACHE_HOME to a folder of yours"
+    ), done.stdout
+    assert list(shared.iterdir()) == []
