@@ -9,9 +9,10 @@
 //   x_{t+1} = y min(1, R/‖y‖)                      (NaN when ‖y‖ overflows)
 //   K_t     = K_{t-1} + c_i
 //
-// One trial's iterate and average stay in a local buffer (L1) over all its
-// steps; the compiled XLA step instead makes one pass over the whole batch per
-// kernel (gather, reduction, update), each bound by the L2 cache.
+// Each trial's iterate and average stay in registers or L1 over all its steps,
+// and four trials are stepped in lockstep so their dependency chains overlap;
+// the compiled XLA step instead makes one pass over the whole batch per kernel
+// (gather, reduction, update), each bound by the L2 cache.
 //
 // Arguments carry the batch dimensions of jax.vmap(..., vmap_method="expand_dims"):
 // each has the outputs' batch dimensions, or 1 where it is shared.
@@ -228,19 +229,16 @@ ffi::Error Run(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d,
   return ffi::Error::Success();
 }
 
-// Run with the block count as a compile-time constant up to kMaxBlocks (d <= 128).
+// Run with the block count as a compile-time constant up to 8 blocks (d <= 128).
 template <typename T>
 ffi::Error Dispatch(const Args<T>& in, const Broadcast* bc, int64_t batch, int64_t d,
-                    int64_t width,
-              int64_t n, int64_t length, int64_t horizon) {
+                    int64_t width, int64_t n, int64_t length, int64_t horizon) {
   switch (width / kLanes) {
 #define COSTSGD_BLOCKS(k) \
   case k:                 \
     return Run<T, k>(in, bc, batch, d, width, n, length, horizon);
     COSTSGD_BLOCKS(1) COSTSGD_BLOCKS(2) COSTSGD_BLOCKS(3) COSTSGD_BLOCKS(4)
     COSTSGD_BLOCKS(5) COSTSGD_BLOCKS(6) COSTSGD_BLOCKS(7) COSTSGD_BLOCKS(8)
-    
-
 #undef COSTSGD_BLOCKS
     default:
       return Run<T, 0>(in, bc, batch, d, width, n, length, horizon);

@@ -15,7 +15,8 @@ from costsgd import sgd_kernel, sgd_native
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_COMPILER = any(shutil.which(c) for c in ("c++", "g++", "clang++"))
 needs_native = pytest.mark.skipif(
-    not sgd_native.status().available, reason=f"native loop: {sgd_native.status().reason}"
+    not sgd_native.status().available,
+    reason=f"the native step loop cannot be built on this machine ({sgd_native.status().reason})",
 )
 
 
