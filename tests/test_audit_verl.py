@@ -39,9 +39,9 @@ def tokenizer_dir(tmp_path_factory):
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     folder = tmp_path_factory.mktemp("tokenizer")
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(
-        folder
-    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]"
+    ).save_pretrained(folder)
     return folder
 
 
@@ -83,8 +83,11 @@ def test_dumps_written_by_verl(tmp_path, tokenizer_dir, trainer):
     truth = _dump(writer, tmp_path / "dumps", rng, padding=2 if trainer == "v1" else 0)
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     for norm, by_std in (("none", False), ("group", True)):
-        pools = list(read_pools([tmp_path / "dumps"], format="verl", tokenizer=tok,
-                                reward_normalization=norm))
+        pools = list(
+            read_pools(
+                [tmp_path / "dumps"], format="verl", tokenizer=tok, reward_normalization=norm
+            )
+        )
         assert [p.step for p in pools] == [1, 2, 3]
         for pool, (scores, lengths, uids) in zip(pools, truth, strict=True):
             np.testing.assert_array_equal(pool.prompt_tokens, [a for a, _ in lengths])
@@ -96,8 +99,9 @@ def test_dumps_written_by_verl(tmp_path, tokenizer_dir, trainer):
                 rewards, torch.ones(len(scores), 3), index, norm_adv_by_std_in_grpo=by_std
             )
             # verl divides by std + 1e-6, TRL (our "group") by std + 1e-4
-            np.testing.assert_allclose(pool.advantages, verl_adv[:, 0].double().numpy(),
-                                       rtol=2e-4, atol=1e-6)
+            np.testing.assert_allclose(
+                pool.advantages, verl_adv[:, 0].double().numpy(), rtol=2e-4, atol=1e-6
+            )
             assert np.all(pool.advantages[:N] == 0.0)  # group 0 is all-equal
     out = audit_files([tmp_path / "dumps"], format="verl", tokenizer=tok)
     assert out["excluded"] == ({"verl padding": 6} if trainer == "v1" else {})
@@ -107,8 +111,18 @@ def test_dumps_written_by_verl(tmp_path, tokenizer_dir, trainer):
 
 def test_cli_on_verl_dumps(tmp_path, tokenizer_dir, capsys):
     _dump(PPOTrainer._write_generations, tmp_path / "dumps", np.random.default_rng(1))
-    code = main(["audit", str(tmp_path / "dumps"), "--format", "verl",
-                 "--tokenizer", str(tokenizer_dir), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "audit",
+            str(tmp_path / "dumps"),
+            "--format",
+            "verl",
+            "--tokenizer",
+            str(tokenizer_dir),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "excluded rows: verl padding 6" in printed
@@ -121,7 +135,20 @@ def test_cli_on_verl_dumps(tmp_path, tokenizer_dir, capsys):
     row["score"] = "high"
     lines[4] = json.dumps(row)
     path.write_text("\n".join(lines) + "\n")
-    code = main(["audit", str(tmp_path / "dumps"), "--format", "verl",
-                 "--tokenizer", str(tokenizer_dir), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "audit",
+            str(tmp_path / "dumps"),
+            "--format",
+            "verl",
+            "--tokenizer",
+            str(tokenizer_dir),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err == f"costsgd audit: error: {path}:5: column 'score': \"high\" is not a number"
+    assert (
+        code == 2
+        and err == f"costsgd audit: error: {path}:5: column 'score': \"high\" is not a number"
+    )

@@ -55,7 +55,9 @@ def read_verl_rows(
       rows_per_file: filled with the rollouts read from each file.
     """
     if tokenizer is None:
-        raise ValueError("format='verl' needs a tokenizer: verl's dumps hold text, not token counts")
+        raise ValueError(
+            "format='verl' needs a tokenizer: verl's dumps hold text, not token counts"
+        )
     return _chunks(list(paths), tokenizer, excluded, rows_per_file)
 
 

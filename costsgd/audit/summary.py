@@ -27,6 +27,7 @@ from costsgd.audit.pool import SAMPLERS, Pool, PoolAudit, analyse_pool
 
 __all__ = ["REGIME_RULE", "Audit", "audit", "regime"]
 
+#: Which predicted token ratio of p* to read (docs/audit.md), in words.
 REGIME_RULE = (
     "Read the step-limited prediction C_p/C_u when your mini-batch B is at or above the "
     "gradient-noise scale B_noise = tr(Sigma)/|g|^2 (a larger mini-batch would not speed training "
