@@ -239,3 +239,9 @@ def test_extreme_magnitudes_give_a_distribution_not_nan():
     p32 = cs.optimal(np.array([3e38, 3e38], np.float32), np.array([1.0, 4.0], np.float32))
     np.testing.assert_allclose(p32, [2 / 3, 1 / 3], rtol=1e-6)
     np.testing.assert_allclose(cs.length_only(None, [1e-300, 1e300]), [1.0, 0.0], atol=1e-300)
+
+
+@pytest.mark.parametrize(("rng", "error"), [(-1, ValueError), (1.5, TypeError), ("abc", TypeError)])
+def test_noisy_proxy_names_a_bad_rng(rng, error):
+    with pytest.raises(error, match="rng"):
+        cs.noisy_proxy([1.0, 2.0], [1.0, 1.0], 0.1, rng=rng)
