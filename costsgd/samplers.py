@@ -23,6 +23,7 @@ import numpy as np
 from costsgd._numerics import optimal_weights
 from costsgd._validate import (
     as_array,
+    as_generator,
     check_alpha,
     check_costs,
     check_gradient_norms,
@@ -255,7 +256,7 @@ def noisy_proxy(
     if negative not in ("clip", "abs"):
         raise ValueError(f"negative must be 'clip' or 'abs', got {negative!r}")
     if noise is None:
-        draws = np.random.default_rng(rng).standard_normal(G.shape[0])
+        draws = as_generator(rng).standard_normal(G.shape[0])
         noise = xp.asarray(draws, dtype=G.dtype, device=array_api_compat.device(G))
     else:
         noise = as_array(noise, "noise")

@@ -253,3 +253,9 @@ def test_nonzero_is_uniform_over_the_components_with_signal_in_every_backend():
     np.testing.assert_allclose(p.numpy(), expected, rtol=1e-15)
     with pytest.raises(ValueError, match="G is zero everywhere"):
         cs.nonzero([0.0, 0.0], [1.0, 1.0])
+
+
+@pytest.mark.parametrize(("rng", "error"), [(-1, ValueError), (1.5, TypeError), ("abc", TypeError)])
+def test_noisy_proxy_names_a_bad_rng(rng, error):
+    with pytest.raises(error, match="rng"):
+        cs.noisy_proxy([1.0, 2.0], [1.0, 1.0], 0.1, rng=rng)
