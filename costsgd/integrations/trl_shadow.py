@@ -35,7 +35,7 @@ import torch
 from transformers import TrainerCallback
 
 from costsgd.audit import Pool, analyse_pool, write_pool_jsonl
-from costsgd.torch.trl import rollout_costs
+from costsgd.integrations.trl import rollout_costs
 
 __all__ = ["ShadowAudit", "cost_aware_shadow"]
 
