@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n\n".join(
         x
         for x in (
+            "# Calibration of `costsgd audit` against the GRPO study",
             args.label,
             table(mixes),
             rule(mixes),
