@@ -191,7 +191,7 @@ def subset_costs(G, c, *, eps: float, D: float, gamma: float):
 
     Examples:
       >>> _, W, bias, ok, K = subset_costs([1.0, 1.0], [1.0, 4.0], eps=0.6, D=1.0, gamma=0.5)
-      >>> W.tolist(), bias.tolist(), ok.tolist(), [round(k, 3) for k in K]
+      >>> W.tolist(), bias.tolist(), ok.tolist(), K.round(3).tolist()
       ([0.0, 1.0, 2.0, 3.0], [1.0, 0.5, 0.5, 0.0], [False, True, True, True], [inf, 25.0, 100.0, 6.25])
     """
     G, c = np.asarray(G, dtype=np.float64), np.asarray(c, dtype=np.float64)
