@@ -382,7 +382,7 @@ def run_trial(
     predrawn: bool,
     segmented: bool = True,
 ):
-    """One trial of one strategy: ``lax.scan`` over chunks of ``chunk`` steps, then a tail.
+    r"""One trial of one strategy: ``lax.scan`` over chunks of ``chunk`` steps, then a tail.
 
     Each chunk draws its ``chunk`` indices in bulk (:func:`costsgd.draw.sample_jax`,
     key folded with the chunk's first step) or slices the pre-drawn ones. Inside

@@ -1,16 +1,26 @@
 """The documentation: the site builds strictly, covers every public name, and every page is reachable.
 
-The site is built once per run (``mkdocs build --strict``, a few seconds), so a
-broken link, a page missing from the nav, a docstring griffe cannot parse or a
-reference to a vanished name fails the suite.
+The site is built once per run with the command of ``make docs`` (``mkdocs
+build --strict``, a few seconds), and any ``WARNING`` line of its output fails
+the suite too: a broken link, a page missing from the nav, a docstring griffe
+cannot parse, a formula that does not typeset or a reference to a vanished
+name. ``--quiet`` is never passed: in mkdocs 1.6 it drops warnings before
+strict mode counts them (a broken link then builds "cleanly"), which
+``test_a_broken_link_fails_the_build`` checks on a copy of the docs.
+The built pages are self-contained: maths is MathML made at build time and no
+page loads a script, style sheet, font or image from another host.
 """
 
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import griffe
 import pytest
@@ -30,19 +40,49 @@ def _config() -> dict:
     return yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site")
+def _build(root: Path, out: Path) -> tuple[int, str]:
+    """``mkdocs build --strict`` of ``root``'s mkdocs.yml into ``out``: exit status and output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
-        cwd=ROOT,
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=root,
         capture_output=True,
         text=True,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         check=False,
     )
-    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _warnings(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "WARNING" in line or "ERROR" in line]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    status, output = _build(ROOT, out)
+    assert status == 0, f"mkdocs build --strict failed:\n{output}"
+    assert _warnings(output) == [], output
     return out
+
+
+def test_make_docs_is_the_strict_build_of_this_test():
+    recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe, "the Makefile has a docs target"
+    assert "mkdocs build --strict" in recipe.group(1)
+    assert not re.search(r"\s(-q|--quiet)\b", recipe.group(1)), "--quiet hides warnings"
+
+
+def test_a_broken_link_fails_the_build(tmp_path):
+    # A copy of the docs with one broken link: the build must fail and name the link.
+    shutil.copytree(DOCS, tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path)
+    (tmp_path / "costsgd").symlink_to(ROOT / "costsgd")
+    index = tmp_path / "docs" / "index.md"
+    index.write_text(index.read_text(encoding="utf-8") + "\n[gone](no-such-page.md)\n")
+    status, output = _build(tmp_path, tmp_path / "site")
+    assert status != 0
+    assert [w for w in _warnings(output) if "no-such-page.md" in w], output
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +198,100 @@ def test_readme_links_point_at_existing_docs_pages():
     links = re.findall(r"\]\((docs/[^)#\s]+)", text)
     assert links, "the README links into the docs"
     assert [link for link in links if not (ROOT / link).is_file()] == []
+
+
+class _Requests(HTMLParser):
+    """The URLs an HTML page makes the browser fetch (scripts, styles, fonts, images, frames)."""
+
+    LOADS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "script": ("src",),
+        "img": ("src", "srcset"),
+        "source": ("src", "srcset"),
+        "iframe": ("src",),
+        "embed": ("src",),
+        "object": ("data",),
+        "audio": ("src",),
+        "video": ("src", "poster"),
+        "track": ("src",),
+    }
+    LINK_RELS: ClassVar[set[str]] = {
+        "stylesheet",
+        "preload",
+        "modulepreload",
+        "prefetch",
+        "preconnect",
+        "icon",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self._style = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in self.LOADS.get(tag, ()):
+            if attrs.get(name):
+                self.urls += [part.split()[0] for part in attrs[name].split(",") if part.strip()]
+        if tag == "link" and self.LINK_RELS & set((attrs.get("rel") or "").split()):
+            self.urls.append(attrs.get("href") or "")
+        if attrs.get("style"):
+            self.urls += _css_urls(attrs["style"])
+        self._style = tag == "style"
+
+    def handle_data(self, data):
+        if self._style:
+            self.urls += _css_urls(data)
+
+    def handle_endtag(self, tag):
+        self._style = False
+
+
+def _css_urls(css: str) -> list[str]:
+    urls = re.findall(r"url\(\s*['\"]?([^'\")]+)", css)
+    return urls + re.findall(r"@import\s+['\"]([^'\"]+)", css)
+
+
+def _external(url: str) -> bool:
+    return url.startswith("//") or urlsplit(url).scheme in {"http", "https", "ftp"}
+
+
+def test_no_page_loads_anything_from_another_host(site):
+    # Offline (clusters, these machines) a page must render from the site folder alone.
+    external = []
+    for page in site.rglob("*.html"):
+        parser = _Requests()
+        parser.feed(page.read_text(encoding="utf-8"))
+        external += [f"{page.relative_to(site)}: {u}" for u in parser.urls if _external(u)]
+    for sheet in site.rglob("*.css"):
+        urls = _css_urls(sheet.read_text(encoding="utf-8"))
+        external += [f"{sheet.relative_to(site)}: {u}" for u in urls if _external(u)]
+    assert external == []
+
+
+def test_requests_parser_sees_external_loads():
+    parser = _Requests()
+    parser.feed(
+        '<link rel="preconnect" href="https://fonts.gstatic.com"><script src="//cdn.x/m.js">'
+        '</script><style>@import "https://fonts.googleapis.com/css";</style>'
+        '<img srcset="a.png 1x, https://x.org/b.png 2x"><a href="https://example.org">ok</a>'
+    )
+    assert [u for u in parser.urls if _external(u)] == [
+        "https://fonts.gstatic.com",
+        "//cdn.x/m.js",
+        "https://fonts.googleapis.com/css",
+        "https://x.org/b.png",
+    ]
+
+
+def test_maths_is_mathml_made_at_build_time(site):
+    # Every formula the pages hold was typeset by docs/extensions/mathml.py: none is left as TeX.
+    formulas, tex = 0, []
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r'<(span|div) class="arithmatex">(.*?)</\1>', text, re.S):
+            formulas += 1
+            if not m.group(2).lstrip().startswith("<math"):
+                tex.append(f"{page.relative_to(site)}: {m.group(2)[:80]}")
+    assert formulas > 100, "the API reference typesets its formulas"
+    assert tex == []

@@ -9,13 +9,13 @@ module and one entry in :data:`COMMANDS`. Every command runs through
 
 from __future__ import annotations
 
-from costsgd.cli import figures, grpo, plot, predict, verify
+from costsgd.cli import audit, figures, grpo, plot, predict, verify
 from costsgd.cli.common import ArgumentParser, run_command
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Modules whose ``register`` adds one or more subcommands, in help order.
-COMMANDS = (predict, figures, grpo, plot, verify)
+COMMANDS = (predict, figures, grpo, plot, verify, audit)
 
 
 def build_parser() -> ArgumentParser:

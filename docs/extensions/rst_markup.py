@@ -10,8 +10,12 @@ extension rewrites
 * cross-reference roles (``:func:``, ``:class:``, ``:mod:``, ...) to code spans;
 * reST double-backtick literals to Markdown code spans;
 
-and reads the ``#:`` comment lines above a module or class attribute as that
-attribute's docstring (the Sphinx convention some modules use for constants).
+and splits an ``Args:`` entry that documents several parameters at once
+(``costs, valid: as in ...``, as numpy-style docstrings allow) into one entry
+per parameter, so each is matched to the signature (its default shown, no
+"does not appear in the signature" warning). It reads the ``#:`` comment
+lines above a module or class attribute as that attribute's docstring (the
+Sphinx convention some modules use for constants).
 Only the rendered copy changes; the sources stay as they are.
 """
 
@@ -22,12 +26,14 @@ from typing import Any
 
 import griffe
 
-__all__ = ["RstMarkup", "to_markdown"]
+__all__ = ["RstMarkup", "comment_docstring", "split_grouped_args", "to_markdown"]
 
 _ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|exc|const):`(~?)([^`]+)`")
 _MATH = re.compile(r":math:`([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
 _DIRECTIVE = re.compile(r"^(\s*)\.\. math::\s*(.*)$")
+_ARGS = re.compile(r"^(\s*)(?:Args|Arguments|Parameters|Params|Keyword Args|Other Parameters):\s*$")
+_GROUPED = re.compile(r"^(\w+(?:\s*,\s*\w+)+)(\s*\([^)]*\))?:(.*)$")
 
 
 def _math_blocks(lines: list[str]) -> list[str]:
@@ -49,6 +55,46 @@ def _math_blocks(lines: list[str]) -> list[str]:
             body.pop()
         out += ["", f"{indent}$$", *(f"{indent}{b}" for b in body if b), f"{indent}$$", ""]
     return out
+
+
+def split_grouped_args(text: str) -> str:
+    r"""Give each name of a grouped ``Args:`` entry (``a, b: text``) an entry of its own.
+
+    Examples:
+        >>> print(split_grouped_args("Args:\n  x, y: the point,\n    in metres.\n  z: a label."))
+        Args:
+          x: the point,
+            in metres.
+          y: the point,
+            in metres.
+          z: a label.
+    """
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        header = _ARGS.match(lines[i])
+        i += 1
+        if not header:
+            continue
+        items: list[list[str]] = []
+        item_indent = None
+        while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > len(header.group(1))):
+            if item_indent is None and lines[i].strip():
+                item_indent = _indent(lines[i])
+            if (lines[i].strip() and _indent(lines[i]) == item_indent) or not items:
+                items.append([lines[i]])
+            else:
+                items[-1].append(lines[i])
+            i += 1
+        for item in items:
+            grouped = _GROUPED.match(item[0].strip())
+            if not grouped:
+                out += item
+                continue
+            names, kind, first = grouped.groups()
+            for name in names.split(","):
+                out += [f"{' ' * (item_indent or 0)}{name.strip()}{kind or ''}:{first}", *item[1:]]
+    return "\n".join(out)
 
 
 def _indent(line: str) -> int:
@@ -78,7 +124,7 @@ def to_markdown(text: str) -> str:
         <BLANKLINE>
         so on.
     """
-    text = "\n".join(_math_blocks(text.split("\n")))
+    text = split_grouped_args("\n".join(_math_blocks(text.split("\n"))))
     text = _MATH.sub(lambda m: rf"\({m.group(1)}\)", text)
     text = _ROLE.sub(_code_span, text)
     return _LITERAL.sub(r"`\1`", text)
