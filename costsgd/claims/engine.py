@@ -13,8 +13,8 @@ import numpy as np
 
 from costsgd import samplers, theory
 from costsgd.claims.base import Template, claim, describe, not_applicable, result
+from costsgd.engine import cost_aware_sgd, inverse_time_schedule, theory_step_size
 from costsgd.problems import FiniteSum, least_squares
-from costsgd.sgd import cost_aware_sgd, inverse_time_schedule, theory_step_size
 
 __all__ = [
     "abs_problem",

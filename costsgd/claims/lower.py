@@ -15,6 +15,7 @@ import numpy as np
 from costsgd import samplers, theory
 from costsgd.claims.base import Template, claim, describe, not_applicable, result
 from costsgd.claims.engine import crossing
+from costsgd.engine import cost_aware_sgd, log_checkpoints, theory_step_size
 from costsgd.hardness import (
     clipped_mean,
     cost_uniform_set,
@@ -23,7 +24,6 @@ from costsgd.hardness import (
     hard_slopes,
     lower_bound,
 )
-from costsgd.sgd import cost_aware_sgd, log_checkpoints, theory_step_size
 
 __all__ = ["thm43_hard_instances", "thm43_lower_bound", "thm43_remark"]
 
