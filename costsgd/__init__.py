@@ -15,7 +15,7 @@ from costsgd.hardness import (
     lower_bound,
 )
 from costsgd.problems import FiniteSum, LeastSquares, least_squares, objective, suboptimality
-from costsgd.samplers import length_only, noisy_proxy, optimal, smooth, uniform, variance
+from costsgd.samplers import length_only, noisy_proxy, nonzero, optimal, smooth, uniform, variance
 from costsgd.sgd import (
     Checkpoints,
     SGDResult,
@@ -103,6 +103,7 @@ __all__ = [
     "log_cost_ratios",
     "lower_bound",
     "noisy_proxy",
+    "nonzero",
     "objective",
     "optimal",
     "optimal_cost_product",

@@ -27,6 +27,7 @@ __all__ = [
     "check_costs",
     "check_gradient_norms",
     "check_probabilities",
+    "check_real",
     "check_same_shape",
     "host",
     "is_traced",
@@ -218,6 +219,17 @@ def check_alpha(alpha: Any, name: str = "alpha") -> float:
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise ValueError(f"{name} must lie in [0, 1], got {alpha!r}")
     return value
+
+
+def check_real(x: Any, name: str) -> float:
+    """A real scalar as a float; a string, a bool or anything ``float()`` refuses is a
+    ``TypeError`` naming ``name`` (NaN and infinities pass: range checks are the caller's)."""
+    if isinstance(x, (str, bytes, bool)):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
+    try:
+        return float(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__} {x!r}") from err
 
 
 def check_positive(x: Any, name: str) -> float:

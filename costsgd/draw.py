@@ -17,6 +17,7 @@ large ``n`` biases sampling; see PERFORMANCE-NOTES). The build is vectorised
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -123,22 +124,70 @@ def sample(table: AliasTable, size: Any, *, rng: Any = None) -> np.ndarray:
 
     Args:
       table: from :func:`alias_table`.
-      size: output shape (int or tuple).
+      size: output shape, an integer >= 0 or a tuple of them.
       rng: ``None``, an int seed or a ``numpy.random.Generator``.
 
     Returns:
       int64 array of shape ``size``.
+
+    Raises:
+      TypeError: ``table`` is not an :class:`AliasTable`, or ``size`` or ``rng`` is
+        not of a kind listed above.
+      ValueError: a negative ``size``, a negative seed, or a table whose columns
+        are inconsistent (its arrays of different lengths, or a drawn column whose
+        ``accept`` is outside [0, 1] or whose ``alias`` is outside [0, n)).
 
     Examples:
       >>> idx = sample(alias_table([0.0, 1.0]), 4, rng=0)
       >>> idx.tolist()
       [1, 1, 1, 1]
     """
+    accept, alias = _table_arrays(table)
+    shape = _shape(size)
     rng = as_generator(rng)
-    n = table.accept.size
-    j = rng.integers(0, n, size=size)
-    u = rng.random(size=size)
-    return np.where(u < table.accept[j], j, table.alias[j])
+    n = accept.size
+    j = rng.integers(0, n, size=shape)
+    u = rng.random(size=shape)
+    keep, other = accept[j], alias[j]
+    # Checked on the columns drawn (O(size), not O(n) per call).
+    if not np.all((keep >= 0.0) & (keep <= 1.0)):
+        raise ValueError("table.accept must lie in [0, 1]: the table was not built by alias_table")
+    if not np.all((other >= 0) & (other < n)):
+        raise ValueError(
+            f"table.alias must hold indices in [0, {n}): the table was not built by alias_table"
+        )
+    return np.where(u < keep, j, other).astype(np.int64)
+
+
+def _table_arrays(table: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(accept, alias)`` of an :class:`AliasTable`, their kinds and lengths checked."""
+    if not isinstance(table, AliasTable):
+        raise TypeError(
+            f"table must be an AliasTable (from alias_table), got {type(table).__name__}"
+        )
+    accept, alias = np.asarray(table.accept), np.asarray(table.alias)
+    if accept.dtype.kind != "f" or alias.dtype.kind not in "iu":
+        raise TypeError(
+            "table must hold float accept and integer alias arrays (from alias_table), "
+            f"got {accept.dtype} and {alias.dtype}"
+        )
+    if accept.ndim != 1 or accept.shape != alias.shape or accept.size == 0:
+        raise ValueError(
+            "table.accept and table.alias must be 1-D, non-empty and of one length, "
+            f"got shapes {accept.shape} and {alias.shape}"
+        )
+    return accept, alias
+
+
+def _shape(size: Any) -> tuple[int, ...]:
+    """``size`` (an integer >= 0 or a tuple of them) as a shape tuple."""
+    dims = size if isinstance(size, tuple) else (size,)
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"size must be an integer >= 0 or a tuple of them, got {size!r}")
+        if d < 0:
+            raise ValueError(f"size must not be negative, got {size!r}")
+    return tuple(int(d) for d in dims)
 
 
 def sample_jax(key: Any, table: AliasTable, shape: tuple[int, ...]):

@@ -32,7 +32,9 @@ from costsgd._validate import (
     check_costs,
     check_gradient_norms,
     check_positive,
+    check_positive_int,
     check_probabilities,
+    check_real,
     check_same_shape,
     host,
 )
@@ -276,11 +278,17 @@ def cost_ratios(G: Any, c: Any) -> CostRatios:
 
 
 class VarianceVsUniform(NamedTuple):
-    """Theorem D.1: variance sampling costs no more than uniform iff ``lhs <= rhs``."""
+    """Theorem D.1: variance sampling costs no more than uniform iff ``lhs <= rhs``.
+
+    The true sides are ``lhs * exp(log_scale)`` and ``rhs * exp(log_scale)``;
+    ``log_scale`` is 0 whenever the larger side is a normal float64, and otherwise
+    a power of two that brings the larger side to magnitude at most 1.
+    """
 
     holds: bool
-    lhs: float  #: E[G] Cov(G, c)
-    rhs: float  #: E[c] Var(G)
+    lhs: float  #: E[G] Cov(G, c), divided by exp(log_scale)
+    rhs: float  #: E[c] Var(G), divided by exp(log_scale)
+    log_scale: float = 0.0  #: natural log of the factor both sides are divided by
 
 
 def variance_beats_uniform(G: Any, c: Any) -> VarianceVsUniform:
@@ -288,29 +296,35 @@ def variance_beats_uniform(G: Any, c: Any) -> VarianceVsUniform:
     :math:`\mathbb E[G]\,\mathrm{Cov}(G,c) \le \mathbb E[c]\,\mathrm{Var}(G)`,
     with moments over a uniformly drawn index.
 
-    ``holds`` is decided on :math:`G/\max G` and :math:`c/\max c` (the
-    condition is invariant to scaling either), so it is right even where
-    ``lhs`` and ``rhs`` overflow float64 (they are then ``inf``).
+    Everything is computed on :math:`G/\max G` and :math:`c/\max c` (the condition
+    is invariant to scaling either), so ``holds`` is right at any magnitude. When
+    a side overflows float64 (:math:`G \sim 10^{10}`, :math:`c \sim 10^{299}`),
+    both are returned divided by a common power of two, ``exp(log_scale)``.
 
     Examples:
       >>> variance_beats_uniform([1.0, 2.0], [5.0, 1.0]).holds  # negatively correlated
       True
+      >>> v = variance_beats_uniform([1e10, 2e10], [1e299, 3e299])
+      >>> round(float(np.log10(v.lhs) + v.log_scale / np.log(10)), 6)  # lhs = 7.5e318
+      318.875061
     """
     G, c = _Gc(G, c)
-    # Decide on G/max G and c/max c (the condition is invariant to scaling
-    # either), so huge magnitudes cannot overflow both sides to inf.
     sg, sc = G.max(), (c.max() if c.max() > 0 else 1.0)
     g, k = G / sg, c / sc
     mean_g, mean_k = g.mean(), k.mean()
     lhs_s = mean_g * np.mean((g - mean_g) * (k - mean_k))
     rhs_s = mean_k * np.mean((g - mean_g) ** 2)
-    log_scale = 2 * np.log(sg) + np.log(sc)
-
-    def unscaled(x: float) -> float:  # x · sg² · sc in log-space; beyond float64: ±inf
-        with np.errstate(over="ignore"):
-            return float(np.sign(x) * np.exp(np.log(abs(x)) + log_scale)) if x != 0 else 0.0
-
-    return VarianceVsUniform(bool(lhs_s <= rhs_s), unscaled(lhs_s), unscaled(rhs_s))
+    # The true sides are x * sg^2 * sc; sg^2 = 2^(2 eg) mg^2 and sc = 2^ec mc exactly.
+    (mg, eg), (mc, ec) = np.frexp(sg), np.frexp(sc)
+    exponent = 2 * int(eg) + int(ec)
+    lhs_m, rhs_m = lhs_s * mg * mg * mc, rhs_s * mg * mg * mc  # |.| <= 1: no overflow
+    top = max(abs(lhs_m), rhs_m)
+    # Unscaled unless the larger side would leave float64's normal range: then both
+    # are returned as lhs_m, rhs_m (divided by exp(log_scale) = 2^exponent).
+    in_range = top == 0 or -1021 < exponent + int(np.frexp(top)[1]) <= 1024
+    shift = 0 if in_range else exponent
+    lhs, rhs = float(np.ldexp(lhs_m, exponent - shift)), float(np.ldexp(rhs_m, exponent - shift))
+    return VarianceVsUniform(bool(lhs_s <= rhs_s), lhs, rhs, float(shift * np.log(2.0)))
 
 
 def cost_biased(p: Any, c: Any) -> np.ndarray:
@@ -400,22 +414,14 @@ def predicted_proxy_gap(
       >>> predicted_proxy_gap([1.0, 1.0], [1.0, 1.0], sigma2=0.01)
       1.01
     """
-    G, c = _Gc(G, c)
-    if np.any(G <= 0):
-        raise ValueError("G must be > 0 everywhere: Theorem D.5 expands 1/G'_i around G_i")
-    if (sigma2 is None) == (rho is None):
-        raise ValueError("give exactly one of sigma2 or rho")
-    if not np.all(c > 0):
-        raise ValueError("c must be > 0 everywhere: p' ∝ G'/sqrt(c) needs positive costs")
-    if rho is not None:
-        if not 0 < rho <= 1:
-            raise ValueError(f"rho must lie in (0, 1], got {rho!r}")
-        with np.errstate(over="ignore"):
-            sigma2 = float(np.var(G) * (np.float64(1.0) / np.float64(rho)) ** 2 - np.var(G))
-    if not (np.isfinite(sigma2) and sigma2 >= 0):
-        raise ValueError(f"sigma2 must be finite and >= 0, got {sigma2!r}")
-    sc = np.sqrt(c)
-    return float(1.0 + sigma2 * np.sum(sc / G) / np.sum(G * sc))
+    G, c = _proxy_inputs(G, c, "Theorem D.5 expands 1/G'_i around G_i")
+    log_noise, blamed = _log_relative_noise(G, sigma2, rho)
+    # sum(sqrt(c)/G) / sum(G sqrt(c)) is homogeneous of degree -2 in G (the noise term
+    # is sigma2 / max(G)^2): computed with g = G / max G, in log-space (1/g overflows
+    # for g < 1e-308).
+    log_g, log_c = np.log(G / G.max()), 0.5 * np.log(c)
+    log_bracket = logsumexp(log_c - log_g) - logsumexp(log_g + log_c)
+    return _one_plus_exp(log_noise + log_bracket, blamed)
 
 
 def second_order_proxy_gap(
@@ -472,26 +478,64 @@ def second_order_proxy_gap(
       >>> float(f"{second_order_proxy_gap(G, c, sigma2=0.05**2) - 1:.4g}")
       4.999e-07
     """
+    G, c = _proxy_inputs(G, c, "the expansion is of 1/G'_i around G_i")
+    log_noise, blamed = _log_relative_noise(G, sigma2, rho)
+    # The bracket is homogeneous of degree -2 in G and 0 in c: with g = G / max G and
+    # k = c / max c it is (A - B) / W / max(G)^2, A = sum(sqrt(k)/g), B = sum(k)/W,
+    # W = sum(g sqrt(k)); A in log-space (1/g overflows for g < 1e-308).
+    g, k = G / G.max(), c / c.max()
+    W = float(np.sum(g * np.sqrt(k)))
+    log_a = logsumexp(0.5 * np.log(k) - np.log(g))
+    b_over_a = np.exp(np.log(np.sum(k) / W) - log_a)
+    if b_over_a >= 1.0:  # A >= B by Cauchy-Schwarz; equal up to rounding
+        return 1.0
+    log_bracket = log_a + np.log1p(-b_over_a) - np.log(W)
+    return _one_plus_exp(log_noise + log_bracket, blamed)
+
+
+def _proxy_inputs(G: Any, c: Any, why: str) -> tuple[np.ndarray, np.ndarray]:
     G, c = _Gc(G, c)
     if np.any(G <= 0):
-        raise ValueError("G must be > 0 everywhere: the expansion is of 1/G'_i around G_i")
+        raise ValueError(f"G must be > 0 everywhere: {why}")
     if not np.all(c > 0):
         raise ValueError("c must be > 0 everywhere: p' ∝ G'/sqrt(c) needs positive costs")
+    return G, c
+
+
+def _log_relative_noise(G: np.ndarray, sigma2: Any, rho: Any) -> tuple[float, str]:
+    r"""``(log(σ² / max(G)²), "name = value" of the argument that set σ²)``; ``-inf``
+    for no noise.
+
+    ``rho`` gives :math:`\sigma^2 = \sigma_G^2(1-\rho^2)/\rho^2` (Theorem D.5), taken
+    in log-space with :math:`\sigma_G^2` of ``G / max G``: neither a tiny ``rho`` nor
+    a tiny ``G`` (whose variance underflows) loses it.
+    """
     if (sigma2 is None) == (rho is None):
         raise ValueError("give exactly one of sigma2 or rho")
     if rho is not None:
+        rho = check_real(rho, "rho")
         if not 0 < rho <= 1:
             raise ValueError(f"rho must lie in (0, 1], got {rho!r}")
-        with np.errstate(over="ignore"):
-            sigma2 = float(np.var(G) * ((np.float64(1.0) / np.float64(rho)) ** 2 - 1.0))
+        var = float(np.var(G / G.max()))
+        if var == 0.0 or rho == 1.0:
+            return -np.inf, f"rho = {rho!r}"
+        return float(np.log(var) + np.log1p(-(rho**2)) - 2.0 * np.log(rho)), f"rho = {rho!r}"
+    sigma2 = check_real(sigma2, "sigma2")
     if not (np.isfinite(sigma2) and sigma2 >= 0):
         raise ValueError(f"sigma2 must be finite and >= 0, got {sigma2!r}")
-    scale = G.max()  # W and the sums are homogeneous: work with G / max G, c / max c
-    g, cc = G / scale, c / c.max()
-    sc = np.sqrt(cc)
-    W = np.sum(g * sc)
-    bracket = np.sum(sc / g) / W - np.sum(cc) / W**2
-    return float(1.0 + sigma2 / scale**2 * max(bracket, 0.0))
+    if sigma2 == 0.0:
+        return -np.inf, f"sigma2 = {sigma2!r}"
+    return float(np.log(sigma2) - 2.0 * np.log(G.max())), f"sigma2 = {sigma2!r}"
+
+
+def _one_plus_exp(log_excess: float, blamed: str) -> float:
+    """``1 + exp(log_excess)``; a ratio beyond float64 is an error naming ``blamed``."""
+    if log_excess > np.log(np.finfo(np.float64).max):
+        raise ValueError(
+            f"{blamed} makes the predicted ratio E[J(p')]/J(p*) = 1 + exp({log_excess:.6g}) "
+            "overflow float64 (the noise is far larger than G; the expansion does not apply)"
+        )
+    return float(1.0 + np.exp(log_excess))
 
 
 def exponential_example(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -506,7 +550,6 @@ def exponential_example(n: int) -> tuple[np.ndarray, np.ndarray]:
       >>> round(float(r.optimal_vs_uniform / np.log(2)) / 10_000, 3)  # log2 ratio / n
       -0.5
     """
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    i = np.arange(1, int(n) + 1, dtype=np.float64)
+    n = check_positive_int(n, "n")
+    i = np.arange(1, n + 1, dtype=np.float64)
     return -0.25 * i * np.log(2.0), i * np.log(2.0)

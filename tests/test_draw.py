@@ -130,3 +130,28 @@ def test_jax_draws_refuse_what_is_not_a_table():
     with pytest.raises(TypeError, match="threshold must be uint32"):
         cs.sample_jax(jax.random.key(0), table._replace(threshold=table.accept), (3,))
     assert cs.sample_jax(7, table, (5,)).shape == (5,)  # an int key is a seed
+
+
+def test_numpy_draws_refuse_bad_tables_and_sizes():
+    table = cs.alias_table([0.25, 0.75])
+    forged = cs.AliasTable(np.array([0.5, 0.5]), np.array([5, 7]), table.threshold)
+    with pytest.raises(ValueError, match=r"table\.alias must hold indices in"):
+        cs.sample(forged, 50, rng=0)  # these columns would yield indices 5 and 7
+    with pytest.raises(ValueError, match=r"table\.accept must lie in"):
+        cs.sample(table._replace(accept=np.array([np.nan, 1.0])), 50, rng=0)
+    with pytest.raises(ValueError, match="one length"):
+        cs.sample(table._replace(alias=np.array([1])), 5, rng=0)
+    with pytest.raises(TypeError, match="table must be an AliasTable"):
+        cs.sample([0.5, 0.5], 3, rng=0)
+    with pytest.raises(TypeError, match="table must hold"):
+        cs.sample(table._replace(alias=table.accept), 3, rng=0)
+    for size, error in [
+        ((2, -1), ValueError),
+        (-1, ValueError),
+        (1.5, TypeError),
+        ("3", TypeError),
+    ]:
+        with pytest.raises(error, match="size"):
+            cs.sample(table, size, rng=0)
+    assert cs.sample(table, (2, np.int64(3)), rng=0).shape == (2, 3)
+    assert cs.sample(table, 0, rng=0).shape == (0,)

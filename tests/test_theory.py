@@ -339,6 +339,55 @@ def test_thmD5_rejects_zero_G_and_bad_parameters():
         cs.predicted_proxy_gap([1.0, 2.0], [1.0, 1.0], rho=0.0)
 
 
+@pytest.mark.parametrize("gap", [cs.predicted_proxy_gap, cs.second_order_proxy_gap])
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e-150, 1.0, 1e150, 1e300])
+def test_thmD5_predictions_are_invariant_to_scaling_G_and_sigma_together(gap, scale):
+    """E[J(p')]/J(p*) depends on sigma/G only: scaling G and sigma by one factor keeps
+    it (no nan from 0/0 for max G < 1e-154, no inf from sigma2/G^2 for tiny G), and
+    the rho form does not depend on the scale at all (np.var(G) would underflow)."""
+    G, c = np.array([1.0, 2.0, 4.0]), np.array([1.0, 10.0, 100.0])
+    ref = gap(G, c, sigma2=0.01)
+    if 1e-150 <= scale <= 1e150:  # sigma2 = 0.01 scale^2 is a normal float64
+        assert gap(G * scale, c, sigma2=0.01 * scale**2) == pytest.approx(ref, rel=1e-9)
+    assert gap(G * scale, c, sigma2=0.0) == 1.0
+    assert gap(G * scale, c, rho=0.9) == pytest.approx(gap(G, c, rho=0.9), rel=1e-9)
+    assert gap(G * scale, c * 1e-200, rho=0.9) == pytest.approx(gap(G, c, rho=0.9), rel=1e-9)
+
+
+@pytest.mark.parametrize("gap", [cs.predicted_proxy_gap, cs.second_order_proxy_gap])
+def test_thmD5_bad_sigma2_and_rho_name_themselves(gap):
+    G, c = [1.0, 2.0], [1.0, 3.0]
+    for kwargs, match in [
+        ({"sigma2": "0.5"}, "sigma2 must be a real number"),
+        ({"rho": "0.5"}, "rho must be a real number"),
+        ({"sigma2": None, "rho": True}, "rho must be a real number"),
+        ({"rho": 1e-200}, "rho = 1e-200"),  # sigma2 = var(G)/rho^2 overflows: rho's fault
+        ({"rho": float("nan")}, "rho must lie in"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            gap(G, c, **kwargs)
+    with pytest.raises(ValueError, match=r"sigma2 = 1e\+300 makes"):  # 1e320: beyond float64
+        gap([1e-10, 2e-10], c, sigma2=1e300)
+    # a tiny rho with a tiny spread of G is a finite prediction, not an overflow
+    assert np.isfinite(gap([1.0, 1.0 + 1e-150], c, rho=1e-140))
+
+
+def test_thmD1_sides_beyond_float64_are_returned_scaled():
+    """lhs = E[G]Cov(G, c) = 7.5e318 and rhs = E[c]Var(G) = 5e318 overflow float64:
+    both come back divided by exp(log_scale), finite; in range, log_scale is 0."""
+    v = cs.variance_beats_uniform([1e10, 2e10], [1e299, 3e299])
+    assert np.isfinite(v.lhs) and np.isfinite(v.rhs) and not v.holds
+    assert np.log(v.lhs) + v.log_scale == pytest.approx(np.log(7.5) + 318 * np.log(10), rel=1e-13)
+    assert np.log(v.rhs) + v.log_scale == pytest.approx(np.log(5.0) + 318 * np.log(10), rel=1e-13)
+    tiny = cs.variance_beats_uniform([1e-200, 3e-200], [1e-300, 2e-300])  # underflow: 1e-700
+    assert tiny.lhs > 0 and tiny.rhs > 0 and tiny.holds
+    assert np.log(tiny.rhs) + tiny.log_scale == pytest.approx(
+        np.log(1.5) - 700 * np.log(10), rel=1e-13
+    )
+    plain = cs.variance_beats_uniform([1.0, 2.0], [1.0, 3.0])
+    assert (plain.lhs, plain.rhs, plain.log_scale) == (0.75, 0.5, 0.0)
+
+
 # --- §4.3 exponential example ------------------------------------------------
 
 
@@ -389,7 +438,7 @@ def test_sec43_small_n_matches_direct_float64():
 
 
 def test_exponential_example_rejects_bad_n():
-    for bad in (0, -3, 2.5):
+    for bad in (0, -3, 2.5, np.nan, np.inf, None, "3", True):
         with pytest.raises(ValueError, match="n must be"):
             cs.exponential_example(bad)
 
@@ -424,7 +473,7 @@ def test_non_numeric_overflowing_and_zero_cost_inputs_raise_clear_errors():
         cs.total_cost([0.5, 0.5], [1.0, 1.0], [1.0, 1.0], eps=1e-200, D=1.0)
     with pytest.raises(ValueError, match="c must be > 0"):
         cs.predicted_proxy_gap([1.0, 2.0], [0.0, 1.0], sigma2=0.1)
-    with pytest.raises(ValueError, match="sigma2 must be finite"):
+    with pytest.raises(ValueError, match="rho = 1e-200"):
         cs.predicted_proxy_gap([1.0, 2.0], [1.0, 1.0], rho=1e-200)
     # a ratio with a zero denominator is nan, as documented: K_var = 0 when G > 0 only where c = 0
     r = cs.cost_ratios([1.0, 0.0], [0.0, 1.0])

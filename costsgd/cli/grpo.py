@@ -133,8 +133,8 @@ def _config(args: argparse.Namespace):
     if args.task is not None:
         task = study.DEFAULT_WALK if args.task == "walk" and not args.smoke else TASKS[args.task]()
         config = dataclasses.replace(config, task=task)
-    if args.seeds is not None:  # the regime runs keep to the study's seeds
-        regime = tuple(s for s in config.regime_seeds if s in args.seeds)
+    if args.seeds is not None:  # the regime runs move to the first of the given seeds
+        regime = tuple(args.seeds[: len(config.regime_seeds)])
         config = dataclasses.replace(config, regime_seeds=regime)
     if args.methods:
         chosen = (study.BASELINE, *(m for m in args.methods if m != study.BASELINE))
