@@ -39,9 +39,10 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 IN_VERL = importlib.util.find_spec("verl") is not None
 TIMEOUT = 600
 
-# Pages whose owners are rewriting them now (issue 23's moves, 21, 22, 25, 26): their blocks
+# Pages whose owners are rewriting them now (issues 20, 21, 22, 23, 25, 26): their blocks
 # are listed by test_every_block_runs_or_is_marked but not yet required to run or be marked.
 PENDING = {
+    "docs/audit.md": "being written with the audit (issue 20)",
     "docs/adapter.md": "rewritten with the integrations move (issue 23)",
     "docs/trl.md": "TRL quick-start made CPU-runnable (issues 22, 24)",
     "docs/verl.md": "rewritten with the integrations move (issue 23)",
