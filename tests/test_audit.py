@@ -77,9 +77,14 @@ def test_ratios_are_expected_cost_of_each_sampler():
     pool = _pool(rng)
     a = analyse_pool(pool)
     G, c = np.abs(pool.advantages), pool.prompt_tokens + pool.completion_tokens
+    u = cs.uniform(G, c)
     for name, sampler in SAMPLERS.items():
         p = np.asarray(sampler(G, c))
-        assert a.expected_drawn_ratio[name] == pytest.approx(float(p @ c) / c.mean(), rel=1e-12)
+        want = cs.expected_cost(p, c) / cs.expected_cost(u, c)
+        assert a.expected_drawn_ratio[name] == pytest.approx(want, rel=1e-12)
+        support = (p > 0).astype(float)
+        ess = (support.mean() ** 2) / cs.second_moment(p, support)
+        assert a.ess_fraction[name] == pytest.approx(ess, rel=1e-12)
         w = 1 / (c.size * p[p > 0])  # the importance weights of the draws, under p
         ess = (p[p > 0] @ w) ** 2 / (p[p > 0] @ w**2)
         assert a.ess_fraction[name] == pytest.approx(ess, rel=1e-12)

@@ -110,7 +110,9 @@ class Audit:
         self._no_signal += a.no_signal
         if math.isfinite(a.Sp_over_Su):
             self._s_ratios.append(a.Sp_over_Su)
-        self._hist += np.histogram(c, _EDGES)[0]
+        self._hist += np.bincount(
+            np.searchsorted(_EDGES, c, side="right") - 1, minlength=self._hist.size
+        )[: self._hist.size]
         self._cmin = min(self._cmin, float(c.min()))
         self._cmax = max(self._cmax, a.cost["max"])
         self.steps.append(
