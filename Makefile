@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -c "from costsgd.sgd_native import status; s = status(); print('native step loop:', s.library or 'off: ' + s.reason)"
+	$(PY) -c "from costsgd.engine._native import status; s = status(); print('native step loop:', s.library or 'off: ' + s.reason)"
 	touch $(STAMP)
 
 venv-verl: $(VERL_STAMP)

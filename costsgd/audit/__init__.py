@@ -11,6 +11,7 @@ key of the result and what an audit cannot know.
 from costsgd.audit._errors import AuditInputError
 from costsgd.audit._generic import REQUIRED
 from costsgd.audit._report import format_table, plot_audit
+from costsgd.audit._writer import write_pool_jsonl
 from costsgd.audit.files import FORMATS, PoolSource, audit_files, read_pools
 from costsgd.audit.pool import (
     NORMALIZATIONS,
@@ -41,4 +42,5 @@ __all__ = [
     "plot_audit",
     "read_pools",
     "regime",
+    "write_pool_jsonl",
 ]

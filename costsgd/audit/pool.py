@@ -14,7 +14,7 @@ with :math:`C(p) = \sum_u p_u c_u` (Eq. 1, :func:`costsgd.expected_cost`) and
 The samplers are the library's own, with :math:`|A_u|` as the gradient-norm
 proxy :math:`G_u` (§5.2): :func:`costsgd.optimal` (:math:`p^* \propto |A|/\sqrt c`,
 Theorem 4.1), :func:`costsgd.smooth` (:math:`p^*_{smooth}(\alpha)`, §5.3),
-zero-advantage removal :math:`p \propto 1[A \ne 0]`, and
+zero-advantage removal :math:`p \propto 1[A \ne 0]` (:func:`costsgd.nonzero`), and
 :func:`costsgd.length_only` (:math:`p_{LEN} \propto 1/\sqrt c`, Appendix G.6).
 A pool without signal (every :math:`A_u = 0`) has ratio 1 under every
 sampler: the adapter then falls back to uniform draws.
@@ -49,11 +49,6 @@ NORMALIZATIONS = ("group", "batch", "none")
 _STD_EPS = 1e-4
 
 
-def _nonzero(G: Any, c: Any):
-    """Zero-advantage removal, :math:`p \\propto 1[G > 0]`: :func:`costsgd.variance` of the indicator."""
-    return samplers.variance((np.asarray(G) > 0).astype(np.float64), c)
-
-
 #: p*_smooth(alpha) audited, by name.
 SMOOTHING = {"p*_smooth(0.01)": 0.01, "p*_smooth(0.05)": 0.05, "p*_smooth(0.1)": 0.1}
 
@@ -69,7 +64,7 @@ def _smoothed(alpha: float) -> Callable[[Any, Any], Any]:
 SAMPLERS: dict[str, Callable[[Any, Any], Any]] = {
     "p*": samplers.optimal,
     **{name: _smoothed(alpha) for name, alpha in SMOOTHING.items()},
-    "nonzero": _nonzero,
+    "nonzero": samplers.nonzero,
     "length": samplers.length_only,
 }
 

@@ -33,12 +33,10 @@ import torch
 import torch.distributed as dist
 
 from costsgd._validate import check_positive_int
-from costsgd.torch.draws import draw_indices, num_minibatches
-from costsgd.torch.inputs import check_generator
+from costsgd.torch._inputs import check_generator, pool_inputs
+from costsgd.torch._kernels import draw_indices, draw_weights, num_minibatches, pool_probs
 from costsgd.torch.options import SamplingOptions
 from costsgd.torch.plan import UpdatePlan
-from costsgd.torch.probs import pool_inputs, pool_probs
-from costsgd.torch.weights import draw_weights
 
 __all__ = ["ShardPlan", "global_plan", "stratified_plan"]
 

@@ -7,26 +7,13 @@ uniform pass over the pool).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
 
 from costsgd._validate import check_positive_int, check_probabilities
-from costsgd.torch.inputs import as_tensor, check_generator
+from costsgd.torch._inputs import as_tensor, check_generator
+from costsgd.torch._kernels import draw_indices, num_minibatches
 
-__all__ = ["draw_indices", "num_minibatches", "sample_minibatches"]
-
-
-def num_minibatches(num_batches: Any, n: int, draws_per_batch: int) -> int:
-    r"""``num_batches``, by default :math:`\lceil n/B \rceil`: as many as one uniform pass over ``n`` rollouts.
-
-    Raises:
-      ValueError: naming ``num_batches`` when it is given and not a positive integer.
-    """
-    if num_batches is None:
-        num_batches = math.ceil(n / draws_per_batch)
-    return check_positive_int(num_batches, "num_batches")
+__all__ = ["sample_minibatches"]
 
 
 def sample_minibatches(
@@ -73,15 +60,3 @@ def sample_minibatches(
     num_batches = num_minibatches(num_batches, p.shape[0], batch_size)
     check_generator(generator, p.device)
     return draw_indices(p, batch_size, num_batches, generator)
-
-
-def draw_indices(p: torch.Tensor, batch_size: int, num_batches: int, generator) -> torch.Tensor:
-    """The inverse-CDF draw of :func:`sample_minibatches` for a validated float64 ``p``
-    (no host synchronisation)."""
-    cdf = torch.cumsum(p, dim=0)
-    u = torch.rand((num_batches, batch_size), generator=generator, dtype=p.dtype, device=p.device)
-    idx = torch.searchsorted(cdf, u * cdf[-1], right=True)
-    # u * total can round up to total: fall back to the last component with mass.
-    positions = torch.arange(p.shape[0], device=p.device)
-    last = torch.where(p > 0, positions, torch.zeros_like(positions)).max()
-    return torch.minimum(idx, last)

@@ -16,11 +16,11 @@ import torch
 from torch.utils.data import Sampler
 
 from costsgd._validate import check_positive_int, check_probabilities
-from costsgd.torch.draws import draw_indices, num_minibatches, sample_minibatches
-from costsgd.torch.inputs import as_tensor, check_generator
+from costsgd.torch._inputs import as_tensor, check_generator, pool_inputs
+from costsgd.torch._kernels import draw_indices, draw_weights, num_minibatches, pool_probs
+from costsgd.torch.draws import sample_minibatches
 from costsgd.torch.options import NORMALIZATIONS, SamplingOptions
-from costsgd.torch.probs import pool_inputs, pool_probs
-from costsgd.torch.weights import draw_weights, importance_weights
+from costsgd.torch.weights import importance_weights
 
 __all__ = ["CostAwareBatchSampler", "UpdatePlan", "plan_update"]
 

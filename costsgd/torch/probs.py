@@ -18,56 +18,11 @@ from typing import Any
 
 import torch
 
-from costsgd._validate import check_probabilities
-from costsgd.torch.inputs import check_generator, check_lengths, sequence_advantages
+from costsgd.torch._inputs import pool_inputs
+from costsgd.torch._kernels import pool_probs
 from costsgd.torch.options import SamplingOptions
 
-__all__ = ["cost_aware_probs", "pool_inputs", "pool_probs"]
-
-
-def pool_inputs(
-    advantages: Any, lengths: Any, mask: Any, generator: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The checked float64 :math:`(|A_u|, c_u)` of a pool (``generator`` checked against its device)."""
-    G = sequence_advantages(advantages, mask)
-    check_generator(generator, G.device)
-    return G, check_lengths(lengths, G.shape[0], G.device)
-
-
-def pool_probs(
-    G: torch.Tensor,
-    c: torch.Tensor,
-    sampling: SamplingOptions,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    r"""The distribution ``sampling`` gives the pool with proxies ``G`` and costs ``c``.
-
-    ``G`` and ``c`` are float64 tensors already checked (:func:`pool_inputs`):
-    the named samplers' outputs are not checked again; a user-supplied sampler's are.
-
-    Raises:
-      ValueError: a user-supplied sampler returned no distribution over the pool.
-    """
-    n = G.shape[0]
-    signal = not sampling.reads_advantages or bool((G > 0).any())
-    if signal and sampling.reads_advantages and sampling.sigma2 > 0:
-        noise = torch.randn(G.shape, generator=generator, dtype=G.dtype, device=G.device)
-        G = (G + sampling.sigma2**0.5 * noise).clamp(min=0.0)
-        signal = bool((G > 0).any())
-    if not signal:
-        p = torch.full_like(G, 1.0 / n)  # no signal: uniform draws, weight 1
-    else:
-        p = sampling.sampler(G if sampling.reads_advantages else None, c)
-        if not isinstance(sampling.proxy, str):
-            p = torch.as_tensor(p, dtype=torch.float64, device=G.device)
-            if tuple(p.shape) != (n,):
-                raise ValueError(
-                    f"the sampler {sampling.proxy!r} returned shape {tuple(p.shape)} for a pool of {n}"
-                )
-            check_probabilities(p, "the sampler's output")
-    if sampling.alpha > 0:
-        p = (1.0 - sampling.alpha) * p + sampling.alpha / n
-    return p
+__all__ = ["cost_aware_probs"]
 
 
 def cost_aware_probs(
@@ -101,8 +56,9 @@ def cost_aware_probs(
       lengths: ``(N,)`` rollout costs :math:`c_u > 0` (prompt + response tokens).
       alpha: smoothing weight in ``[0, 1]``.
       mask: ``(N, T)`` response mask for per-token advantages (see
-        :func:`costsgd.torch.inputs.sequence_advantages`).
-      proxy: a name of :data:`costsgd.torch.options.PROXIES` — ``"advantage"``
+        the per-token reduction is the mean of
+        :math:`|A_{u,t}|` over the masked tokens).
+      proxy: a name of :data:`costsgd.torch.PROXIES` — ``"advantage"``
         (:math:`|A_u|/\sqrt{c_u}`), ``"nonzero"`` (:math:`\mathbf 1[A_u\ne0]`,
         zero-advantage removal), ``"length"`` (:math:`p^*_{\mathrm{LEN}} \propto
         1/\sqrt{c_u}`, Appendix G.6), ``"variance"``, ``"uniform"`` — or a

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from costsgd._validate import check_probabilities
-from costsgd.torch.inputs import as_tensor
+from costsgd.torch._inputs import as_tensor
+from costsgd.torch._kernels import draw_weights
 from costsgd.torch.options import NORMALIZATIONS
 
-__all__ = ["draw_weights", "importance_weights"]
+__all__ = ["importance_weights"]
 
 
 def importance_weights(
@@ -91,20 +92,3 @@ def importance_weights(
             " use normalize='draws' or a wider dtype"
         )
     return w
-
-
-def draw_weights(p: torch.Tensor, idx: torch.Tensor, normalize: str, dtype) -> torch.Tensor:
-    """The weights of :func:`importance_weights` for validated draws (no host sync).
-
-    With ``normalize="draws"`` the ratios ``min p / p_u`` are formed first, so
-    the result is finite whenever it is in float64 (``p_u = 1e-310`` included).
-    """
-    n = p.shape[0]
-    if normalize == "draws":
-        drawn = p[idx]
-        w = drawn.min() / drawn
-        return (w / w.mean()).to(dtype)
-    w = 1.0 / (n * p[idx])
-    if normalize == "expected":
-        w = w * (n / (p > 0).sum())
-    return w.to(dtype)

@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["as_tensor", "check_generator", "check_lengths", "sequence_advantages"]
+__all__ = [
+    "as_tensor",
+    "check_generator",
+    "check_lengths",
+    "pool_inputs",
+    "sequence_advantages",
+]
 
 
 def as_tensor(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
@@ -117,3 +123,12 @@ def check_generator(generator: Any, device: torch.device) -> None:
         raise ValueError(
             f"generator is on {generator.device}, the data on {device}: use one device"
         )
+
+
+def pool_inputs(
+    advantages: Any, lengths: Any, mask: Any, generator: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checked float64 :math:`(|A_u|, c_u)` of a pool (``generator`` checked against its device)."""
+    G = sequence_advantages(advantages, mask)
+    check_generator(generator, G.device)
+    return G, check_lengths(lengths, G.shape[0], G.device)
