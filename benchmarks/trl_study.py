@@ -32,8 +32,8 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from costsgd.experiments.results import write_text  # noqa: E402
-from costsgd.experiments.trl_study import report, study  # noqa: E402
+from costsgd.experiments.results import write_text
+from costsgd.experiments.trl_study import report, study
 
 
 def write_outputs(results: dict, out: Path) -> dict:

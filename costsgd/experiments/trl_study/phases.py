@@ -39,9 +39,9 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from costsgd.integrations.trl import rollout_costs
 from costsgd.torch import cost_aware_probs
 from costsgd.torch.microbatch import padded_tokens
-from costsgd.integrations.trl import rollout_costs
 
 __all__ = ["PhaseLog", "instrumented", "pool_statistics"]
 
@@ -91,7 +91,9 @@ class PhaseLog:
             setattr(self, key, [])
 
     def as_dict(self) -> dict[str, list]:
-        return {k: list(getattr(self, k)) for k in (*self.STEP_KEYS, *self.POOL_KEYS, *self.EVAL_KEYS)}
+        return {
+            k: list(getattr(self, k)) for k in (*self.STEP_KEYS, *self.POOL_KEYS, *self.EVAL_KEYS)
+        }
 
 
 class _Clock:

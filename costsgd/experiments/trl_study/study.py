@@ -56,6 +56,7 @@ __all__ = [
     "EXPERIMENT",
     "RESULTS_NAME",
     "StudyConfig",
+    "config_dict",
     "config_from_dict",
     "default_config",
     "load_results",
@@ -232,7 +233,8 @@ def smoke_config(**overrides: Any) -> StudyConfig:
     return dataclasses.replace(base, **overrides).validate()
 
 
-def _config_dict(config: StudyConfig) -> dict:
+def config_dict(config: StudyConfig) -> dict:
+    """``config`` as plain data (the results file's ``"config"``)."""
     d = dataclasses.asdict(config)
     d["task"] = config.task._asdict()
     return d
@@ -384,7 +386,7 @@ def _fresh(config: StudyConfig) -> dict:
     import trl
 
     return {
-        "config": _config_dict(config),
+        "config": config_dict(config),
         "versions": {
             **results_file.versions("torch"),
             "trl": trl.__version__,

@@ -213,7 +213,9 @@ def warm_start(
 
 
 @torch.no_grad()
-def correct_probability(model, task: WalkTask, prompts: Prompts, *, chunk: int = 256) -> torch.Tensor:
+def correct_probability(
+    model, task: WalkTask, prompts: Prompts, *, chunk: int = 256
+) -> torch.Tensor:
     r"""Probability that a temperature-1 sample answers each prompt exactly: :math:`\prod_t \pi(o^\star_t)`.
 
     0 for a walk longer than the generation cap (no completion can answer it).
