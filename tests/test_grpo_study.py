@@ -298,6 +298,34 @@ def test_zero_variance_filtering_keeps_only_groups_with_signal():
     assert bool((b.advantages != 0).all())
 
 
+@pytest.mark.parametrize("method", [Method("none", "none"), Method("p*")])
+def test_zvf_iteration_without_any_signal_takes_no_step(method):
+    # every walk is longer than the cap: every group fails, ZVF keeps nothing in any round
+    task = WalkTask(
+        modulus=11, max_stride=2, max_steps=10, max_response_len=4, unsolvable_fraction=1.0
+    )
+    cfg = GRPOConfig(
+        prompts_per_step=3,
+        rollouts_per_prompt=4,
+        minibatch_size=4,
+        iterations=3,
+        token_budget=None,
+        eval_every=1,
+        zvf=True,
+        zvf_max_rounds=2,
+    )
+    pol = GRUPolicy(task.vocab_size, 8, 16)
+    before = [p.detach().clone() for p in pol.parameters()]
+    ev = sample_prompts(task, 4, torch.Generator().manual_seed(1))
+    log = train(pol, task, cfg, method, seed=0, eval_prompts=ev, reference=copy.deepcopy(pol))
+    assert log.iter_tokens == [0, 0, 0] and log.eval_steps == [0, 0, 0, 0]
+    assert log.iter_generated_zero_adv_frac == [1.0, 1.0, 1.0]
+    assert log.iter_train_reward == [0.0, 0.0, 0.0]  # the generated rollouts' mean reward
+    assert all(bool(torch.equal(a, b)) for a, b in zip(before, pol.parameters(), strict=True))
+    for key, values in log.as_dict().items():
+        assert all(math.isfinite(v) for v in values if isinstance(v, float)), key
+
+
 def test_no_sampling_uses_every_rollout_exactly_once_with_weight_one():
     _, cfg, b = _batch()
     idx, w = minibatch_plan(
@@ -753,6 +781,8 @@ def test_study_config_validation():
         study.default_config(setting="PPO")
     with pytest.raises(ValueError, match="seeds"):
         study.default_config(seeds=(1, 1))
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        study.default_config(seeds=(1,), regime_seeds=())
     with pytest.raises(ValueError, match="sweep_seeds"):
         study.default_config(sweep_seeds=(0,))
     with pytest.raises(ValueError, match="regime_seeds"):
@@ -806,7 +836,7 @@ def test_cli_selects_task_methods_and_budget(tmp_path, capsys):
     from costsgd.cli import main
 
     argv = ["grpo-study", "--smoke", "--out", str(tmp_path), "--no-progress", "--task", "sort"]
-    argv += ["--methods", "p*", "--token-budget", "300", "--iterations", "6", "--seeds", "0"]
+    argv += ["--methods", "p*", "--token-budget", "300", "--iterations", "6", "--seeds", "0", "1"]
     assert main(argv) == 0
     results = study.load_results(tmp_path / "grpo_study.json")
     cfg = study.config_from_dict(results["config"])
@@ -815,8 +845,28 @@ def test_cli_selects_task_methods_and_budget(tmp_path, capsys):
     for run in results["runs"]:
         tokens = np.cumsum(run["iter_tokens"])
         assert tokens[-1] >= 300 and (len(tokens) == 6 or bool((tokens[:-1] < 300).all()))
-    assert main(["grpo-study", "--smoke", "--out", str(tmp_path), "--seeds", "100"]) == 2
+    assert main(["grpo-study", "--smoke", "--out", str(tmp_path), "--seeds", "100", "1"]) == 2
     assert "sweep_seeds" in capsys.readouterr().err
+
+
+def test_cli_with_other_seeds_runs_the_regime_on_them(tmp_path):
+    from costsgd.cli import main
+
+    argv = ["grpo-study", "--smoke", "--out", str(tmp_path), "--no-progress", "--seeds", "7", "8"]
+    assert main(argv) == 0
+    results = study.load_results(tmp_path / "grpo_study.json")
+    assert {(r["seed"], r["method"]) for r in results["runs"] if r["stage"] == "regime"} == {
+        (7, v) for v in study.REGIMES
+    }
+    text = (tmp_path / "grpo_study.md").read_text()
+    assert "nan" not in text.lower() and "unknown" not in text and " 0 points" not in text
+
+
+def test_report_states_a_missing_regime_as_a_gap_never_nan():
+    s = study.summary(_fake_results(0.6))  # no regime seeds, no diagnosed iteration
+    text = report.format_report(s)
+    assert "nan" not in text.lower() and "unknown" not in text
+    assert "Regime: not measured" in text
 
 
 def test_save_results_is_atomic_and_load_rejects_other_files(tmp_path):

@@ -318,7 +318,11 @@ def _method_row(method: str, paired: list, base: list, runs: list, budget: float
 
 
 def _regime_summary(cfg, main, regime, rows, baseline, seeds, budget) -> dict:
-    """The gradient-noise regime, the prediction that applies, and the 2x-LR/2x-pool runs."""
+    """The gradient-noise regime, the prediction that applies, and the 2x-LR/2x-pool runs.
+
+    Without a diagnosed point (no regime seeds, or their runs not finished)
+    the regime is not measured: ``regime`` is ``None`` and ``gap`` says why.
+    """
     diags = [
         d
         for m in (baseline, "p*")
@@ -331,29 +335,27 @@ def _regime_summary(cfg, main, regime, rows, baseline, seeds, budget) -> dict:
     expected_ratio = (
         rows["p*"]["pstar_cost_ratio"] if "p*" in rows else rows[baseline]["pstar_cost_ratio"]
     )
-    reg = {
-        "minibatch_size": B,
-        "points": len(diags),
-        "noise_scale_median": float(np.median(noise)) if noise else math.nan,
-        "noise_scale_quartiles": [float(q) for q in np.quantile(noise, [0.25, 0.75])]
-        if noise
-        else [],
-        "Sp_over_Su_median": float(np.median(ratio_s)) if ratio_s else math.nan,
-        "Cp_over_Cu": expected_ratio,
-    }
-    reg["regime"] = (
-        ("variance-limited" if reg["noise_scale_median"] > B else "step-limited")
-        if noise
-        else "unknown"
-    )
-    reg["prediction_step_limited"] = expected_ratio
-    reg["prediction_variance_limited"] = (1 + reg["Sp_over_Su_median"]) * expected_ratio
-    reg["prediction"] = (
-        reg["prediction_variance_limited"]
-        if reg["regime"] == "variance-limited"
-        else expected_ratio
-    )
-    reg["runs"] = {}
+    reg = {"minibatch_size": B, "points": len(noise), "Cp_over_Cu": expected_ratio, "runs": {}}
+    if not cfg["regime_seeds"]:
+        reg.update(regime=None, gap="the configuration has no regime seeds")
+    elif not noise or not ratio_s:
+        reg.update(
+            regime=None,
+            gap=f"no diagnosed iteration with signal on seeds {cfg['regime_seeds']} "
+            f"({baseline} and p* runs; an interrupted study, or p* not among the methods)",
+        )
+    else:
+        reg["noise_scale_median"] = float(np.median(noise))
+        reg["noise_scale_quartiles"] = [float(q) for q in np.quantile(noise, [0.25, 0.75])]
+        reg["Sp_over_Su_median"] = float(np.median(ratio_s))
+        reg["regime"] = "variance-limited" if reg["noise_scale_median"] > B else "step-limited"
+        reg["prediction_step_limited"] = expected_ratio
+        reg["prediction_variance_limited"] = (1 + reg["Sp_over_Su_median"]) * expected_ratio
+        reg["prediction"] = (
+            reg["prediction_variance_limited"]
+            if reg["regime"] == "variance-limited"
+            else expected_ratio
+        )
     for v, by_seed in regime.items():
         rseeds = [s for s in cfg["regime_seeds"] if s in by_seed and s in seeds]
         if not rseeds:
@@ -507,19 +509,21 @@ def format_report(s: dict) -> str:
             f"{pk['pp']:+.1f} [{pk['ci_pp'][0]:+.1f}, {pk['ci_pp'][1]:+.1f}] |"
         )
     g = s["regime"]
-    L += [
-        "",
-        "## Regime",
-        "",
-        f"Gradient noise scale tr Σ/‖g‖² (per-sequence gradients, {g['points']} points on the baseline "
-        f"and p* runs): median {g['noise_scale_median']:.3g}, quartiles "
-        + ", ".join(f"{q:.3g}" for q in g["noise_scale_quartiles"])
-        + f", against mini-batch B = {g['minibatch_size']}: **{g['regime']}**.",
-        f"S_p/S_u (median) = {g['Sp_over_Su_median']:.3g}; C_p/C_u = {g['Cp_over_Cu']:.3f}. "
-        f"Predicted token ratio of p* vs no sampling: step-limited C_p/C_u = {g['prediction_step_limited']:.3f}, "
-        f"variance-limited (1+S_p/S_u)·C_p/C_u = {g['prediction_variance_limited']:.3f}; the one that applies "
-        f"predicts a saving of {1 - g['prediction']:+.1%}.",
-    ]
+    L += ["", "## Regime", ""]
+    if g["regime"] is None:
+        L.append(f"Regime: not measured — {g['gap']}.")
+    else:
+        L += [
+            f"Gradient noise scale tr Σ/‖g‖² (per-sequence gradients, {g['points']} points on the "
+            f"baseline and p* runs): median {g['noise_scale_median']:.3g}, quartiles "
+            + ", ".join(f"{q:.3g}" for q in g["noise_scale_quartiles"])
+            + f", against mini-batch B = {g['minibatch_size']}: **{g['regime']}**.",
+            f"S_p/S_u (median) = {g['Sp_over_Su_median']:.3g}; C_p/C_u = {g['Cp_over_Cu']:.3f}. "
+            f"Predicted token ratio of p* vs no sampling: step-limited C_p/C_u = "
+            f"{g['prediction_step_limited']:.3f}, variance-limited (1+S_p/S_u)·C_p/C_u = "
+            f"{g['prediction_variance_limited']:.3f}; the one that applies predicts a saving of "
+            f"{1 - g['prediction']:+.1%}.",
+        ]
     for v, x in g["runs"].items():
         d = x["drawn"]
         L.append(

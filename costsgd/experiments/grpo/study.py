@@ -183,6 +183,10 @@ class StudyConfig:
             v = getattr(self, name)
             if not v or len(set(v)) != len(v):
                 raise ValueError(f"{name} must be non-empty and distinct, got {v!r}")
+        if len(self.seeds) < 2:
+            raise ValueError(
+                f"seeds must hold at least 2 seeds (the 95% intervals resample seeds), got {self.seeds!r}"
+            )
         if set(self.sweep_seeds) & set(self.seeds):
             raise ValueError("sweep_seeds must be disjoint from seeds")
         if not set(self.regime_seeds) <= set(self.seeds):

@@ -6,7 +6,9 @@ One iteration of :func:`train` is one pass of Algorithm 2:
    normalise rewards within each group, :math:`A_u = (r_u - \bar r)/\operatorname{std}(r)`
    (§5.2; a zero-variance group gets :math:`A_u = 0`). Under zero-variance
    filtering (ZVF, §5.3) zero-variance groups are dropped and prompts are drawn
-   again until ``n`` groups with signal are collected.
+   again until ``n`` groups with signal are collected (at most
+   ``zvf_max_rounds`` rounds; an iteration that keeps no group takes no
+   gradient step and draws no tokens).
 2. *Sampling distribution.* For a cost-aware method, :math:`p_u` comes from the
    adapter's :func:`costsgd.torch.cost_aware_probs` with
    :math:`c_u` = prompt + response tokens.
@@ -205,13 +207,27 @@ class Method:
 
 
 class Batch(NamedTuple):
-    """One iteration's rollout dataset :math:`\\mathcal D_{step}`."""
+    """One iteration's rollout dataset :math:`\\mathcal D_{step}`.
+
+    Attributes:
+      rollouts, rewards, advantages: the pool (under ZVF, the groups kept; it
+        can be empty when no generated group had signal).
+      groups_kept: groups in the pool.
+      generation_rounds: rounds of ``n`` prompts generated to fill it.
+      groups_generated, zero_variance_groups: every group generated in those
+        rounds, and those whose rewards were all equal (zero advantage), before
+        any filtering: the pool's zero-advantage fraction as GRPO sees it.
+      generated_reward: the mean reward of every generated rollout.
+    """
 
     rollouts: Rollouts
     rewards: torch.Tensor
     advantages: torch.Tensor
     groups_kept: int
     generation_rounds: int
+    groups_generated: int = 0
+    zero_variance_groups: int = 0
+    generated_reward: float = 0.0
 
 
 @dataclass
@@ -228,6 +244,8 @@ class RunLog:
     iter_all_tokens: list[int] = field(default_factory=list)
     iter_zero_adv_frac: list[float] = field(default_factory=list)
     iter_pstar_cost_ratio: list[float] = field(default_factory=list)
+    iter_generated_zero_adv_frac: list[float] = field(default_factory=list)
+    iter_generation_rounds: list[int] = field(default_factory=list)
     iter_train_reward: list[float] = field(default_factory=list)
     iter_weight_max: list[float] = field(default_factory=list)
     diagnostics: list[dict] = field(default_factory=list)
@@ -261,8 +279,8 @@ def _repeat(prompts: Prompts, m: int) -> Prompts:
 def collect(policy: GRUPolicy, task: Task, config: GRPOConfig, generator: torch.Generator) -> Batch:
     """Phase 1 of Algorithm 2: rollouts, rewards, advantages (with ZVF if configured)."""
     n, m = config.prompts_per_step, config.rollouts_per_prompt
-    parts: list[tuple[Rollouts, torch.Tensor, Prompts]] = []
-    kept, rounds = 0, 0
+    parts: list[tuple[Rollouts, torch.Tensor]] = []
+    kept, rounds, zero_variance, reward_sum = 0, 0, 0, 0.0
     while kept < n and rounds < (config.zvf_max_rounds if config.zvf else 1):
         rounds += 1
         prompts = _repeat(sample_prompts(task, n, generator), m)
@@ -270,8 +288,11 @@ def collect(policy: GRUPolicy, task: Task, config: GRPOConfig, generator: torch.
             policy, prompts, task.max_response_len, generator, temperature=config.temperature
         )
         r = rewards(task, prompts, roll.responses)
+        signal = r.view(n, m).std(1) > 0
+        zero_variance += int((~signal).sum())
+        reward_sum += float(r.sum())
         if config.zvf:
-            keep = r.view(n, m).std(1) > 0
+            keep = signal
             keep = keep & (torch.cumsum(keep, 0) <= n - kept)
             rows = keep.repeat_interleave(m)
             roll = Rollouts(*(x[rows] for x in roll))
@@ -283,7 +304,9 @@ def collect(policy: GRUPolicy, task: Task, config: GRPOConfig, generator: torch.
     roll = Rollouts(*(torch.cat(xs) for xs in zip(*(p[0] for p in parts), strict=True)))
     r = torch.cat([p[1] for p in parts])
     adv = group_advantages(r, m) if r.numel() else r
-    return Batch(roll, r, adv, kept, rounds)
+    return Batch(
+        roll, r, adv, kept, rounds, rounds * n, zero_variance, reward_sum / (rounds * n * m)
+    )
 
 
 def minibatch_plan(
@@ -315,35 +338,29 @@ def minibatch_plan(
 def sampling_probs(method: Method, batch: Batch, generator: torch.Generator) -> torch.Tensor:
     r"""The method's :math:`p` over the pool (float64; not defined for ``"none"``).
 
-    ``"advantage"`` and ``"length"`` are the adapter's
-    :func:`costsgd.torch.cost_aware_probs`; ``"uniform"`` is :math:`1/N`;
-    ``"nonzero"`` is uniform over the rollouts with :math:`A_u \ne 0` (uniform
-    over all when there are none); both smoothed by ``alpha``.
+    The adapter's :func:`costsgd.torch.cost_aware_probs` with ``proxy`` =
+    ``method.sampling``: ``"advantage"`` (:math:`p^*`), ``"length"``,
+    ``"uniform"`` (:math:`1/N`) or ``"nonzero"`` (uniform over the rollouts
+    with :math:`A_u \ne 0`; uniform over all when there are none), smoothed
+    by ``alpha``.
 
     Examples:
       >>> import torch
       >>> from costsgd.experiments.grpo.policy import Rollouts
-      >>> roll = Rollouts(*(torch.zeros(4, 1, dtype=torch.long),) * 3, torch.ones(4, dtype=torch.long))
+      >>> seq = torch.zeros(4, 1, dtype=torch.long)
+      >>> roll = Rollouts(seq, torch.ones(4, dtype=torch.long), seq, torch.ones(4, dtype=torch.long))
       >>> b = Batch(roll, torch.zeros(4), torch.tensor([1.0, 0.0, -2.0, 0.0]), 1, 1)
       >>> sampling_probs(Method("nz", "nonzero"), b, torch.Generator()).tolist()
       [0.5, 0.0, 0.5, 0.0]
     """
-    A = batch.advantages
-    if method.sampling in ("advantage", "length"):
-        return adapter.cost_aware_probs(
-            A,
-            batch.rollouts.costs,
-            alpha=method.alpha,
-            proxy=method.sampling,
-            sigma2=method.sigma2,
-            generator=generator,
-        )
-    if method.sampling == "uniform" or not bool((A != 0).any()):
-        p = torch.full(A.shape, 1.0 / A.shape[0], dtype=torch.float64)
-    else:
-        keep = (A != 0).double()
-        p = keep / keep.sum()
-    return (1 - method.alpha) * p + method.alpha / A.shape[0]
+    return adapter.cost_aware_probs(
+        batch.advantages,
+        batch.rollouts.costs,
+        alpha=method.alpha,
+        proxy=method.sampling,
+        sigma2=method.sigma2,
+        generator=generator,
+    )
 
 
 def pstar_cost_ratio(batch: Batch) -> float:
@@ -496,7 +513,9 @@ def _record_iteration(log: RunLog, batch: Batch, tokens: int, processed: int, wm
     log.iter_pstar_cost_ratio.append(1.0 if empty else pstar_cost_ratio(batch))
     log.iter_all_tokens.append(int(costs.sum()))
     log.iter_zero_adv_frac.append(1.0 if empty else float((batch.advantages == 0).float().mean()))
-    log.iter_train_reward.append(float("nan") if empty else float(batch.rewards.mean()))
+    log.iter_generated_zero_adv_frac.append(batch.zero_variance_groups / batch.groups_generated)
+    log.iter_generation_rounds.append(batch.generation_rounds)
+    log.iter_train_reward.append(batch.generated_reward)
     log.iter_weight_max.append(wmax)
 
 
@@ -550,14 +569,12 @@ def train(
     _record_eval(log, 0, done, accuracy())
     for it in range(1, config.iterations + 1):
         batch = collect(policy, task, config, gen)
-        old = _old_logprobs(policy, reference, batch.rollouts, config)
-        if diagnose is not None and (it - 1) % config.diagnose_every == 0:
-            log.diagnostics.append({"iteration": it, **diagnose(policy, batch, old[1])})
-        plan = (
-            minibatch_plan(method, batch, config.minibatch_size, gen)
-            if len(batch.advantages)
-            else ([], [])
-        )
+        plan: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        if len(batch.advantages):  # under ZVF an iteration can keep no group: no step
+            old = _old_logprobs(policy, reference, batch.rollouts, config)
+            if diagnose is not None and (it - 1) % config.diagnose_every == 0:
+                log.diagnostics.append({"iteration": it, **diagnose(policy, batch, old[1])})
+            plan = minibatch_plan(method, batch, config.minibatch_size, gen)
         tokens = processed = 0
         for idx, w in zip(*plan, strict=True):
             processed += _gradient_step(policy, opt, batch, idx, w, old, config)
