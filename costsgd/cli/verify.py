@@ -50,8 +50,9 @@ def register(sub) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     from costsgd import claims
+    from costsgd.experiments.results import write_text
 
-    out = check_output_path(args.out) if args.out else None
+    out = check_output_path(args.out) if args.out is not None else None
     start_engine(args)
     from costsgd.experiments.runtime import compile_cache_dir
 
@@ -62,10 +63,9 @@ def _verify(args: argparse.Namespace) -> int:
     )
     print(claims.render_text(verdicts))
     if out is not None:
+        text = json.dumps(claims.to_json(verdicts, seed=args.seed, quick=args.quick), indent=1)
         with writing(out):
-            out.write_text(
-                json.dumps(claims.to_json(verdicts, seed=args.seed, quick=args.quick), indent=1)
-            )
+            write_text(out, text)  # atomic: a failed write leaves the old file whole
         print(f"wrote {out}")
     bad = claims.unexpected_failures(verdicts)
     if bad:
