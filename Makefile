@@ -12,6 +12,8 @@ VERL_VENV  ?= .venv-verl
 VERL_PY    := $(VERL_VENV)/bin/python
 VERL_STAMP := $(VERL_VENV)/.installed
 VERL_TESTS := tests/test_audit_verl.py tests/test_integrations_verl.py tests/test_integrations_verl_package.py tests/test_integrations_verl_trainer.py costsgd/integrations/verl.py costsgd/integrations/verl_trainer.py
+# Code blocks of the docs marked <!-- run: verl --> run there (tests/test_code_blocks.py).
+VERL_TESTS += tests/test_code_blocks.py
 
 .PHONY: demo test test-verl docs lint bench clean venv venv-verl
 

@@ -9,11 +9,12 @@ tokens per iteration, both against the baseline. Writes a table (Markdown), a
 JSON file and a plot to ``--out``.
 
 The audit reads the baseline runs' per-iteration pools (``iter_advantages``
-and ``iter_costs``) when the study recorded them, and runs every sampler on
-them; older results files only hold p*'s per-iteration ratio
-(``iter_pstar_cost_ratio``) and the pool's tokens (``iter_all_tokens``), from
-which the token-weighted p* ratio is computed the same way (the other
-samplers are then not audited; the table says which source each row used).
+and ``iter_costs``) when the study recorded them, and runs ``costsgd.audit``
+on them. Otherwise it uses the ratios the study computed per iteration with
+``costsgd.audit.analyse_pool`` (:data:`PER_ITERATION`; results files before
+the suite hold p*'s only), token-weighted by the pool's tokens
+(``iter_all_tokens``) exactly as the audit's summary is; the table says which
+source each row used.
 
     python benchmarks/audit_calibration.py docs/results/grpo_study.json=default \\
         --out docs/results/audit_calibration
@@ -32,6 +33,13 @@ import numpy as np
 from costsgd.audit import Audit, Pool
 from costsgd.experiments.grpo.report import summarize
 
+#: the audit's sampler -> the study's per-iteration record of its ratio on the run's pools
+#: (``costsgd.audit.analyse_pool`` per iteration, token-weighted here by ``iter_all_tokens``).
+PER_ITERATION = {
+    "p*": "iter_pstar_cost_ratio",
+    "p*_smooth(0.01)": "iter_expected_ratio_smooth",
+    "nonzero": "iter_expected_ratio_nonzero",
+}
 #: study method -> the audit's sampler that prices it.
 PRICED = {"p*": "p*", "p*_smooth(0.01)": "p*_smooth(0.01)", "p ∝ 1[A≠0]": "nonzero"}
 
@@ -59,12 +67,16 @@ def audit_baseline(results: dict, seeds: list) -> dict:
             "zero_advantage_fraction": s["zero_advantage_fraction"],
             "Sp_over_Su_median": s["regime"]["Sp_over_Su_median"],
         }
-    ratio = np.concatenate([r["iter_pstar_cost_ratio"] for r in runs])
     tokens = np.concatenate([r["iter_all_tokens"] for r in runs]).astype(float)
+    saving = {}
+    for sampler, key in PER_ITERATION.items():
+        if all(key in r for r in runs):
+            ratio = np.concatenate([r[key] for r in runs])
+            saving[sampler] = float(1 - ratio @ tokens / tokens.sum())
     zero = np.concatenate([r["iter_zero_adv_frac"] for r in runs])
     return {
-        "source": "p* per-iteration ratio (iter_pstar_cost_ratio × iter_all_tokens)",
-        "expected_saving": {"p*": float(1 - ratio @ tokens / tokens.sum())},
+        "source": "the study's per-iteration audit ratios × iter_all_tokens",
+        "expected_saving": saving,
         "zero_advantage_fraction": float(zero.mean()),
         "Sp_over_Su_median": None,
     }
@@ -198,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n\n".join(
         x
         for x in (
+            "# Calibration of `costsgd audit` against the GRPO study",
             args.label,
             table(mixes),
             rule(mixes),

@@ -12,6 +12,7 @@ from costsgd.audit._errors import AuditInputError
 from costsgd.audit._generic import REQUIRED
 from costsgd.audit._report import format_table, plot_audit
 from costsgd.audit._writer import write_pool_jsonl
+from costsgd.audit.batch import analyse_pools
 from costsgd.audit.files import FORMATS, PoolSource, audit_files, read_pools
 from costsgd.audit.pool import (
     NORMALIZATIONS,
@@ -35,6 +36,7 @@ __all__ = [
     "PoolAudit",
     "PoolSource",
     "analyse_pool",
+    "analyse_pools",
     "audit",
     "audit_files",
     "format_table",

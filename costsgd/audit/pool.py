@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from costsgd import samplers
-from costsgd.theory import expected_cost, second_moment
+from costsgd.theory import second_moment
 
 __all__ = [
     "NORMALIZATIONS",
@@ -163,10 +163,13 @@ def group_advantages(rewards: Any, groups: Any, normalization: str = "group") ->
     return A
 
 
-def _ess_fraction(p: np.ndarray) -> float:
-    r"""Kish's effective sample size per draw of the weights :math:`1/(Np_u)` under :math:`p`."""
-    support = (p > 0).astype(np.float64)
-    return float((support.mean() ** 2) / second_moment(p, support))
+def _quantiles(c: np.ndarray, qs=(0.1, 0.5, 0.9)) -> list[float]:
+    """``np.quantile``'s default (linear) rule, on one sort: cheap for many small pools."""
+    x = np.sort(c)
+    at = np.asarray(qs) * (x.size - 1)
+    lo = np.floor(at).astype(np.int64)
+    hi = np.minimum(lo + 1, x.size - 1)
+    return (x[lo] + (at - lo) * (x[hi] - x[lo])).tolist()
 
 
 def analyse_pool(pool: Pool) -> PoolAudit:
@@ -205,13 +208,20 @@ def analyse_pool(pool: Pool) -> PoolAudit:
     s_ratio = float("nan")
     if not no_signal:
         dists = distributions(G, c)
-        for name, p in dists.items():
-            ratio[name] = expected_cost(p, c) / mean_c
-            ess[name] = _ess_fraction(p)
+        P = np.stack(list(dists.values()))
+        # C(p) = sum p c (Eq. 1, costsgd.expected_cost) and S(p, 1_{p>0}) = (1/N^2) sum_{p>0} 1/p
+        # (costsgd.second_moment) for every sampler at once; tests check both against theory.
+        drawn = P @ c / mean_c
+        support = P > 0
+        with np.errstate(divide="ignore"):
+            s_support = np.where(support, 1.0 / P, 0.0).sum(1) / n**2
+        ess_all = (support.sum(1) / n) ** 2 / s_support
+        ratio = dict(zip(dists, drawn.tolist(), strict=True))
+        ess = dict(zip(dists, ess_all.tolist(), strict=True))
         if n > 1:
             s_u = float(np.mean(G * G))  # S(u) = (1/N^2) sum G^2 / (1/N)
             s_ratio = (n - 1) / n * second_moment(dists["p*"], G) / s_u
-    q10, q50, q90 = np.quantile(c, [0.1, 0.5, 0.9])
+    q10, q50, q90 = _quantiles(c)
     return PoolAudit(
         n=n,
         tokens=float(c.sum()),

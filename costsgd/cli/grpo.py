@@ -16,6 +16,7 @@ from typing import Any
 from costsgd.cli.common import (
     UserError,
     check_output_folder,
+    needs,
     non_negative_int,
     option_errors,
     positive_int,
@@ -43,7 +44,10 @@ def register(sub) -> None:
         "grpo-study",
         help="mini Cost-Aware GRPO on CPU: does p* save policy-optimization tokens? (§5.4)",
     )
-    p.add_argument("--out", default="results/grpo", help="output folder (default: results/grpo)")
+    p.add_argument(
+        "--out",
+        help="output folder (default: results/grpo; with --replot, the results file's folder)",
+    )
     p.add_argument(
         "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
     )
@@ -62,7 +66,9 @@ def register(sub) -> None:
         "--lrs", type=float, nargs="+", help="learning rates of the sweep (default: 1e-3 2e-3 4e-3)"
     )
     p.add_argument(
-        "--iterations", type=positive_int, help="at most this many GRPO iterations per run"
+        "--iterations",
+        type=positive_int,
+        help="at most this many GRPO iterations per run (default: 1000)",
     )
     p.add_argument("--workers", type=positive_int, help="parallel processes (default: 2)")
     p.add_argument(
@@ -71,13 +77,19 @@ def register(sub) -> None:
         help="drawn policy-optimization tokens per run (default: 700000; 0 = run all iterations)",
     )
     p.add_argument(
-        "--methods", nargs="+", help="only these methods (the baseline 'no sampling' is kept)"
+        "--methods",
+        nargs="+",
+        help="only these methods; the baseline 'no sampling' is kept (default: all of the study's)",
     )
     p.add_argument(
-        "--replot", metavar="RESULTS.json", help="redraw the report and figure from a results file"
+        "--replot",
+        metavar="RESULTS.json",
+        help="redraw the report and figure from this results file instead of running the study "
+        "(default: run it)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run, parser=p)
+    needs(p, "torch", "matplotlib", "tqdm", extra="grpo")
 
 
 def replace_field(config: Any, dotted: str, value: Any) -> Any:
@@ -160,10 +172,10 @@ def write_report(results: dict, png: Path) -> str:
 def _run(args: argparse.Namespace) -> int:
     if args.replot:
         results = reading(load_study, args.replot)
-        out = check_output_folder(args.out)
+        out = check_output_folder(args.out or Path(args.replot).parent)
     else:
         config = _config(args)
-        out = check_output_folder(args.out)
+        out = check_output_folder(args.out or "results/grpo")
         from costsgd.experiments.grpo import study
 
         path = out / "grpo_study.json"

@@ -32,10 +32,12 @@ def register(sub) -> None:
         action="append",
         choices=list(CLAIMS),
         metavar="NAME",
-        help=f"check only this claim (repeatable): {', '.join(CLAIMS)}",
+        help=f"check only this claim (repeatable; default: every claim): {', '.join(CLAIMS)}",
     )
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of every instance")
-    p.add_argument("--out", help="write every instance's result to this JSON file")
+    p.add_argument(
+        "--out", help="write every instance's result to this JSON file (default: no file)"
+    )
     p.add_argument(
         "--jobs",
         type=positive_int,
