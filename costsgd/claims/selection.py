@@ -113,11 +113,10 @@ def thmD3_lp(G=None, c=None, required: float | None = None, *, label: str = "", 
         return not_applicable("thmD.3-lp", "V_req > Σ G: infeasible", instance=where)
     ours = subset.knapsack_lp(inst).objective
     scale_v, scale_w = inst.value.max(), max(inst.item_cost.max(), 1e-300)
-    target = inst.required - 1e-9 * inst.value.sum()  # the library's coverage slack
     ref = linprog(
         inst.item_cost / scale_w,
         A_ub=-(inst.value / scale_v)[None, :],
-        b_ub=[-target / scale_v],
+        b_ub=[-inst.required / scale_v],
         bounds=(0, 1),
         method="highs",
     )
