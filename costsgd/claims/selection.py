@@ -5,6 +5,7 @@ order, and the strongly convex budget."""
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -183,8 +184,8 @@ def subset_costs(G, c, *, eps: float, D: float, gamma: float):
     :math:`(\text{masks}, W_\pi, D\beta_\pi, \text{feasible}, \mathcal K_\pi(\epsilon))`.
 
     :math:`W_\pi = \sum_{i\in\pi}G_i\sqrt{c_i}`, :math:`\beta_\pi = \frac1n\sum_{i\notin\pi}G_i`,
-    feasible: :math:`D\beta_\pi \le \Gamma` up to the library's coverage slack
-    (:math:`10^{-9}\sum_i G_i` on :math:`\sum_{i\in\pi}G_i`, the same for every solver),
+    feasible: :math:`\sum_{i\in\pi}G_i \ge V_{req} = \sum_i G_i - n\Gamma/D`, computed as
+    :func:`costsgd.knapsack` and :meth:`costsgd.MinKnapsack.covers` do (sums exactly rounded),
     :math:`\mathcal K_\pi(\epsilon) = D^2W_\pi^2/(n^2(\epsilon - D\beta_\pi)^2)` (Appendix C;
     ``inf`` where infeasible).
 
@@ -198,7 +199,8 @@ def subset_costs(G, c, *, eps: float, D: float, gamma: float):
     masks = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
     W = masks.astype(np.float64) @ (G * np.sqrt(c))
     bias = D * ((~masks).astype(np.float64) @ G) / n
-    feasible = bias <= gamma + D * 1e-9 * G.sum() / n
+    required = max(G.sum() - n * gamma / D, 0.0)  # as subset.knapsack computes V_req
+    feasible = np.array([math.fsum(G[m]) >= required for m in masks])
     with np.errstate(divide="ignore"):
         K = np.where(feasible, D**2 * W**2 / (n**2 * (eps - bias) ** 2), np.inf)
     return masks, W, bias, feasible, K
@@ -330,7 +332,8 @@ def thmC1_corrected(
         subset.subset_total_cost(
             G, c, _knapsack_subset(G, c, gamma=g, D=D, solver=solver), eps=eps, D=D
         )
-        for g in (gamma, min(float(bias[best]), gamma))
+        # Γ' a hair above Dβ of the optimum, so that rounding in V_req' cannot exclude it
+        for g in (gamma, float(bias[best]) * (1 + 1e-12) + 1e-300)
     )
     exact = _ratio(swept, float(K[best]))
     parts = {"worst case": worst_case, "sweep": exact}
@@ -419,9 +422,10 @@ def thmD2_engine(
     P, eps, formula, details = [], [], [], {}
     for frac in fractions:
         gamma = float(frac) * D * b.sum() / n
-        chosen = solver(subset.knapsack(b, c, gamma=gamma, D=D)).selected
+        inst = subset.knapsack(b, c, gamma=gamma, D=D)
+        chosen = solver(inst).selected
         bias = D * b[~chosen].sum() / n
-        if bias > gamma + D * 1e-9 * b.sum() / n:
+        if not inst.covers(chosen):  # Σ_π G >= V_req, i.e. Dβ_π <= Γ
             return result(
                 "thmD.2",
                 np.inf,
