@@ -13,11 +13,10 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m costsgd.claims FILE.md [FILE.md ...]", file=sys.stderr)
         return 2
-    from costsgd.experiments.runtime import compile_cache_dir, enable_compile_cache
+    from costsgd.experiments.runtime import compile_cache_dir
 
-    cache = compile_cache_dir()
-    enable_compile_cache(cache)
-    verdicts = run(quick=True, seed=0, jobs=len(os.sched_getaffinity(0)), compile_cache=cache)
+    jobs = len(os.sched_getaffinity(0))
+    verdicts = run(quick=True, seed=0, jobs=jobs, compile_cache=compile_cache_dir())
     for name in argv:
         path = pathlib.Path(name)
         text = path.read_text()

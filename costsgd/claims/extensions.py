@@ -168,7 +168,7 @@ def _f2_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper", z=0.0),
     instances=_f2_cases,
     runtime="jax",
-    cost=1.0,
+    cost=1.8,
 )
 def appF2_nonconvex(
     seed: int = 0,
@@ -362,7 +362,7 @@ def _f3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper"),
     instances=_f3_cases,
     runtime="jax",
-    cost=0.6,
+    cost=1.6,
 )
 def appF3_last_iterate(
     b: Any = None,
