@@ -113,22 +113,34 @@ def calibrate(path: str, label: str) -> dict:
 
 
 def rule(mixes: list[dict]) -> str:
-    """The rule a user can apply, read off the p* rows (ranges over mixes, said plainly)."""
-    rows = [m["methods"]["p*"] for m in mixes if "p*" in m["methods"]]
+    """The rule a user can apply, read off the p* rows (every mix listed, ranges said plainly)."""
+    rows = [(m["mix"], m["methods"]["p*"]) for m in mixes if "p*" in m["methods"]]
     if not rows:
         return "no mix has a p* run: no rule"
-    exp = [r["expected_saving"] for r in rows]
-    ttt = [r["tokens_to_threshold_saving"] for r in rows]
-    per = [r["drawn_per_iteration_saving"] for r in rows]
-    k_ttt = [t / e for t, e in zip(ttt, exp, strict=True) if e > 0]
-    k_per = [t / e for t, e in zip(per, exp, strict=True) if e > 0]
-    return (
-        f"Over {len(rows)} mix(es), an expected per-iteration saving of p* of "
-        f"{min(exp):.0%}–{max(exp):.0%} on the baseline's pools meant a realised saving in "
-        f"tokens to threshold of {min(ttt):.0%}–{max(ttt):.0%} "
-        f"({min(k_ttt):.2f}–{max(k_ttt):.2f}× the expected) and in drawn tokens per "
-        f"iteration of {min(per):.0%}–{max(per):.0%} ({min(k_per):.2f}–{max(k_per):.2f}×)."
+    each = "; ".join(
+        f"{name}: expected {r['expected_saving']:+.0%} → {r['tokens_to_threshold_saving']:+.0%} "
+        f"[{r['tokens_to_threshold_ci'][0]:+.0%}, {r['tokens_to_threshold_ci'][1]:+.0%}] to "
+        f"threshold, {r['drawn_per_iteration_saving']:+.0%} drawn per iteration"
+        for name, r in rows
     )
+    gap = max(abs(r["drawn_per_iteration_saving"] - r["expected_saving"]) for _, r in rows)
+    same = sum(
+        np.sign(r["tokens_to_threshold_saving"]) == np.sign(r["expected_saving"]) for _, r in rows
+    )
+    big = [r for _, r in rows if abs(r["expected_saving"]) >= 0.05]
+    scale = [r["tokens_to_threshold_saving"] / r["expected_saving"] for r in big]
+    text = (
+        f"p* over {len(rows)} mix(es), the audit of the baseline's pools against what p* "
+        f"realised — {each}. Per iteration the realised saving was within "
+        f"{gap * 100:.0f} percentage points of the expected one on every mix; to threshold it "
+        f"had the expected sign on {same} of {len(rows)} mix(es)"
+    )
+    if scale:
+        text += (
+            f" and was {min(scale):.1f}–{max(scale):.1f}× the expected saving (mixes with an "
+            "expected saving of at least 5% in size)"
+        )
+    return text + "."
 
 
 def table(mixes: list[dict]) -> str:
