@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from costsgd.cli.common import (
     add_compile_cache_flag,
     check_output_path,
     non_negative_int,
     positive_int,
-    start_engine,
     writing,
 )
 
@@ -48,15 +48,31 @@ def register(sub) -> None:
     p.set_defaults(run=_verify, parser=p)
 
 
+def _compile_cache(args: argparse.Namespace):
+    """The compilation cache folder, created now; JAX itself starts only in the processes
+    that run JAX claims (so the others are spawned without waiting for it)."""
+    from costsgd.experiments.runtime import compile_cache_dir
+
+    folder = None if args.no_compile_cache else compile_cache_dir()
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            print(
+                f"costsgd {args.command}: warning: compilation cache off, "
+                f"cannot create {str(folder)!r}: {err.strerror}",
+                file=sys.stderr,
+            )
+            folder = None
+    return folder
+
+
 def _verify(args: argparse.Namespace) -> int:
     from costsgd import claims
 
     out = check_output_path(args.out) if args.out else None
-    start_engine(args)
-    from costsgd.experiments.runtime import compile_cache_dir
-
+    cache = _compile_cache(args)
     jobs = args.jobs or len(os.sched_getaffinity(0))
-    cache = None if args.no_compile_cache else compile_cache_dir()
     verdicts = claims.run(
         args.claim, seed=args.seed, quick=args.quick, jobs=jobs, compile_cache=cache
     )
