@@ -46,7 +46,6 @@ PENDING = {
     "docs/adapter.md": "rewritten with the integrations move (issue 23)",
     "docs/trl.md": "TRL quick-start made CPU-runnable (issues 22, 24)",
     "docs/verl.md": "rewritten with the integrations move (issue 23)",
-    "docs/engine.md": "rewritten with the engine move (issue 23)",
     "docs/grpo.md": "rewritten with the GRPO study (issue 21)",
     "docs/verify.md": "rewritten with the claims (issue 25)",
     "docs/subset.md": "its example raises ValueError today (issue 24, after issue 26)",
