@@ -20,7 +20,6 @@ an interrupted study), ``trl_study.md`` (verdict, target, tables, load average, 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,17 +31,7 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from costsgd.experiments.results import write_text
 from costsgd.experiments.trl_study import report, study
-
-
-def write_outputs(results: dict, out: Path) -> dict:
-    """Report, summary and figure of ``results`` into ``out``; returns the summary."""
-    summary = report.summarize(results)
-    write_text(out / "trl_study.md", "# TRL study\n\n" + report.format_report(summary) + "\n")
-    write_text(out / "trl_study_summary.json", json.dumps(summary, indent=1, default=float))
-    report.plot(results, out / "trl_study.png")
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             results = study.load_results(args.replot)
         except ValueError as err:
             parser.error(str(err))
-        summary = write_outputs(results, args.replot.parent)
+        summary = report.write_report(results, args.replot.parent)
         print(report.format_report(summary))
         return 0
     overrides = {} if args.workers is None else {"workers": args.workers}
@@ -77,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         results = study.run(config, args.out)
     except ValueError as err:
         parser.error(str(err))
-    summary = write_outputs(results, args.out)
+    summary = report.write_report(results, args.out)
     print(report.format_report(summary))
     load = os.getloadavg()
     print(

@@ -43,20 +43,8 @@ TIMEOUT = 600
 # are listed by test_every_block_runs_or_is_marked but not yet required to run or be marked.
 PENDING = {
     "docs/audit.md": "being written with the audit (issue 20)",
-    "docs/adapter.md": "rewritten with the integrations move (issue 23)",
-    "docs/trl.md": "TRL quick-start made CPU-runnable (issues 22, 24)",
-    "docs/verl.md": "rewritten with the integrations move (issue 23)",
     "docs/grpo.md": "rewritten with the GRPO study (issue 21)",
-    "docs/verify.md": "rewritten with the claims (issue 25)",
-    "docs/subset.md": "its example raises ValueError today (issue 24, after issue 26)",
 }
-#: Single blocks pending elsewhere: (page, text of the block's first line).
-PENDING_BLOCKS = {
-    ("README.md", "from costsgd.torch import plan_update, weighted_policy_loss"): (
-        "the policy-gradient snippet is made self-contained after the torch move (issue 24)"
-    ),
-}
-
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<what>not run|run)\s*:\s*(?P<why>.+?)\s*-->\s*$")
 
@@ -93,8 +81,7 @@ class Block:
 
     @property
     def pending(self) -> str | None:
-        first = self.code.strip().splitlines()[0] if self.code.strip() else ""
-        return PENDING_BLOCKS.get((self.page, first)) or PENDING.get(self.page)
+        return PENDING.get(self.page)
 
     @property
     def environment(self) -> str:
@@ -161,6 +148,13 @@ def test_every_block_runs_or_is_marked():
     assert empty == [], "a not-run marker gives its reason"
     unknown = [b.id for b in ALL if b.marker and b.marker[0] == "run" and b.marker[1] != "verl"]
     assert unknown == [], "<!-- run: ENV --> names an environment this file knows (verl)"
+
+
+def test_readme_and_the_adapter_page_show_the_same_policy_gradient_code():
+    readme = [b.code for b in ALL if b.page == "README.md" and b.kind == "python"]
+    adapter = [b.code for b in ALL if b.page == "docs/adapter.md" and b.kind == "python"]
+    assert len(readme) == 1 and readme[0] in adapter
+    assert "advantages[idx" in readme[0], "the block shows where the advantage enters the loss"
 
 
 def test_doctest_blocks_are_collected_by_pytest():

@@ -364,6 +364,12 @@ def test_smoke_study_runs_the_whole_pipeline_and_resumes(tmp_path, capsys):
     assert bench.main(["--smoke", "--out", str(out)]) == 0
     after = json.loads((out / "trl_study.json").read_text())
     assert after["runs"] == json.loads(before)["runs"]
+    # A file written before the device options existed resumes too (they take their defaults).
+    older = study.load_results(out / "trl_study.json")
+    del older["config"]["device"], older["config"]["use_vllm"]
+    study.save_results(older, out / "trl_study.json")
+    assert bench.main(["--smoke", "--out", str(out)]) == 0
+    assert study.load_results(out / "trl_study.json")["runs"] == after["runs"]
     # An interrupted study resumes: drop two runs, run again, they come back.
     partial = copy.deepcopy(after)
     partial["runs"] = partial["runs"][:-2]
@@ -394,6 +400,10 @@ def test_bad_configuration_names_the_field():
         study.smoke_config(arms=("CostAwareGRPOTrainer(p*)",))
     with pytest.raises(ValueError, match="sweep_seeds"):
         study.smoke_config(sweep_seeds=(0,))
+    with pytest.raises(ValueError, match="device"):
+        study.smoke_config(device="tpu")
+    with pytest.raises(ValueError, match="use_vllm needs device='cuda'"):
+        study.smoke_config(use_vllm=True)
     assert (
         study.config_from_dict(json.loads(json.dumps(study.config_dict(study.default_config()))))
         == study.default_config()

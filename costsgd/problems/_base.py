@@ -110,7 +110,7 @@ class GenericStep(NamedTuple):
       [0.5, 1.0]
     """
 
-    loss: Callable[[Any, Any], Any]  #: ``loss(x, datum)``, f_i at x
+    loss: Callable[[Any, Any], Any] | None  #: ``loss(x, datum)``, f_i (unused given ``grad``)
     grad: Callable[[Any, Any], Any] | None = None  #: its gradient; None: ``jax.grad(loss)``
 
     def __call__(self, x, datum, eta, weight, radius):

@@ -96,13 +96,21 @@ class PhaseLog:
         }
 
 
+def _synchronize() -> None:
+    # CUDA kernels run asynchronously: wait for them before reading the clock.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 class _Clock:
-    """Wall and process-CPU seconds since :meth:`start`."""
+    """Wall and process-CPU seconds since :meth:`start` (GPU work finished at both ends)."""
 
     def start(self) -> None:
+        _synchronize()
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
     def read(self) -> tuple[float, float]:
+        _synchronize()
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 

@@ -46,7 +46,7 @@ from costsgd.experiments.grpo.report import (
     tokens_to_threshold,
     verdict,
 )
-from costsgd.experiments.results import write_atomic
+from costsgd.experiments.results import write_atomic, write_text
 
 __all__ = [
     "MEASURES",
@@ -57,6 +57,7 @@ __all__ = [
     "run_curves",
     "summarize",
     "target",
+    "write_report",
 ]
 
 #: The plateau window: the last 20% of a run's optimizer steps.
@@ -463,3 +464,20 @@ def plot(results: dict, path: str | os.PathLike) -> None:
         write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
     finally:
         plt.close(fig)
+
+
+def write_report(results: dict, out_dir: str | os.PathLike) -> dict:
+    """``trl_study.md``, ``trl_study_summary.json`` and ``trl_study.png`` into ``out_dir``.
+
+    Returns:
+      the :func:`summarize` result.
+    """
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    summary = summarize(results)
+    write_text(out / "trl_study.md", "# TRL study\n\n" + format_report(summary) + "\n")
+    write_text(out / "trl_study_summary.json", json.dumps(summary, indent=1, default=float))
+    plot(results, out / "trl_study.png")
+    return summary

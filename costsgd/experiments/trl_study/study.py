@@ -104,6 +104,9 @@ class StudyConfig:
       eval_every: held-out evaluation every this many generation batches.
       eval_prompts: held-out set size (exact accuracy, no sampling).
       loss_type: TRL's ``loss_type`` (its default ``"dapo"``).
+      device: ``"cpu"`` (float32) or ``"cuda"`` (one GPU, bf16 where supported).
+      use_vllm: generate with vLLM colocated on the GPU (``device="cuda"`` only; the warm
+        start is saved to a folder, which vLLM loads).
       workers: processes running runs in parallel (1 = in this process).
     """
 
@@ -126,6 +129,8 @@ class StudyConfig:
     eval_every: int = 5
     eval_prompts: int = 512
     loss_type: str = "dapo"
+    device: str = "cpu"
+    use_vllm: bool = False
     workers: int = 2
 
     @property
@@ -187,6 +192,10 @@ class StudyConfig:
             )
         if not self.warm_start_lr > 0:
             raise ValueError(f"warm_start_lr must be > 0, got {self.warm_start_lr!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.use_vllm not in (False, True) or (self.use_vllm and self.device != "cuda"):
+            raise ValueError(f"use_vllm needs device='cuda', got use_vllm={self.use_vllm!r}")
         return self
 
     def sweep_jobs(self) -> list[tuple[str, int, str, float]]:
@@ -264,7 +273,7 @@ def warm_policy(config: StudyConfig, seed: int):
         num_layers=config.num_layers,
         num_heads=config.num_heads,
         seed=seed,
-    )
+    ).to(config.device)
     walk.warm_start(
         model,
         config.task,
@@ -303,7 +312,13 @@ def run_job(config: StudyConfig, job: tuple[str, int, str, float], workdir: str)
     load_before = os.getloadavg()
     t0, cpu0 = time.perf_counter(), time.process_time()
     model = warm_policy(config, seed)
+    tokenizer = walk.walk_tokenizer(config.task)
     warm_seconds = time.perf_counter() - t0
+    on_gpu = config.device == "cuda"
+    if config.use_vllm:  # vLLM loads the policy from a folder
+        model.save_pretrained(Path(workdir) / "warm_start")
+        tokenizer.save_pretrained(Path(workdir) / "warm_start")
+        model = str(Path(workdir) / "warm_start")
     T = config.steps_per_iteration
     args = GRPOConfig(
         output_dir=workdir,
@@ -319,8 +334,9 @@ def run_job(config: StudyConfig, job: tuple[str, int, str, float], workdir: str)
         report_to="none",
         save_strategy="no",
         logging_steps=config.eval_every * T,
-        use_cpu=True,
-        bf16=False,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        use_vllm=config.use_vllm,
         seed=1000 * seed + 1,
         disable_tqdm=True,
         log_level="error",
@@ -337,7 +353,7 @@ def run_job(config: StudyConfig, job: tuple[str, int, str, float], workdir: str)
         reward_funcs=walk.walk_reward(config.task),
         args=args,
         train_dataset=dataset,
-        processing_class=walk.walk_tokenizer(config.task),
+        processing_class=tokenizer,
         evaluate=lambda m: float(walk.correct_probability(m, config.task, held_out).mean()),
         eval_every=config.eval_every * T,
         **options,
@@ -459,9 +475,9 @@ def run(config: StudyConfig, out_dir: str | os.PathLike, *, log=None) -> dict:
     return results
 
 
-def _comparable(config: dict) -> dict:
-    """A configuration as JSON reads it back, without ``workers`` (which changes no result)."""
-    return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "workers"}
+def _comparable(config: dict) -> StudyConfig:
+    """A configuration as JSON reads it back (fields it lacks at their defaults), any ``workers``."""
+    return dataclasses.replace(config_from_dict(json.loads(json.dumps(config))), workers=1)
 
 
 def _job_dict(job: tuple) -> dict:

@@ -179,6 +179,8 @@ def _reference_batch(task: WalkTask, prompts: Prompts) -> tuple[torch.Tensor, to
 def _token_logprobs(model, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """log π(seq_t | seq_<t) at the masked positions (0 elsewhere), ``[n, L]``."""
     end = int(mask.nonzero()[:, 1].max()) + 1 if bool(mask.any()) else 1
+    device = next(model.parameters()).device
+    seq, mask = seq.to(device), mask.to(device)
     logits = model(input_ids=seq[:, : end - 1]).logits.float()
     lp = torch.log_softmax(logits, dim=-1).gather(-1, seq[:, 1:end, None])[..., 0]
     return torch.where(mask[:, 1:end], lp, 0.0)
@@ -204,7 +206,7 @@ def warm_start(
     for _ in range(steps):
         seq, mask = _reference_batch(task, sample_prompts(task, batch_size, generator))
         lp = _token_logprobs(model, seq, mask)
-        loss = -lp.sum() / mask.sum()
+        loss = -lp.sum() / mask.sum().to(lp.device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -234,7 +236,7 @@ def correct_probability(
             p = torch.zeros(seq.shape[0])
             if bool(solvable.any()):
                 lp = _token_logprobs(model, seq[solvable], mask[solvable])
-                p[solvable] = lp.sum(dim=1).exp()
+                p[solvable] = lp.sum(dim=1).exp().cpu()
             out.append(p)
         return torch.cat(out)
     finally:
