@@ -69,8 +69,9 @@ def _compile_cache(args: argparse.Namespace):
 
 def _verify(args: argparse.Namespace) -> int:
     from costsgd import claims
+    from costsgd.experiments.results import write_text
 
-    out = check_output_path(args.out) if args.out else None
+    out = check_output_path(args.out) if args.out is not None else None
     cache = _compile_cache(args)
     jobs = args.jobs or len(os.sched_getaffinity(0))
     verdicts = claims.run(
@@ -78,10 +79,9 @@ def _verify(args: argparse.Namespace) -> int:
     )
     print(claims.render_text(verdicts))
     if out is not None:
+        text = json.dumps(claims.to_json(verdicts, seed=args.seed, quick=args.quick), indent=1)
         with writing(out):
-            out.write_text(
-                json.dumps(claims.to_json(verdicts, seed=args.seed, quick=args.quick), indent=1)
-            )
+            write_text(out, text)  # atomic: a failed write leaves the old file whole
         print(f"wrote {out}")
     bad = claims.unexpected_failures(verdicts)
     if bad:
