@@ -154,8 +154,8 @@ def stationarity_runs(U, y, b, c, P, eta, *, steps: int, trials: int, every: int
 
 
 def _f2_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
-    run = {"horizon": 500, "trials": 100} if quick else {"horizon": 2000, "trials": 400}
-    count = 1 if quick else 3
+    run = {"horizon": 500, "trials": 100} if quick else {"horizon": 2000, "trials": 200}
+    count = 1 if quick else 2
     return [
         {**run, "seed": int(rng.integers(2**31)), "label": "sigmoid loss"} for _ in range(count)
     ]
@@ -168,7 +168,7 @@ def _f2_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper", z=0.0),
     instances=_f2_cases,
     runtime="jax",
-    cost=1.8,
+    cost=1.5,
 )
 def appF2_nonconvex(
     seed: int = 0,
@@ -335,8 +335,8 @@ def last_iterate_bound(S: Any, D: float, eta: Any, steps: Any) -> np.ndarray:
 
 
 def _f3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
-    horizons = 2 ** np.arange(8, 15 if quick else 17)
-    trials = 200 if quick else 1000
+    horizons = 2 ** np.arange(8, 15 if quick else 16)
+    trials = 200 if quick else 400
     n = 20
     out = []
     for kind in ("optimal", "variance") if quick else ("optimal", "variance", "uniform"):
@@ -362,7 +362,7 @@ def _f3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper"),
     instances=_f3_cases,
     runtime="jax",
-    cost=1.6,
+    cost=1.3,
 )
 def appF3_last_iterate(
     b: Any = None,
