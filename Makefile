@@ -11,7 +11,9 @@ TORCH_PIN ?= torch==2.13.0
 VERL_VENV  ?= .venv-verl
 VERL_PY    := $(VERL_VENV)/bin/python
 VERL_STAMP := $(VERL_VENV)/.installed
-VERL_TESTS := tests/test_audit_verl.py tests/test_torch_verl.py tests/test_torch_verl_package.py tests/test_torch_verl_trainer.py costsgd/torch/verl.py costsgd/torch/verl_trainer.py
+VERL_TESTS := tests/test_audit_verl.py tests/test_integrations_verl.py tests/test_integrations_verl_package.py tests/test_integrations_verl_trainer.py costsgd/integrations/verl.py costsgd/integrations/verl_trainer.py
+# Code blocks of the docs marked <!-- run: verl --> run there (tests/test_code_blocks.py).
+VERL_TESTS += tests/test_code_blocks.py
 
 .PHONY: demo test test-verl docs lint bench clean venv venv-verl
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -c "from costsgd.sgd_native import status; s = status(); print('native step loop:', s.library or 'off: ' + s.reason)"
+	$(PY) -c "from costsgd.engine._native import status; s = status(); print('native step loop:', s.library or 'off: ' + s.reason)"
 	touch $(STAMP)
 
 venv-verl: $(VERL_STAMP)

@@ -1,6 +1,6 @@
 """Benchmark: the engine's CPU compiler options against alternatives, interleaved in one process.
 
-Each variant replaces ``costsgd.sgd_shard.COMPILER_OPTIONS["cpu"]`` and runs the
+Each variant replaces ``COMPILER_OPTIONS["cpu"]`` of the engine and runs the
 Figure 2 work (:func:`costsgd.experiments.figure2.setup`, float32, trials split
 over one JAX device per core, as the CLI does). Printed per variant: the first
 call's time (compile plus one run), the median warm run and ns per trial-step,
@@ -39,9 +39,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import costsgd as cs  # noqa: E402
-from costsgd import sgd_shard  # noqa: E402
+from costsgd.engine._batch import COMPILER_OPTIONS  # noqa: E402
 
-SHIPPED = dict(sgd_shard.COMPILER_OPTIONS["cpu"])
+SHIPPED = dict(COMPILER_OPTIONS["cpu"])
 VARIANTS = {
     "shipped": SHIPPED,
     "default": None,
@@ -53,9 +53,9 @@ VARIANTS = {
 def use(options) -> None:
     """Make the engine run with ``options`` on CPUs (each option set has its own program)."""
     if options is None:
-        sgd_shard.COMPILER_OPTIONS.pop("cpu", None)
+        COMPILER_OPTIONS.pop("cpu", None)
     else:
-        sgd_shard.COMPILER_OPTIONS["cpu"] = options
+        COMPILER_OPTIONS["cpu"] = options
 
 
 def main(argv=None) -> int:

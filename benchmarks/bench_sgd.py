@@ -7,7 +7,7 @@ one process:
 
 * ``engine``: :func:`costsgd.cost_aware_sgd`, trials split over one JAX device
   per core (as the CLI does), alias draws with threefry inside, the steps in
-  the native loop of :mod:`costsgd.sgd_native` when it builds;
+  the native loop of ``costsgd/engine/_native.cc`` when it builds;
 * ``engine, XLA step``: the same with ``native=False`` (XLA's own step);
 * ``numpy``: a loop over steps, each step a (3·M, d) array operation over all
   trials (alias draws in bulk, outside the timed steps' arithmetic);
@@ -58,7 +58,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import costsgd as cs  # noqa: E402
-from costsgd.sgd_native import status as native_status  # noqa: E402
+from costsgd.engine._native import status as native_status  # noqa: E402
 
 C_SOURCE = r"""#ifndef DIM
 #define DIM 50

@@ -53,12 +53,12 @@ import trl
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from costsgd.torch.microbatch import padded_tokens
-from costsgd.torch.trl import (
+from costsgd.integrations.trl import (
     CostAwareGRPOTrainer,
     LengthGroupedGRPOTrainer,
     rollout_costs,
 )
+from costsgd.torch.microbatch import padded_tokens
 from tests.helpers import char_tokenizer, tiny_llama
 
 ARMS = ("plain", "cost_aware_untrimmed", "uniform_grouped", "cost_aware")

@@ -7,16 +7,7 @@ prices them, and Cost-Aware SGD. The torch adapter lives in
 """
 
 from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
-from costsgd.hardness import (
-    HardInstance,
-    LowerBound,
-    cost_uniform_set,
-    hard_instance,
-    lower_bound,
-)
-from costsgd.problems import FiniteSum, LeastSquares, least_squares, objective, suboptimality
-from costsgd.samplers import length_only, noisy_proxy, optimal, smooth, uniform, variance
-from costsgd.sgd import (
+from costsgd.engine import (
     Checkpoints,
     SGDResult,
     SGDState,
@@ -26,6 +17,15 @@ from costsgd.sgd import (
     sgd_step,
     theory_step_size,
 )
+from costsgd.hardness import (
+    HardInstance,
+    LowerBound,
+    cost_uniform_set,
+    hard_instance,
+    lower_bound,
+)
+from costsgd.problems import FiniteSum, LeastSquares, least_squares, objective, suboptimality
+from costsgd.samplers import length_only, noisy_proxy, nonzero, optimal, smooth, uniform, variance
 from costsgd.subset import (
     GammaTradeoff,
     MinKnapsack,
@@ -103,6 +103,7 @@ __all__ = [
     "log_cost_ratios",
     "lower_bound",
     "noisy_proxy",
+    "nonzero",
     "objective",
     "optimal",
     "optimal_cost_product",

@@ -255,7 +255,7 @@ def hard_instance(c: Any, *, G_max: float, eps: float, hypothesis: int, rng: Any
     The problem is a :class:`costsgd.problems.FiniteSum` over the 1-D ball of
     radius 1 (:math:`X = [-1, 1]`, diameter :math:`D = 2`) with
     :math:`G_i = G`, the given costs, :math:`x^* = \mathrm{sign}(\bar b)` and
-    :math:`F^* = -|\bar b|`; it goes to :func:`costsgd.sgd.cost_aware_sgd` as it is.
+    :math:`F^* = -|\bar b|`; it goes to :func:`costsgd.cost_aware_sgd` as it is.
 
     Examples:
       >>> inst = hard_instance(np.ones(1600), G_max=1.0, eps=1 / 40, hypothesis=0, rng=0)

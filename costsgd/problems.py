@@ -5,7 +5,7 @@ A finite-sum problem (§3 of the paper) is
 :math:`\mathcal X = \{\|x\| \le R\}`, where querying :math:`\nabla f_i` costs
 :math:`c_i \ge 0` and :math:`\|\nabla f_i(x)\| \le G_i` on :math:`\mathcal X`.
 Every problem exposes the same interface, which is all the SGD engine
-(:mod:`costsgd.sgd`) reads:
+(:func:`costsgd.cost_aware_sgd`) reads:
 
 * ``data``: a pytree of arrays whose leading axis has length ``n`` (component
   ``i``'s datum is ``tree_map(lambda a: a[i], data)``);

@@ -34,7 +34,7 @@ from costsgd._validate import (
     namespace,
 )
 
-__all__ = ["length_only", "noisy_proxy", "optimal", "smooth", "uniform", "variance"]
+__all__ = ["length_only", "noisy_proxy", "nonzero", "optimal", "smooth", "uniform", "variance"]
 
 
 def _inputs(G: Any, c: Any):
@@ -134,6 +134,29 @@ def optimal(G: Any, c: Any):
                 "costs nothing (Theorem 4.1 needs c_i > 0 there); add a positive cost floor"
             )
     return _normalise(optimal_weights(G, c, xp), xp)
+
+
+def nonzero(G: Any, c: Any):
+    r"""Zero-signal removal, :math:`p_i \propto \mathbf 1[G_i > 0]`: uniform over the components with signal.
+
+    In GRPO with :math:`G_u = |A_u|` this is zero-advantage removal: every rollout
+    that carries a policy-gradient signal is equally likely, whatever its cost.
+    It is the control that separates what :func:`optimal` gains from its cost
+    factor :math:`1/\sqrt{c_i}` from what it gains by never drawing
+    :math:`G_i = 0` (§5 of the paper; importance weights :math:`1/(np_i)` keep
+    the estimator unbiased, as for any sampler here).
+
+    Raises:
+      ValueError: if every :math:`G_i` is zero (no distribution; the torch
+        adapter then draws uniformly, see :class:`costsgd.torch.SamplingOptions`).
+
+    Examples:
+      >>> import costsgd as cs
+      >>> cs.nonzero([2.0, 0.0, 0.5, 0.0], [1.0, 1.0, 9.0, 4.0])
+      array([0.5, 0. , 0.5, 0. ])
+    """
+    G, _, xp = _inputs(G, c)
+    return _normalise(xp.astype(G > 0, G.dtype), xp)
 
 
 def length_only(G: Any, c: Any):

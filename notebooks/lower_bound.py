@@ -22,7 +22,7 @@
 # at most Eq. 6's $\frac{D^2}{\epsilon^2}\big(\frac1n\sum_i G_i\sqrt{c_i}\big)^2$
 # ($D = 2$, $G_i = G$). Here we draw the proof's hard instances, run
 # Cost-Aware SGD (and uniform sampling) on them with the engine of
-# `costsgd.sgd`, and put the cost each needs to reach $\epsilon$ next to both bounds.
+# `costsgd.cost_aware_sgd`, and put the cost each needs to reach $\epsilon$ next to both bounds.
 #
 # Executed by the test suite as a script (`tests/test_notebook_lower_bound.py`).
 
@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 import costsgd as cs
+from costsgd import cost_aware_sgd, log_checkpoints, theory_step_size
 from costsgd.hardness import hard_instance
-from costsgd.sgd import cost_aware_sgd, log_checkpoints, theory_step_size
 
 OUT = Path(os.environ.get("COSTSGD_NOTEBOOK_OUT", "results/notebooks"))
 

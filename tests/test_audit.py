@@ -16,6 +16,7 @@ from costsgd.audit import (
     AuditInputError,
     Pool,
     analyse_pool,
+    analyse_pools,
     audit,
     audit_files,
     group_advantages,
@@ -77,9 +78,14 @@ def test_ratios_are_expected_cost_of_each_sampler():
     pool = _pool(rng)
     a = analyse_pool(pool)
     G, c = np.abs(pool.advantages), pool.prompt_tokens + pool.completion_tokens
+    u = cs.uniform(G, c)
     for name, sampler in SAMPLERS.items():
         p = np.asarray(sampler(G, c))
-        assert a.expected_drawn_ratio[name] == pytest.approx(float(p @ c) / c.mean(), rel=1e-12)
+        want = cs.expected_cost(p, c) / cs.expected_cost(u, c)
+        assert a.expected_drawn_ratio[name] == pytest.approx(want, rel=1e-12)
+        support = (p > 0).astype(float)
+        ess = (support.mean() ** 2) / cs.second_moment(p, support)
+        assert a.ess_fraction[name] == pytest.approx(ess, rel=1e-12)
         w = 1 / (c.size * p[p > 0])  # the importance weights of the draws, under p
         ess = (p[p > 0] @ w) ** 2 / (p[p > 0] @ w**2)
         assert a.ess_fraction[name] == pytest.approx(ess, rel=1e-12)
@@ -423,3 +429,35 @@ def test_every_audit_json_key_is_documented(tmp_path):
     sampler_names = set(SAMPLERS)
     missing = sorted({k for k in _keys(result) if k not in sampler_names and f"`{k}`" not in doc})
     assert not missing, f"keys of audit.json not documented in docs/audit.md: {missing}"
+
+
+def test_batched_analysis_equals_pool_by_pool():
+    rng = np.random.default_rng(13)
+    ps = [
+        _pool(rng, n=int(n), zero=z, step=i)
+        for i, (n, z) in enumerate(
+            [(1, 0.0), (2, 0.5), (7, 0.9), (64, 0.3), (5, 1.0), (300, 0.6), (3, 0.0)]
+        )
+    ]
+    ps.append(
+        Pool(
+            7,
+            np.array([1.0, 0.0, 2.0]),
+            np.ones(3),
+            np.array([5.0, 1.0, 9.0]),
+            np.array([True, False, True]),
+        )
+    )  # masked: no signal left
+    ps.append(Pool(8, np.array([0.0, 0.0]), np.ones(2), np.array([5.0, 1.0])))
+    batched = analyse_pools(ps)
+    for p, got in zip(ps, batched, strict=True):
+        want = analyse_pool(p)
+        assert got.n == want.n and got.no_signal == want.no_signal
+        for field in ("tokens", "zero_advantage_fraction", "masked_fraction"):
+            assert getattr(got, field) == pytest.approx(getattr(want, field), rel=1e-12)
+        for field in ("expected_drawn_ratio", "ess_fraction", "cost"):
+            g, w = getattr(got, field), getattr(want, field)
+            assert g.keys() == w.keys()
+            for k in g:
+                assert g[k] == pytest.approx(w[k], rel=1e-10), (p.step, field, k)
+        assert got.Sp_over_Su == pytest.approx(want.Sp_over_Su, rel=1e-10, nan_ok=True)

@@ -40,18 +40,30 @@ def test_known_false_claims_report_their_counterexamples(quick):
     greedy = quick["appC-greedy"].counterexample
     assert greedy.instance.endswith("G=(1, 100, 2), c=(1, 1.21, 1.44), V_req=2")
     assert greedy.numerical == pytest.approx(111.0 / 2.4) and greedy.theoretical == 2.0
+    c1 = quick["thmC.1-paper"].counterexample
+    assert "G=(1, 1), c=(1, 1), D=1, Gamma=0.5, eps=0.6" in c1.instance
+    assert c1.numerical == pytest.approx(9.0) and c1.theoretical == 1.0  # 25 against 1/0.36
+    g2 = quick["appG.2-paper"].counterexample
+    assert g2.instance.startswith("Algorithm 2 pool") and g2.details["max |s m_u - 1|"] > 0.05
+    assert g2.numerical < g2.theoretical - 4 * g2.stderr - 0.01 * g2.theoretical
     d5 = quick["thmD.5-paper"].counterexample
     assert "G=(1, 1), c=(1, 1e+08), sigma=0.05" in d5.instance
     assert d5.theoretical == pytest.approx(0.05**2)
     assert d5.numerical == pytest.approx(5.0e-7, rel=0.1)  # Monte Carlo, 2000 draws
 
 
-def test_readme_table_is_the_generated_one(quick):
-    text = (ROOT / "README.md").read_text()
-    start, end = text.index(claims.TABLE_START), text.index(claims.TABLE_END)
-    in_readme = text[start + len(claims.TABLE_START) : end].strip()
-    generated = claims.render_markdown(quick[n] for n in claims.CLAIMS)
-    assert in_readme == generated, "regenerate: python -m costsgd.claims README.md"
+@pytest.mark.parametrize(
+    ("path", "marker"),
+    [("README.md", claims.COMPACT_TABLE_START), ("docs/verify.md", claims.TABLE_START)],
+)
+def test_markdown_tables_are_the_generated_ones(quick, path, marker):
+    text = (ROOT / path).read_text()
+    start, end = text.index(marker), text.index(claims.TABLE_END)
+    in_file = text[start + len(marker) : end].strip()
+    compact = claims.table_style(text)
+    assert compact == (marker == claims.COMPACT_TABLE_START)
+    generated = claims.render_markdown((quick[n] for n in claims.CLAIMS), compact=compact)
+    assert in_file == generated, "regenerate: python -m costsgd.claims README.md docs/verify.md"
 
 
 def test_outside_the_assumptions_is_not_applicable_never_a_pass():
@@ -228,3 +240,161 @@ def test_measured_cost_on_hard_instances_is_above_the_lower_bound(quick):
     assert len(cases) == 2
     for r in cases:
         assert r.numerical >= r.theoretical > 0
+
+
+# --- Theorem C.1: the knapsack equivalence -------------------------------------
+
+
+def _drop_one(inst):
+    """A deliberately broken knapsack solver: the exact subset less its cheapest item."""
+    sol = cs.knapsack_exact(inst)
+    z = sol.z.copy()
+    chosen = np.flatnonzero(z)
+    if chosen.size:
+        z[chosen[np.argmin(inst.item_cost[chosen])]] = 0.0
+    return sol._replace(z=z, selected=z > 0)
+
+
+C1_CASE = {"G": [1.0, 2.0, 3.0, 0.5], "c": [1.0, 4.0, 2.0, 9.0], "D": 1.0, "gamma": 0.4, "eps": 1.0}
+
+
+def test_subset_costs_by_hand():
+    G, c = [1.0, 3.0], [4.0, 1.0]
+    _, W, bias, ok, K = claims.selection.subset_costs(G, c, eps=2.0, D=2.0, gamma=1.0)
+    # subsets {}, {1}, {2}, {1, 2}: W = Σ G√c, Dβ = 2·(excluded G)/2, K = D²W²/(n²(ε - Dβ)²)
+    assert W.tolist() == [0.0, 2.0, 3.0, 5.0] and bias.tolist() == [4.0, 3.0, 1.0, 0.0]
+    assert ok.tolist() == [False, False, True, True]
+    assert K.tolist() == [np.inf, np.inf, 9.0, 6.25]
+
+
+def test_c1_corrected_holds_and_fails_with_a_solver_that_drops_an_item():
+    assert claims.thmC1_corrected(**C1_CASE).verdict == claims.HOLDS
+    broken = claims.thmC1_corrected(**C1_CASE, solver=_drop_one)
+    assert broken.verdict == claims.FAILS, broken
+    assert broken.details["worst case"] < 1.0  # below the optimum: an infeasible subset
+
+
+def test_c1_paper_knapsack_ignores_the_subsets_own_bias():
+    r = claims.thmC1_paper()
+    assert r.verdict == claims.FAILS and r.numerical == pytest.approx(9.0)
+    # with a budget that forces no exclusion, the knapsack keeps everything: holds
+    assert claims.thmC1_paper(**{**C1_CASE, "gamma": 0.0}).verdict == claims.HOLDS
+
+
+# --- Appendix G.2: re-centring the importance weights ----------------------------
+
+
+def _enumerate(p, D):
+    """E[n_u w_u / sum_k w_k] by enumerating every sequence of D draws."""
+    import itertools
+
+    p = np.asarray(p, dtype=np.float64)
+    w = 1.0 / (p.size * p)
+    m = np.zeros(p.size)
+    for draws in itertools.product(range(p.size), repeat=D):
+        d = list(draws)
+        share = np.prod(p[d]) / w[d].sum()
+        for u in d:
+            m[u] += share * w[u]
+    return m
+
+
+@pytest.mark.parametrize(
+    ("p", "D"), [([0.7, 0.2, 0.1], 1), ([0.7, 0.2, 0.1], 4), ([0.5, 0.3, 0.15, 0.05], 5)]
+)
+def test_recentred_weights_by_enumeration(p, D):
+    m = claims.grpo.recentred_weights(p, D)
+    assert m == pytest.approx(_enumerate(p, D), rel=1e-9)
+    assert m.sum() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_recentred_weights_support_and_expansion():
+    p = np.array([0.0, 0.5, 0.0, 0.3, 0.2])
+    m = claims.grpo.recentred_weights(p, 6)
+    assert m[[0, 2]].tolist() == [0.0, 0.0]
+    assert m[[1, 3, 4]] == pytest.approx(_enumerate(p[[1, 3, 4]], 6), rel=1e-9)
+    q = np.random.default_rng(0).dirichlet(np.full(50, 5.0))
+    for D in (200, 800):  # the expansion's error falls like 1/D²
+        err = np.abs(claims.grpo.recentred_weights(q, D) - claims.grpo.recentring_expansion(q, D))
+        assert err.max() * 50 < 30.0 / D**2
+
+
+G2_CASE = {"prompts": 16, "rollouts": 8, "batch": 32, "alpha": 0.05, "seed": 3, "replicates": 4000}
+
+
+def test_g2_corrected_fails_without_the_correction():
+    assert claims.appG2_corrected(**G2_CASE).verdict == claims.HOLDS
+    paper = claims.appG2_corrected(**G2_CASE, predict=lambda parts: parts["paper"])
+    assert paper.verdict == claims.FAILS, paper
+
+
+# --- Eq. 22 -------------------------------------------------------------------------
+
+
+def test_eq22_fails_with_an_unweighted_loss():
+    kwargs = {"seed": 5, "alpha": 0.05, "kl": True, "replicates": 2000}
+    assert claims.eq22_unbiased(**kwargs).verdict == claims.HOLDS
+    broken = claims.eq22_unbiased(**kwargs, weighted=False)
+    assert broken.verdict == claims.FAILS, broken
+    na = claims.eq22_unbiased(seed=5, alpha=0.0, kl=True, replicates=200)
+    assert na.verdict == claims.NOT_APPLICABLE and "p_u = 0" in na.reason
+
+
+def test_pool_objectives_match_the_adapter_on_the_whole_pool():
+    import torch
+
+    from costsgd.torch import AGGREGATIONS, weighted_policy_loss
+
+    rng = np.random.default_rng(0)
+    loss = rng.normal(size=(6, 5))
+    mask = np.arange(5)[None, :] < rng.integers(1, 6, 6)[:, None]
+    loss = np.where(mask, loss, 0.0)
+    targets = claims.grpo.pool_objectives(loss, mask, batch=6)
+    for mode in AGGREGATIONS:
+        value = weighted_policy_loss(
+            torch.as_tensor(loss),
+            torch.as_tensor(mask),
+            mode=mode,
+            mean_pool_length=float(mask.sum() / 6) if mode == "token-mean" else None,
+        )
+        assert float(value) == pytest.approx(targets[mode], rel=1e-12), mode
+
+
+# --- §5.2: the proxy's fidelity ---------------------------------------------------
+
+
+def test_proxy_fidelity_reports_every_point(quick):
+    v = quick["sec5.2-proxy"]
+    (case,) = v.cases
+    gaps = {k: x for k, x in case.details.items() if k.endswith(" chi2_gap")}
+    assert len(gaps) >= 2 and case.numerical == max(gaps.values())
+    for k, gap in gaps.items():  # Theorem 4.2's gap of |A| is far below uniform sampling's
+        assert gap < case.details[k.replace("chi2_gap", "chi2_gap_uniform")]
+        assert -1.0 <= case.details[k.replace("chi2_gap", "pearson")] <= 1.0
+
+
+# --- the runner ---------------------------------------------------------------------
+
+
+def test_schedule_keeps_runtimes_together():
+    groups = claims.schedule(list(claims.CLAIMS), 2)
+    assert sorted(n for g in groups for n in g) == sorted(claims.CLAIMS)
+    for runtime in ("jax", "torch"):
+        holders = {
+            i for i, g in enumerate(groups) for n in g if claims.CLAIMS[n].runtime == runtime
+        }
+        assert len(holders) == 1, runtime
+    jax_group = {i for i, g in enumerate(groups) for n in g if claims.CLAIMS[n].runtime == "jax"}
+    assert jax_group == {0}
+    with pytest.raises(ValueError, match="jobs"):
+        claims.run(["eq8"], jobs=0)
+
+
+def test_jobs_do_not_change_the_verdicts():
+    names = ["eq8", "thmC.1-paper", "thm4.2"]
+    one = claims.run(names, quick=True, seed=4)
+    two = claims.run(names, quick=True, seed=4, jobs=2)
+    assert [v.name for v in two] == names
+    for a, b in zip(one, two, strict=True):
+        assert a.verdict == b.verdict
+        assert [r.numerical for r in a.cases] == [r.numerical for r in b.cases]

@@ -158,7 +158,9 @@ def test_torch_adapter(data):
     alpha = data.draw(st.sampled_from([0.0, 0.1, 1.0, -0.5, np.nan, 2.0]))
     generator = data.draw(st.sampled_from([None, torch.Generator().manual_seed(0), 3]))
     ok, plan = obeys(
-        lambda: ct.plan_update(adv, lengths, 2, alpha=alpha, generator=generator),
+        lambda: ct.plan_update(
+            adv, lengths, 2, sampling=ct.SamplingOptions(alpha=alpha), generator=generator
+        ),
         ("advantages", "lengths", "alpha", "generator"),
     )
     if ok:

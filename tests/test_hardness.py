@@ -166,7 +166,7 @@ def test_hoeffding_event_has_probability_at_least_095(hypothesis, sign, costs):
 
 
 def test_hard_instance_problem_runs_in_the_engine():
-    from costsgd.sgd import cost_aware_sgd
+    from costsgd import cost_aware_sgd
 
     G, eps = 1.0, 1 / 40
     c = np.ones(1600)

@@ -241,6 +241,20 @@ def test_extreme_magnitudes_give_a_distribution_not_nan():
     np.testing.assert_allclose(cs.length_only(None, [1e-300, 1e300]), [1.0, 0.0], atol=1e-300)
 
 
+def test_nonzero_is_uniform_over_the_components_with_signal_in_every_backend():
+    G, c = [0.0, 2.0, 0.0, 1e-30, 5.0], [1.0, 9.0, 4.0, 1.0, 1e6]  # 1e-30: float32 keeps it
+    expected = np.array([0.0, 1 / 3, 0.0, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(cs.nonzero(G, c), expected, rtol=1e-15)
+    np.testing.assert_allclose(
+        np.asarray(cs.nonzero(jnp.array(G), jnp.array(c))), expected, rtol=1e-6
+    )
+    p = cs.nonzero(torch.tensor(G, dtype=torch.float64), torch.tensor(c, dtype=torch.float64))
+    assert isinstance(p, torch.Tensor)
+    np.testing.assert_allclose(p.numpy(), expected, rtol=1e-15)
+    with pytest.raises(ValueError, match="G is zero everywhere"):
+        cs.nonzero([0.0, 0.0], [1.0, 1.0])
+
+
 @pytest.mark.parametrize(("rng", "error"), [(-1, ValueError), (1.5, TypeError), ("abc", TypeError)])
 def test_noisy_proxy_names_a_bad_rng(rng, error):
     with pytest.raises(error, match="rng"):

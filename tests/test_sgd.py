@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costsgd as cs
-from costsgd import sgd_kernel, sgd_native
 from costsgd.draw import sample_jax
+from costsgd.engine import _kernel as sgd_kernel
+from costsgd.engine import _native as sgd_native
 from costsgd.problems import least_squares_grad, least_squares_loss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -433,8 +434,8 @@ def test_accelerator_loop_structure_equals_the_cpu_one(prob, strategies):
     """The per-step scan (GPUs) and the event-segmented loops (CPUs) take the same steps."""
     from functools import partial
 
-    from costsgd.sgd_kernel import EngineArrays, TrialInputs, run_trial
-    from costsgd.sgd_steps import event_schedule
+    from costsgd.engine._schedules import event_schedule
+    from costsgd.engine._trial import EngineArrays, TrialInputs, run_trial
 
     p = strategies[1]
     table = cs.alias_table(p)

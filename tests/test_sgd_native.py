@@ -1,4 +1,4 @@
-"""The native step loop (costsgd.sgd_native) against XLA's step, and its fallbacks."""
+"""The native step loop (costsgd/engine/_native.py) against XLA's step, and its fallbacks."""
 
 import os
 import shutil
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import costsgd as cs
-from costsgd import sgd_kernel, sgd_native
+from costsgd.engine import _kernel as sgd_kernel
+from costsgd.engine import _native as sgd_native
+from costsgd.engine import _trial
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_COMPILER = any(shutil.which(c) for c in ("c++", "g++", "clang++"))
@@ -59,13 +61,13 @@ def count_native_traces(monkeypatch):
     """Count the traces that go through the native loop (a fresh trace per test)."""
     jax.clear_caches()
     calls = []
-    real = sgd_kernel.linear_sgd_steps
+    real = _trial.linear_sgd_steps
 
     def counted(*args):
         calls.append(args[0].shape)
         return real(*args)
 
-    monkeypatch.setattr(sgd_kernel, "linear_sgd_steps", counted)
+    monkeypatch.setattr(_trial, "linear_sgd_steps", counted)
     return calls
 
 
@@ -164,7 +166,7 @@ def test_without_a_compiler_the_engine_falls_back(tmp_path):
 import sys
 sys.path.insert(0, {ROOT!r})
 import numpy as np, costsgd as cs
-from costsgd import sgd_native
+from costsgd.engine import _native as sgd_native
 st = sgd_native.status()
 assert not st.available, st
 print(st.reason)
@@ -197,7 +199,7 @@ def test_a_failed_build_is_reported_and_not_cached(tmp_path):
     code = f"""
 import sys
 sys.path.insert(0, {ROOT!r})
-from costsgd import sgd_native
+from costsgd.engine import _native as sgd_native
 st = sgd_native.status()
 print(st.available, st.reason)
 """
@@ -207,7 +209,7 @@ print(st.available, st.reason)
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("False building sgd_native.cc with")
+    assert done.stdout.startswith("False building _native.cc with")
     assert "fake compiler: error: cannot build" in done.stdout
     assert not list((tmp_path / "cache").rglob("*.so"))
 
@@ -338,7 +340,7 @@ def test_a_temporary_folder_others_can_write_is_refused(tmp_path):
     code = f"""
 import sys
 sys.path.insert(0, {ROOT!r})
-from costsgd import sgd_native
+from costsgd.engine import _native as sgd_native
 print(sgd_native.status().reason)
 """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

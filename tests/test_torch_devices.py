@@ -10,6 +10,7 @@ from scipy import stats
 
 import costsgd as cs
 from costsgd.torch import (
+    SamplingOptions,
     cost_aware_probs,
     importance_weights,
     plan_update,
@@ -52,7 +53,9 @@ def test_plan_stays_on_device_and_follows_p(device):
     w = importance_weights(p, idx)
     assert w.device == adv.device and w.shape == idx.shape
     assert w.mean().item() == pytest.approx(1.0, rel=1e-5)
-    plan = plan_update(adv, lengths, batch_size=64, alpha=0.01, generator=gen)
+    plan = plan_update(
+        adv, lengths, batch_size=64, sampling=SamplingOptions(alpha=0.01), generator=gen
+    )
     assert plan.indices.device == adv.device and plan.weights.device == adv.device
     summary = plan.summary()
     assert summary["draws"] == plan.indices.numel()

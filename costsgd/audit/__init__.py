@@ -11,6 +11,8 @@ key of the result and what an audit cannot know.
 from costsgd.audit._errors import AuditInputError
 from costsgd.audit._generic import REQUIRED
 from costsgd.audit._report import format_table, plot_audit
+from costsgd.audit._writer import write_pool_jsonl
+from costsgd.audit.batch import analyse_pools
 from costsgd.audit.files import FORMATS, PoolSource, audit_files, read_pools
 from costsgd.audit.pool import (
     NORMALIZATIONS,
@@ -34,6 +36,7 @@ __all__ = [
     "PoolAudit",
     "PoolSource",
     "analyse_pool",
+    "analyse_pools",
     "audit",
     "audit_files",
     "format_table",
@@ -41,4 +44,5 @@ __all__ = [
     "plot_audit",
     "read_pools",
     "regime",
+    "write_pool_jsonl",
 ]

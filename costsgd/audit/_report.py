@@ -68,26 +68,42 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _thin(y: np.ndarray, points: int = 1000) -> np.ndarray:
+    """At most ``points`` values: means of consecutive runs of steps (a long run stays legible)."""
+    if y.size <= points:
+        return y
+    edges = np.linspace(0, y.size, points + 1).astype(np.int64)
+    return np.add.reduceat(y, edges[:-1]) / np.diff(edges)
+
+
 def plot_audit(result: dict[str, Any], png: str | Path) -> Path:
-    """Expected saving per sampler over training, zero-advantage fraction, cost distribution."""
+    """Expected saving per sampler over training, zero-advantage fraction, cost distribution.
+
+    Over more than 1000 steps each curve shows means over consecutive steps (1000 points).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = result["steps"]
-    x = np.array([i if s["step"] is None else s["step"] for i, s in enumerate(steps)], dtype=float)
+    x = _thin(np.array([i if s["step"] is None else s["step"] for i, s in enumerate(steps)], float))
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.92, wspace=0.25)
     for name in SAMPLERS:
-        y = [1 - s["expected_drawn_ratio"][name] for s in steps]
+        y = _thin(np.array([1 - s["expected_drawn_ratio"][name] for s in steps]))
         ax[0].plot(x, y, label=name, lw=1)
     ax[0].set(xlabel="step", ylabel="expected saving per iteration", title="1 - E_p[c] / mean c")
-    ax[0].legend(fontsize=8)
-    ax[1].plot(x, [s["zero_advantage_fraction"] for s in steps], color="C3", lw=1)
+    ax[0].legend(fontsize=7, loc="best", ncols=2)
+    ax[1].plot(x, _thin(np.array([s["zero_advantage_fraction"] for s in steps])), color="C3", lw=1)
     ax[1].set(xlabel="step", ylabel="fraction", title="zero-advantage rollouts", ylim=(0, 1))
     c = result["summary"]["cost"]
     edges = np.array(c["histogram_edges"])
     counts = np.array(c["histogram_counts"])[1:-1]
+    used = np.flatnonzero(counts)
+    if used.size:  # the occupied bins only
+        lo, hi = used[0], used[-1] + 1
+        counts, edges = counts[lo:hi], edges[lo : hi + 1]
     ax[2].stairs(counts, edges)
     ax[2].set(
         xscale="log",
@@ -95,7 +111,6 @@ def plot_audit(result: dict[str, Any], png: str | Path) -> Path:
         ylabel="rollouts",
         title="cost distribution",
     )
-    fig.tight_layout()
     png = Path(png)
     fig.savefig(png, dpi=110)
     plt.close(fig)

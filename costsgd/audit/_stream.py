@@ -115,7 +115,7 @@ def _pool(current: _Step, seen: dict, value: str, normalization: str) -> Pool:
     parts = current.parts
     groups = list(chain.from_iterable(p.group for p in parts))
     unique = dict.fromkeys(groups, current.step)
-    if seen.keys() & unique.keys():
+    if any(g in seen for g in unique):
         for p in parts:
             for i, g in enumerate(p.group):
                 if g in seen:

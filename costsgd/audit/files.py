@@ -11,7 +11,7 @@ from costsgd.audit._errors import AuditInputError
 from costsgd.audit._generic import SUFFIXES, read_rows
 from costsgd.audit._stream import pools
 from costsgd.audit.pool import NORMALIZATIONS, Pool
-from costsgd.audit.summary import Audit
+from costsgd.audit.summary import Audit, batches
 
 __all__ = ["FORMATS", "PoolSource", "audit_files", "read_pools"]
 
@@ -148,8 +148,8 @@ def audit_files(
         paths, format=format, tokenizer=tokenizer, reward_normalization=reward_normalization
     )
     run = Audit(noise_scale=noise_scale, minibatch_size=minibatch_size)
-    for pool in source:
-        run.add(pool)
+    for batch in batches(source):
+        run.add_many(batch)
     if not run.steps:
         raise AuditInputError(
             ", ".join(source.files) or ", ".join(map(str, paths)),

@@ -14,7 +14,7 @@ with :math:`C(p) = \sum_u p_u c_u` (Eq. 1, :func:`costsgd.expected_cost`) and
 The samplers are the library's own, with :math:`|A_u|` as the gradient-norm
 proxy :math:`G_u` (§5.2): :func:`costsgd.optimal` (:math:`p^* \propto |A|/\sqrt c`,
 Theorem 4.1), :func:`costsgd.smooth` (:math:`p^*_{smooth}(\alpha)`, §5.3),
-zero-advantage removal :math:`p \propto 1[A \ne 0]`, and
+zero-advantage removal :math:`p \propto 1[A \ne 0]` (:func:`costsgd.nonzero`), and
 :func:`costsgd.length_only` (:math:`p_{LEN} \propto 1/\sqrt c`, Appendix G.6).
 A pool without signal (every :math:`A_u = 0`) has ratio 1 under every
 sampler: the adapter then falls back to uniform draws.
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from costsgd import samplers
-from costsgd.theory import expected_cost, second_moment
+from costsgd.theory import second_moment
 
 __all__ = [
     "NORMALIZATIONS",
@@ -49,11 +49,6 @@ NORMALIZATIONS = ("group", "batch", "none")
 _STD_EPS = 1e-4
 
 
-def _nonzero(G: Any, c: Any):
-    """Zero-advantage removal, :math:`p \\propto 1[G > 0]`: :func:`costsgd.variance` of the indicator."""
-    return samplers.variance((np.asarray(G) > 0).astype(np.float64), c)
-
-
 #: p*_smooth(alpha) audited, by name.
 SMOOTHING = {"p*_smooth(0.01)": 0.01, "p*_smooth(0.05)": 0.05, "p*_smooth(0.1)": 0.1}
 
@@ -69,7 +64,7 @@ def _smoothed(alpha: float) -> Callable[[Any, Any], Any]:
 SAMPLERS: dict[str, Callable[[Any, Any], Any]] = {
     "p*": samplers.optimal,
     **{name: _smoothed(alpha) for name, alpha in SMOOTHING.items()},
-    "nonzero": _nonzero,
+    "nonzero": samplers.nonzero,
     "length": samplers.length_only,
 }
 
@@ -168,10 +163,13 @@ def group_advantages(rewards: Any, groups: Any, normalization: str = "group") ->
     return A
 
 
-def _ess_fraction(p: np.ndarray) -> float:
-    r"""Kish's effective sample size per draw of the weights :math:`1/(Np_u)` under :math:`p`."""
-    support = (p > 0).astype(np.float64)
-    return float((support.mean() ** 2) / second_moment(p, support))
+def _quantiles(c: np.ndarray, qs=(0.1, 0.5, 0.9)) -> list[float]:
+    """``np.quantile``'s default (linear) rule, on one sort: cheap for many small pools."""
+    x = np.sort(c)
+    at = np.asarray(qs) * (x.size - 1)
+    lo = np.floor(at).astype(np.int64)
+    hi = np.minimum(lo + 1, x.size - 1)
+    return (x[lo] + (at - lo) * (x[hi] - x[lo])).tolist()
 
 
 def analyse_pool(pool: Pool) -> PoolAudit:
@@ -210,13 +208,20 @@ def analyse_pool(pool: Pool) -> PoolAudit:
     s_ratio = float("nan")
     if not no_signal:
         dists = distributions(G, c)
-        for name, p in dists.items():
-            ratio[name] = expected_cost(p, c) / mean_c
-            ess[name] = _ess_fraction(p)
+        P = np.stack(list(dists.values()))
+        # C(p) = sum p c (Eq. 1, costsgd.expected_cost) and S(p, 1_{p>0}) = (1/N^2) sum_{p>0} 1/p
+        # (costsgd.second_moment) for every sampler at once; tests check both against theory.
+        drawn = P @ c / mean_c
+        support = P > 0
+        with np.errstate(divide="ignore"):
+            s_support = np.where(support, 1.0 / P, 0.0).sum(1) / n**2
+        ess_all = (support.sum(1) / n) ** 2 / s_support
+        ratio = dict(zip(dists, drawn.tolist(), strict=True))
+        ess = dict(zip(dists, ess_all.tolist(), strict=True))
         if n > 1:
             s_u = float(np.mean(G * G))  # S(u) = (1/N^2) sum G^2 / (1/N)
             s_ratio = (n - 1) / n * second_moment(dists["p*"], G) / s_u
-    q10, q50, q90 = np.quantile(c, [0.1, 0.5, 0.9])
+    q10, q50, q90 = _quantiles(c)
     return PoolAudit(
         n=n,
         tokens=float(c.sum()),

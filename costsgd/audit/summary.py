@@ -18,14 +18,15 @@ sampling. The predicted token ratio of :math:`p^*` to no sampling is
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from costsgd.audit.pool import SAMPLERS, Pool, PoolAudit, analyse_pool
+from costsgd.audit.batch import analyse_pools
+from costsgd.audit.pool import SAMPLERS, Pool, PoolAudit
 
-__all__ = ["REGIME_RULE", "Audit", "audit", "regime"]
+__all__ = ["REGIME_RULE", "Audit", "audit", "batches", "regime"]
 
 #: Which predicted token ratio of p* to read (docs/audit.md), in words.
 REGIME_RULE = (
@@ -98,7 +99,16 @@ class Audit:
 
     def add(self, pool: Pool) -> PoolAudit:
         """Analyse one pool and add it to the run; returns its :class:`PoolAudit`."""
-        a = analyse_pool(pool)
+        return self.add_many([pool])[0]
+
+    def add_many(self, pools: Sequence[Pool]) -> list[PoolAudit]:
+        """Analyse pools in one batch (:func:`~costsgd.audit.batch.analyse_pools`) and add them."""
+        analyses = analyse_pools(pools)
+        for pool, a in zip(pools, analyses, strict=True):
+            self._record(pool, a)
+        return analyses
+
+    def _record(self, pool: Pool, a: PoolAudit) -> None:
         c = pool.prompt_tokens + pool.completion_tokens
         for name in SAMPLERS:
             self._weighted[name] += a.expected_drawn_ratio[name] * a.tokens
@@ -110,7 +120,9 @@ class Audit:
         self._no_signal += a.no_signal
         if math.isfinite(a.Sp_over_Su):
             self._s_ratios.append(a.Sp_over_Su)
-        self._hist += np.histogram(c, _EDGES)[0]
+        self._hist += np.bincount(
+            np.searchsorted(_EDGES, c, side="right") - 1, minlength=self._hist.size
+        )[: self._hist.size]
         self._cmin = min(self._cmin, float(c.min()))
         self._cmax = max(self._cmax, a.cost["max"])
         self.steps.append(
@@ -127,7 +139,6 @@ class Audit:
                 "cost": a.cost,
             }
         )
-        return a
 
     def result(self) -> dict[str, Any]:
         """``{"steps": [...], "summary": {...}}``: the body of ``audit.json`` (docs/audit.md)."""
@@ -197,6 +208,19 @@ def audit(pools: Iterable[Pool], **options: Any) -> dict[str, Any]:
       (3, 0.5)
     """
     run = Audit(**options)
-    for pool in pools:
-        run.add(pool)
+    for batch in batches(pools):
+        run.add_many(batch)
     return run.result()
+
+
+def batches(pools: Iterable[Pool], rows: int = 1 << 16) -> Iterator[list[Pool]]:
+    """Consecutive pools grouped into lists of about ``rows`` rollouts (memory stays bounded)."""
+    batch, size = [], 0
+    for pool in pools:
+        batch.append(pool)
+        size += pool.advantages.size
+        if size >= rows:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch

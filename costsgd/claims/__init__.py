@@ -39,8 +39,10 @@ from costsgd.claims.closed_form import (
     thmD5_paper,
 )
 from costsgd.claims.engine import eq3_engine, eq4_engine, sec44_orderings
+from costsgd.claims.grpo import appG2_corrected, appG2_paper, eq22_unbiased, sec52_proxy
 from costsgd.claims.lower import thm43_hard_instances, thm43_lower_bound, thm43_remark
 from costsgd.claims.runner import (
+    COMPACT_TABLE_START,
     TABLE_END,
     TABLE_START,
     Verdict,
@@ -48,13 +50,22 @@ from costsgd.claims.runner import (
     render_text,
     replace_table,
     run,
+    schedule,
+    table_style,
     to_json,
     unexpected_failures,
 )
-from costsgd.claims.selection import appC_greedy, thmD3_budget, thmD3_lp
+from costsgd.claims.selection import (
+    appC_greedy,
+    thmC1_corrected,
+    thmC1_paper,
+    thmD3_budget,
+    thmD3_lp,
+)
 
 __all__ = [
     "CLAIMS",
+    "COMPACT_TABLE_START",
     "FAILS",
     "HOLDS",
     "NOT_APPLICABLE",
@@ -65,23 +76,31 @@ __all__ = [
     "Template",
     "Verdict",
     "appC_greedy",
+    "appG2_corrected",
+    "appG2_paper",
     "eq3_engine",
     "eq4_engine",
     "eq6_closed_form",
     "eq8_equality",
     "eq8_ratios",
+    "eq22_unbiased",
     "proxy_gap_monte_carlo",
     "render_markdown",
     "render_text",
     "replace_table",
     "run",
+    "schedule",
     "sec43_theta",
     "sec44_orderings",
+    "sec52_proxy",
+    "table_style",
     "thm41_optimal",
     "thm42_chi2",
     "thm43_hard_instances",
     "thm43_lower_bound",
     "thm43_remark",
+    "thmC1_corrected",
+    "thmC1_paper",
     "thmD1_condition",
     "thmD3_budget",
     "thmD3_lp",

@@ -25,6 +25,7 @@ __all__ = [
     "FAILS",
     "HOLDS",
     "NOT_APPLICABLE",
+    "RUNTIMES",
     "ClaimResult",
     "ClaimSpec",
     "Template",
@@ -117,6 +118,11 @@ def _json_float(x: float):
     return x if np.isfinite(x) else str(x)
 
 
+RUNTIMES = ("numpy", "jax", "torch")
+"""What a claim runs on beyond numpy/scipy: the runner keeps claims of one runtime in
+one process, so each process imports JAX or torch at most once."""
+
+
 class ClaimSpec(NamedTuple):
     """A registered claim: its function, its metadata and its instance generator."""
 
@@ -127,6 +133,8 @@ class ClaimSpec(NamedTuple):
     template: Template
     expected: str
     instances: Callable[[np.random.Generator, bool], list[dict[str, Any]]]
+    runtime: str = "numpy"  #: one of RUNTIMES
+    cost: float = 0.1  #: seconds of the quick run on one idle core (for scheduling only)
 
 
 CLAIMS: dict[str, ClaimSpec] = {}
@@ -141,19 +149,27 @@ def claim(
     template: Template,
     instances: Callable[[np.random.Generator, bool], list[dict[str, Any]]],
     expected: str = HOLDS,
+    runtime: str = "numpy",
+    cost: float = 0.1,
 ):
     """Register a claim function under ``name`` (a decorator).
 
     ``instances(rng, quick)`` returns the keyword arguments of the instances the
-    runner tries, fixed ones (known counterexamples, tight cases) first.
+    runner tries, fixed ones (known counterexamples, tight cases) first. ``runtime``
+    and ``cost`` (seconds of the quick run on one idle core) only schedule the
+    claims over processes (:func:`costsgd.claims.run` with ``jobs``).
     """
     if template.kind not in _KINDS:
         raise ValueError(f"template.kind must be one of {_KINDS}, got {template.kind!r}")
     if expected not in (HOLDS, FAILS):
         raise ValueError(f"expected must be {HOLDS!r} or {FAILS!r}, got {expected!r}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
 
     def register(fn: Callable[..., ClaimResult]) -> Callable[..., ClaimResult]:
-        CLAIMS[name] = ClaimSpec(name, fn, reference, statement, template, expected, instances)
+        CLAIMS[name] = ClaimSpec(
+            name, fn, reference, statement, template, expected, instances, runtime, float(cost)
+        )
         return fn
 
     return register

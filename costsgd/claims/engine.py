@@ -13,8 +13,8 @@ import numpy as np
 
 from costsgd import samplers, theory
 from costsgd.claims.base import Template, claim, describe, not_applicable, result
+from costsgd.engine import cost_aware_sgd, inverse_time_schedule, theory_step_size
 from costsgd.problems import FiniteSum, least_squares
-from costsgd.sgd import cost_aware_sgd, inverse_time_schedule, theory_step_size
 
 __all__ = [
     "abs_problem",
@@ -102,6 +102,8 @@ def _eq3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     statement="η = D/√(S(p)T) gives E f(x̄_T) - f* <= D√S(p)/√T, for every p",
     template=Template("upper"),
     instances=_eq3_cases,
+    runtime="jax",
+    cost=2.0,
 )
 def eq3_engine(
     kind: str = "kink",
@@ -174,6 +176,8 @@ def _eq4_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     statement="μ-strongly convex, η_t = 1/(μt), suffix averaging: E f(x̃_T) - f* <= 4S(p)/(μT)",
     template=Template("upper", z=0.0),
     instances=_eq4_cases,
+    runtime="jax",
+    cost=1.0,
 )
 def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", rng=None):
     r"""Eq. 4 on the engine: on least squares (n = 200, d = 5, :math:`\mu` = the
@@ -247,6 +251,8 @@ def _sec44_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     statement="to a fixed error, Optimal costs least and Variance takes the fewest steps",
     template=Template("upper", z=0.0),
     instances=_sec44_cases,
+    runtime="jax",
+    cost=1.2,
 )
 def sec44_orderings(seed: int = 0, *, steps: int = 3000, trials: int = 100, label="", rng=None):
     r"""§4.4's two orderings on a reduced Figure 2 (n = 600, d = 10, Eq. 3's step sizes,

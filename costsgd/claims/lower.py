@@ -15,6 +15,7 @@ import numpy as np
 from costsgd import samplers, theory
 from costsgd.claims.base import Template, claim, describe, not_applicable, result
 from costsgd.claims.engine import crossing
+from costsgd.engine import cost_aware_sgd, log_checkpoints, theory_step_size
 from costsgd.hardness import (
     clipped_mean,
     cost_uniform_set,
@@ -23,7 +24,6 @@ from costsgd.hardness import (
     hard_slopes,
     lower_bound,
 )
-from costsgd.sgd import cost_aware_sgd, log_checkpoints, theory_step_size
 
 __all__ = ["thm43_hard_instances", "thm43_lower_bound", "thm43_remark"]
 
@@ -101,6 +101,7 @@ def _hard_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     statement="Δ_i = α√c_i on S*: mean Δ = 20ε, Δ_i <= G/2, E b_i >= Δ_i/2, P_D0(b̄ >= 5ε) >= 0.95",
     template=Template("lower"),
     instances=_hard_cases,
+    cost=0.7,
 )
 def thm43_hard_instances(
     c=None, G_max: float = 1.0, eps: float = 1 / 40, *, label="", rng=None, draws: int = 2000
@@ -143,6 +144,8 @@ def thm43_hard_instances(
     statement="any algorithm reaching E error <= ε pays >= G²/(12800ε²)((1/n)Σ_{S*}√c_i)²",
     template=Template("lower"),
     instances=_hard_cases,
+    runtime="jax",
+    cost=3.0,
 )
 def thm43_lower_bound(
     c=None,

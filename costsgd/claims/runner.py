@@ -1,16 +1,21 @@
 r"""Run every claim on fresh instances and summarise: the verdict table of ``costsgd verify``.
 
 Each claim gets its own generator, seeded from ``(seed, crc32(name))``, so a claim
-run alone (``--claim``) sees the same instances as in a full run. Fixed instances
-(known counterexamples, the tight cases) come first, so the counterexample
-reported for a failing claim (the first failing instance) does not depend on how
-many random instances follow.
+run alone (``--claim``) sees the same instances as in a full run, and in any
+process. Fixed instances (known counterexamples, the tight cases) come first, so
+the counterexample reported for a failing claim (the first failing instance) does
+not depend on how many random instances follow.
+
+With ``jobs > 1`` the claims run in that many processes (this one and ``jobs - 1``
+spawned ones): the claims of one runtime (JAX, torch) stay in one process, which
+imports it once, and the rest are spread by their registered cost (:func:`schedule`).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,6 +23,7 @@ import numpy as np
 from costsgd.claims.base import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE, ClaimResult, Template
 
 __all__ = [
+    "COMPACT_TABLE_START",
     "TABLE_END",
     "TABLE_START",
     "Verdict",
@@ -25,12 +31,16 @@ __all__ = [
     "render_text",
     "replace_table",
     "run",
+    "schedule",
+    "table_style",
     "to_json",
     "unexpected_failures",
 ]
 
 TABLE_START = "<!-- claims-table:start -->"
 """The line after which a Markdown file holds the generated claims table."""
+COMPACT_TABLE_START = TABLE_START + "<!-- compact -->"
+"""The same, for the compact table (no statement and template columns: the README's)."""
 TABLE_END = "<!-- claims-table:end -->"
 """The line before which a Markdown file's generated claims table ends."""
 
@@ -87,31 +97,105 @@ def _summarise(spec, cases: list[ClaimResult]) -> Verdict:
     )
 
 
-def run(names: Iterable[str] | None = None, *, seed: int = 0, quick: bool = False) -> list[Verdict]:
+IMPORT_COST = {"numpy": 0.0, "jax": 2.0, "torch": 5.0}
+"""Seconds a process spends importing a runtime before its first claim (torch: with
+``torch._dynamo``, which the first optimizer imports), for :func:`schedule`."""
+
+
+def schedule(names: Iterable[str], jobs: int) -> list[list[str]]:
+    """Split claims over ``jobs`` processes: each runtime's claims (JAX, torch) together
+    in one process, numpy claims one by one, the largest estimated work first onto the
+    least loaded process; JAX's group goes to the first process (the caller's, which
+    has set JAX up).
+
+    Examples:
+      >>> schedule(["eq8", "eq3-engine", "eq22", "thm4.1"], 2)  # torch's import is the costliest
+      [['eq3-engine', 'thm4.1', 'eq8'], ['eq22']]
+    """
+    names = list(names)
+    units: dict[str, list[str]] = {}
+    for name in names:
+        runtime = CLAIMS[name].runtime
+        units.setdefault(name if runtime == "numpy" else runtime, []).append(name)
+
+    def cost(unit: list[str]) -> float:
+        return IMPORT_COST[CLAIMS[unit[0]].runtime] + sum(CLAIMS[n].cost for n in unit)
+
+    groups: list[list[str]] = [[] for _ in range(max(1, int(jobs)))]
+    load = [0.0] * len(groups)
+    if "jax" in units:
+        groups[0] += units["jax"]
+        load[0] += cost(units.pop("jax"))
+    for unit in sorted(units.values(), key=cost, reverse=True):
+        k = int(np.argmin(load))
+        groups[k] += unit
+        load[k] += cost(unit)
+    return [g for g in groups if g] or [[]]
+
+
+def _check(name: str, seed: int, quick: bool) -> Verdict:
+    spec = CLAIMS[name]
+    gen = _generator(seed, name)
+    cases = [spec.function(**kwargs, rng=gen) for kwargs in spec.instances(gen, quick)]
+    return _summarise(spec, cases)
+
+
+def _run_group(names: list[str], seed: int, quick: bool, compile_cache: str | None):
+    """A spawned process's share (:func:`run` with ``jobs``)."""
+    if compile_cache is not None and any(CLAIMS[n].runtime == "jax" for n in names):
+        from costsgd.experiments.runtime import enable_compile_cache
+
+        enable_compile_cache(Path(compile_cache))
+    return [_check(name, seed, quick) for name in names]
+
+
+def run(
+    names: Iterable[str] | None = None,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    jobs: int = 1,
+    compile_cache: str | Path | None = None,
+) -> list[Verdict]:
     """Check the named claims (default: all) on the instances of their generators.
 
     Args:
       names: claim names (see :data:`costsgd.claims.CLAIMS`), or ``None`` for all.
       seed: seeds every instance and every Monte Carlo draw.
-      quick: fewer and smaller instances and shorter runs (about 30 s on 2 cores).
+      quick: fewer and smaller instances and shorter runs.
+      jobs: processes to run the claims in (this one and ``jobs - 1`` spawned ones,
+        see :func:`schedule`); the verdicts do not depend on it.
+      compile_cache: JAX's persistent compilation cache folder for the spawned
+        processes (:func:`costsgd.experiments.runtime.enable_compile_cache`; this
+        process's setting is the caller's).
 
     Returns:
       One :class:`Verdict` per claim, in registry order.
 
     Raises:
-      ValueError: an unknown name (the message lists the valid ones).
+      ValueError: an unknown name (the message lists the valid ones), or ``jobs < 1``.
     """
     chosen = list(CLAIMS) if names is None else list(names)
     unknown = [n for n in chosen if n not in CLAIMS]
     if unknown:
         raise ValueError(f"unknown claim(s) {unknown}; valid names: {', '.join(CLAIMS)}")
-    out = []
-    for name in chosen:
-        spec = CLAIMS[name]
-        gen = _generator(seed, name)
-        cases = [spec.function(**kwargs, rng=gen) for kwargs in spec.instances(gen, quick)]
-        out.append(_summarise(spec, cases))
-    return out
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    groups = schedule(chosen, jobs) if jobs > 1 and len(chosen) > 1 else [chosen]
+    if len(groups) == 1:
+        return [_check(name, seed, quick) for name in chosen]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    cache = None if compile_cache is None else str(compile_cache)
+    with ProcessPoolExecutor(
+        len(groups) - 1, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        futures = [pool.submit(_run_group, g, seed, quick, cache) for g in groups[1:]]
+        done = {v.name: v for v in _run_group(groups[0], seed, quick, None)}
+        for future in futures:
+            done.update((v.name, v) for v in future.result())
+    return [done[name] for name in chosen]
 
 
 def unexpected_failures(verdicts: Iterable[Verdict]) -> list[Verdict]:
@@ -153,28 +237,38 @@ def render_text(verdicts: Iterable[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(verdicts: Iterable[Verdict]) -> str:
-    """The README's claims table: only columns that a seed fixes on any machine
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(verdicts: Iterable[Verdict], *, compact: bool = False) -> str:
+    """The claims table in Markdown: only columns that a seed fixes on any machine
     (no engine measurements; the counterexamples are numpy computations).
+    ``compact`` leaves out the statement and the template (the README's table).
 
     Examples:
       >>> row = render_markdown(run(["appC-greedy"], quick=True)).splitlines()[2]
       >>> row.split(" | ")[-2:]
       ['fails (expected: fails)', 'Appendix C counterexample: G=(1, 100, 2), c=(1, 1.21, 1.44), V_req=2: 46.3 vs 2 |']
+      >>> render_markdown(run(["eq8"], quick=True), compact=True).splitlines()[2]
+      '| `eq8` | §4.3, Eq. 8 | holds (expected: holds) | - |'
     """
-    rows = [
-        "| claim | paper | statement | template | verdict | counterexample |",
-        "|---|---|---|---|---|---|",
-    ]
+    if compact:
+        rows = ["| claim | paper | verdict | counterexample |", "|---|---|---|---|"]
+    else:
+        rows = [
+            "| claim | paper | statement | template | verdict | counterexample |",
+            "|---|---|---|---|---|---|",
+        ]
     for v in verdicts:
         ce = (
             "-"
             if v.counterexample is None
-            else f"{v.counterexample.instance}: {_pair(v.counterexample)}"
+            else f"{_cell(v.counterexample.instance)}: {_pair(v.counterexample)}"
         )
+        middle = "" if compact else f" {_cell(v.statement)} | {v.template.describe()} |"
         rows.append(
-            f"| `{v.name}` | {v.reference} | {v.statement} | {v.template.describe()} | {v.verdict} "
-            f"(expected: {v.expected}) | {ce} |"
+            f"| `{v.name}` | {v.reference} |{middle} {v.verdict} (expected: {v.expected}) | {ce} |"
         )
     return "\n".join(rows)
 
@@ -200,13 +294,20 @@ def to_json(verdicts: Iterable[Verdict], *, seed: int, quick: bool) -> dict[str,
 
 
 def replace_table(text: str, table: str) -> str:
-    """``text`` with the part between :data:`TABLE_START` and :data:`TABLE_END` replaced.
+    """``text`` with the part between its start marker (:data:`TABLE_START` or
+    :data:`COMPACT_TABLE_START`) and :data:`TABLE_END` replaced.
 
     Examples:
       >>> replace_table(f"a\\n{TABLE_START}\\nold\\n{TABLE_END}\\nb", "new").splitlines()
       ['a', '<!-- claims-table:start -->', 'new', '<!-- claims-table:end -->', 'b']
     """
-    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    marker = COMPACT_TABLE_START if COMPACT_TABLE_START in text else TABLE_START
+    start, end = text.find(marker), text.find(TABLE_END)
     if start < 0 or end < start:
         raise ValueError(f"text must contain {TABLE_START!r} then {TABLE_END!r}")
-    return f"{text[: start + len(TABLE_START)]}\n{table}\n{text[end:]}"
+    return f"{text[: start + len(marker)]}\n{table}\n{text[end:]}"
+
+
+def table_style(text: str) -> bool:
+    """Whether the Markdown ``text`` asks for the compact table (:data:`COMPACT_TABLE_START`)."""
+    return COMPACT_TABLE_START in text

@@ -1,5 +1,6 @@
-r"""Claims about subset selection (Appendix C, D.3, D.4): the greedy's factor, the
-LP relaxation's order, and the strongly convex budget."""
+r"""Claims about subset selection (Appendix C, D.2-D.4): the knapsack equivalence of
+Theorem C.1 (as stated, and corrected), the greedy's factor, the LP relaxation's
+order, and the strongly convex budget."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from costsgd.claims import zoo
 from costsgd.claims.base import Template, claim, describe, not_applicable, result
 from costsgd.problems import least_squares
 
-__all__ = ["appC_greedy", "thmD3_budget", "thmD3_lp"]
+__all__ = [
+    "appC_greedy",
+    "subset_costs",
+    "thmC1_corrected",
+    "thmC1_paper",
+    "thmD3_budget",
+    "thmD3_lp",
+]
 
 COUNTEREXAMPLE = {"G": [1.0, 100.0, 2.0], "c": [1.0, 1.21, 1.44], "required": 2.0}
 
@@ -105,11 +113,10 @@ def thmD3_lp(G=None, c=None, required: float | None = None, *, label: str = "", 
         return not_applicable("thmD.3-lp", "V_req > Σ G: infeasible", instance=where)
     ours = subset.knapsack_lp(inst).objective
     scale_v, scale_w = inst.value.max(), max(inst.item_cost.max(), 1e-300)
-    target = inst.required - 1e-9 * inst.value.sum()  # the library's coverage slack
     ref = linprog(
         inst.item_cost / scale_w,
         A_ub=-(inst.value / scale_v)[None, :],
-        b_ub=[-target / scale_v],
+        b_ub=[-inst.required / scale_v],
         bounds=(0, 1),
         method="highs",
     )
@@ -129,6 +136,7 @@ def _budget_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]
     statement="covering V_req = ΣG - n√(2μΓ) keeps f(x*_π) - f(x*) <= Γ (μ-strongly convex f)",
     template=Template("upper", rel=1e-9, abs=1e-12, z=0.0),
     instances=_budget_cases,
+    cost=3.5,
 )
 def thmD3_budget(seed: int = 0, n: int = 60, d: int = 3, *, rng: Any = None):
     r"""Theorem D.3 on §4.4-style least squares (:func:`costsgd.least_squares`):
@@ -163,3 +171,175 @@ def thmD3_budget(seed: int = 0, n: int = 60, d: int = 3, *, rng: Any = None):
             "thmD.3-budget", "no budget left a full-rank subset inside the ball", instance=where
         )
     return result("thmD.3-budget", worst, 1.0, instance=where, reason=f"{tried} budgets")
+
+
+# --- Theorem C.1: minimising K_π(ε) under the bias budget vs the min-cost knapsack ----
+
+C1_COUNTEREXAMPLE = {"G": [1.0, 1.0], "c": [1.0, 1.0], "D": 1.0, "gamma": 0.5, "eps": 0.6}
+
+
+def subset_costs(G, c, *, eps: float, D: float, gamma: float):
+    r"""Every subset :math:`\pi` of a small instance (n <= 12), by brute force:
+    :math:`(\text{masks}, W_\pi, D\beta_\pi, \text{feasible}, \mathcal K_\pi(\epsilon))`.
+
+    :math:`W_\pi = \sum_{i\in\pi}G_i\sqrt{c_i}`, :math:`\beta_\pi = \frac1n\sum_{i\notin\pi}G_i`,
+    feasible: :math:`D\beta_\pi \le \Gamma` up to the library's coverage slack
+    (:math:`10^{-9}\sum_i G_i` on :math:`\sum_{i\in\pi}G_i`, the same for every solver),
+    :math:`\mathcal K_\pi(\epsilon) = D^2W_\pi^2/(n^2(\epsilon - D\beta_\pi)^2)` (Appendix C;
+    ``inf`` where infeasible).
+
+    Examples:
+      >>> _, W, bias, ok, K = subset_costs([1.0, 1.0], [1.0, 4.0], eps=0.6, D=1.0, gamma=0.5)
+      >>> W.tolist(), bias.tolist(), ok.tolist(), K.round(3).tolist()
+      ([0.0, 1.0, 2.0, 3.0], [1.0, 0.5, 0.5, 0.0], [False, True, True, True], [inf, 25.0, 100.0, 6.25])
+    """
+    G, c = np.asarray(G, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    n = G.size
+    masks = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+    W = masks.astype(np.float64) @ (G * np.sqrt(c))
+    bias = D * ((~masks).astype(np.float64) @ G) / n
+    feasible = bias <= gamma + D * 1e-9 * G.sum() / n
+    with np.errstate(divide="ignore"):
+        K = np.where(feasible, D**2 * W**2 / (n**2 * (eps - bias) ** 2), np.inf)
+    return masks, W, bias, feasible, K
+
+
+def _ratio(value: float, best: float) -> float:
+    if best == 0:
+        return 1.0 if value == 0 else np.inf
+    return value / best
+
+
+def _c1_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
+    out = [{**C1_COUNTEREXAMPLE, "label": "two equal components, ε near Γ"}]
+    for inst in zoo.instances(rng, quick, per_size=2 if quick else 8):
+        G = inst["G"]
+        if G.size > (10 if quick else 12):
+            continue
+        D = float(10.0 ** rng.uniform(-1.0, 1.0))
+        gamma = float(rng.uniform(0.05, 0.95)) * D * G.sum() / G.size
+        eps = gamma * (1.0 + float(10.0 ** rng.uniform(-1.5, 1.0)))
+        out.append({**inst, "D": D, "gamma": gamma, "eps": eps})
+    return out
+
+
+def _c1_setup(name, G, c, D, gamma, eps, label):
+    if G is None:
+        G, c = C1_COUNTEREXAMPLE["G"], C1_COUNTEREXAMPLE["c"]
+        D, gamma, eps = (C1_COUNTEREXAMPLE[k] for k in ("D", "gamma", "eps"))
+    G, c = np.asarray(G, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    where = describe(G, c, label, D=float(D), Gamma=float(gamma), eps=float(eps))
+    if G.size > 12:
+        return None, not_applicable(name, "brute force needs n <= 12", instance=where)
+    if not 0 <= gamma < eps:
+        return None, not_applicable(name, "needs 0 <= Γ < ε", instance=where)
+    return (G, c, float(D), float(gamma), float(eps), where), None
+
+
+def _knapsack_subset(G, c, *, gamma: float, D: float, solver) -> np.ndarray:
+    return solver(subset.knapsack(G, c, gamma=gamma, D=D)).selected
+
+
+@claim(
+    "thmC.1-paper",
+    reference="Thm C.1 / D.2",
+    statement="min K_π(ε) s.t. Dβ_π <= Γ is the min-cost knapsack min Σ_π G√c s.t. Σ_π G >= ΣG - nΓ/D",
+    template=Template("tight", rel=1e-7, z=0.0),
+    instances=_c1_cases,
+    expected="fails",
+    cost=0.15,
+)
+def thmC1_paper(
+    G=None,
+    c=None,
+    *,
+    D: float = 1.0,
+    gamma: float = 0.5,
+    eps: float = 0.6,
+    label: str = "",
+    rng: Any = None,
+    solver=subset.knapsack_exact,
+):
+    r"""Theorem C.1 as stated: the subset the knapsack of Eq. 12 selects at budget
+    :math:`\Gamma` minimises :math:`\mathcal K_\pi(\epsilon) = D^2W_\pi^2/(n^2(\epsilon -
+    D\beta_\pi)^2)` over the subsets with :math:`D\beta_\pi \le \Gamma`.
+
+    Known false: the knapsack minimises the numerator :math:`W_\pi` only, while the
+    denominator depends on :math:`\pi` through its own bias. With :math:`G = c = (1, 1)`,
+    :math:`D = 1`, :math:`\Gamma = 0.5`, :math:`\epsilon = 0.6` the knapsack drops a
+    component (:math:`\mathcal K = 1/(4\cdot 0.1^2) = 25`) where keeping both costs
+    :math:`1/0.6^2 = 2.78`: ratio 9. See :func:`thmC1_corrected` for what holds.
+
+    Numerical: :math:`\mathcal K` of the knapsack's subset (``solver``, default
+    :func:`costsgd.knapsack_exact`) over the brute-force minimum (n <= 12);
+    theoretical: 1.
+    """
+    setup, na = _c1_setup("thmC.1-paper", G, c, D, gamma, eps, label)
+    if na is not None:
+        return na
+    G, c, D, gamma, eps, where = setup
+    masks, _, _, _, K = subset_costs(G, c, eps=eps, D=D, gamma=gamma)
+    chosen = _knapsack_subset(G, c, gamma=gamma, D=D, solver=solver)
+    mine = K[int(np.flatnonzero((masks == chosen).all(axis=1))[0])]
+    return result("thmC.1-paper", _ratio(mine, K.min()), 1.0, instance=where)
+
+
+@claim(
+    "thmC.1-corrected",
+    reference="Thm C.1 / D.2 (worst case; budget sweep)",
+    statement="the knapsack at Γ minimises the worst case D²W_π²/(n²(ε-Γ)²); min K_π(ε) is the"
+    " knapsack's at some Γ' <= Γ (Γ' = Dβ of the optimum)",
+    template=Template("tight", rel=1e-7, z=0.0),
+    instances=_c1_cases,
+    cost=0.35,
+)
+def thmC1_corrected(
+    G=None,
+    c=None,
+    *,
+    D: float = 1.0,
+    gamma: float = 0.5,
+    eps: float = 0.6,
+    label: str = "",
+    rng: Any = None,
+    solver=subset.knapsack_exact,
+):
+    r"""What holds of Theorem C.1 (Appendix D.3's two remarks, made exact):
+
+    1. the knapsack at :math:`\Gamma` minimises the *worst-case* cost
+       :math:`D^2W_\pi^2/(n^2(\epsilon-\Gamma)^2)` over :math:`D\beta_\pi \le \Gamma`
+       (the bias at its budget), i.e. :math:`W_\pi`;
+    2. the exact minimum of :math:`\mathcal K_\pi(\epsilon)` over :math:`D\beta_\pi \le \Gamma`
+       is attained by the knapsack at the budget :math:`\Gamma' = D\beta_{\pi^\circ} \le \Gamma`
+       of an optimal :math:`\pi^\circ` (its subset has :math:`W \le W_{\pi^\circ}` and bias
+       :math:`\le \Gamma'`), so sweeping :math:`\Gamma' \in [0, \Gamma]`
+       (:func:`costsgd.gamma_tradeoff`) finds it when the sweep includes that budget.
+
+    Numerical: the worse of the two ratios (knapsack over brute force, n <= 12);
+    theoretical: 1.
+    """
+    setup, na = _c1_setup("thmC.1-corrected", G, c, D, gamma, eps, label)
+    if na is not None:
+        return na
+    G, c, D, gamma, eps, where = setup
+    _, W, bias, feasible, K = subset_costs(G, c, eps=eps, D=D, gamma=gamma)
+    chosen = _knapsack_subset(G, c, gamma=gamma, D=D, solver=solver)
+    worst_case = _ratio(float(chosen @ (G * np.sqrt(c))), float(W[feasible].min())) ** 2
+    best = int(np.argmin(K))
+    swept = min(
+        subset.subset_total_cost(
+            G, c, _knapsack_subset(G, c, gamma=g, D=D, solver=solver), eps=eps, D=D
+        )
+        for g in (gamma, min(float(bias[best]), gamma))
+    )
+    exact = _ratio(swept, float(K[best]))
+    parts = {"worst case": worst_case, "sweep": exact}
+    key = max(parts, key=lambda k: abs(parts[k] - 1.0))
+    return result(
+        "thmC.1-corrected",
+        parts[key],
+        1.0,
+        instance=where,
+        reason=f"{key}; Γ' = {bias[best]:.3g}",
+        details=parts,
+    )

@@ -2,9 +2,12 @@
 
 Each command lives in a module of this package with a ``register(subparsers)``
 function that adds its subparser and sets the defaults ``run`` (the function
-to call with the parsed arguments) and ``parser`` (the subparser); adding a command is one
-module and one entry in :data:`COMMANDS`. Every command runs through
-:func:`costsgd.cli.common.run_command`: user errors are one line and exit 2.
+to call with the parsed arguments) and ``parser`` (the subparser), and declares
+the optional modules it imports with :func:`costsgd.cli.common.needs`; adding a
+command is one module and one entry in :data:`COMMANDS`. Every command runs
+through :func:`costsgd.cli.common.run_command`: user errors, a missing extra
+included, are one line and exit 2. ``costsgd --version`` prints the version;
+``python -m costsgd`` is the same command line.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ COMMANDS = (predict, figures, grpo, plot, verify, audit)
 
 def build_parser() -> ArgumentParser:
     """The ``costsgd`` parser with every command of :data:`COMMANDS`."""
+    from costsgd import __version__
+
     parser = ArgumentParser(prog="costsgd", description="Cost-aware learning (costsgd).")
+    parser.add_argument("--version", action="version", version=f"costsgd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)

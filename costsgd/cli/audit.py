@@ -43,7 +43,7 @@ def register(sub) -> None:
         "--tokenizer",
         metavar="DIR",
         help="a local Hugging Face tokenizer folder, to count the tokens of verl dumps "
-        "(nothing is downloaded)",
+        "(nothing is downloaded; default: none, which --format verl refuses)",
     )
     p.add_argument(
         "--reward-normalization",
@@ -54,9 +54,12 @@ def register(sub) -> None:
     p.add_argument(
         "--noise-scale",
         type=positive_float,
-        help="your gradient-noise scale B_noise, if known (with --minibatch-size: chooses the regime)",
+        help="your gradient-noise scale B_noise, if known (with --minibatch-size: chooses the "
+        "regime; default: unknown, no regime chosen)",
     )
-    p.add_argument("--minibatch-size", type=positive_int, help="your mini-batch size B")
+    p.add_argument(
+        "--minibatch-size", type=positive_int, help="your mini-batch size B (default: unknown)"
+    )
     p.add_argument("--out", default="audit", help="output folder (default: audit)")
     p.set_defaults(run=_audit, parser=p)
 

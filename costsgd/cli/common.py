@@ -4,12 +4,19 @@ A command raises :class:`UserError` for anything the user can fix (a bad flag
 value, an unreadable results file, an unwritable output); :func:`run_command`
 prints it as one line ``costsgd <command>: error: ...`` and returns 2. Any
 other exception is a bug and keeps its traceback.
+
+A command that needs an optional dependency says so with :func:`needs` (the
+modules and the extra that installs them); :func:`run_command` checks them
+before the command does any work, so a missing one is the same one-line error
+naming what to install. Every option's default is shown by ``--help``
+(:class:`HelpFormatter`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import math
 import os
 import sys
@@ -19,12 +26,15 @@ from typing import Any, NoReturn
 
 __all__ = [
     "ArgumentParser",
+    "HelpFormatter",
     "UserError",
     "add_compile_cache_flag",
     "check_output_folder",
     "check_output_path",
     "comma_list",
     "finite_float",
+    "missing_modules",
+    "needs",
     "non_negative_int",
     "option_errors",
     "positive_float",
@@ -40,8 +50,34 @@ class UserError(Exception):
     """An error the user can fix; printed as one line, exit status 2."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` with each option's default: appended as ``(default: X)`` unless the help
+    already states one; flags (``store_true``) and options without a default are left as written.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        value = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.nargs == 0
+            or value is None
+            or value is argparse.SUPPRESS
+        ):
+            return text
+        if isinstance(value, (tuple, list)):
+            value = (" " if action.nargs in ("+", "*") else ",").join(map(str, value))
+        return f"{text} (default: {str(value).replace('%', '%%')})"
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``costsgd <command>: error: <message>``, exit 2."""
+    """argparse with one-line errors (``costsgd <command>: error: <message>``, exit 2) and
+    defaults in ``--help`` (its subparsers too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
@@ -213,9 +249,40 @@ def start_engine(args: argparse.Namespace) -> None:
         )
 
 
+def needs(parser: argparse.ArgumentParser, *modules: str, extra: str) -> None:
+    """Declare that ``parser``'s command imports ``modules``, installed by ``costsgd[extra]``."""
+    parser.set_defaults(needs=(modules, extra))
+
+
+def missing_modules(modules: Sequence[str]) -> list[str]:
+    """The names of ``modules`` that cannot be imported here (found without importing them)."""
+    missing = []
+    for name in modules:
+        if name in sys.modules:
+            absent = sys.modules[name] is None  # blocked, as Python's own import does
+        else:
+            absent = importlib.util.find_spec(name) is None
+        if absent:
+            missing.append(name)
+    return missing
+
+
+def _check_needs(args: argparse.Namespace) -> None:
+    modules, extra = getattr(args, "needs", ((), ""))
+    missing = missing_modules(modules)
+    if missing:
+        raise UserError(
+            f'{args.command} needs {", ".join(missing)}: pip install "costsgd[{extra}]"'
+        )
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run ``args.run(args)``; a :class:`UserError` becomes one line on stderr and exit 2."""
+    """Run ``args.run(args)``; a :class:`UserError` becomes one line on stderr and exit 2.
+
+    The optional modules the command :func:`needs` are checked first, before any work.
+    """
     try:
+        _check_needs(args)
         return args.run(args)
     except UserError as err:
         print(f"costsgd {args.command}: error: {err}", file=sys.stderr)

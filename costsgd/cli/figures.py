@@ -13,6 +13,7 @@ from costsgd.cli.common import (
     add_compile_cache_flag,
     check_output_folder,
     comma_list,
+    needs,
     non_negative_int,
     option_errors,
     positive_float,
@@ -32,7 +33,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _common(p: argparse.ArgumentParser, paper, demo, what: str, out: str) -> None:
+def _common(p: argparse.ArgumentParser, paper, demo, what: str, out: str, target: str) -> None:
     p.add_argument(
         "--demo", action="store_true", help=f"smaller run ({demo.trials} trials) for a quick look"
     )
@@ -63,15 +64,25 @@ def _common(p: argparse.ArgumentParser, paper, demo, what: str, out: str) -> Non
         default=paper.step_scale,
         help="multiplies Eq. 3's step size D/sqrt(S(p) T)",
     )
-    p.add_argument("--target", type=positive_float, help="target error of the table")
+    p.add_argument(
+        "--target", type=positive_float, help=f"target error of the table (default: {target})"
+    )
     p.add_argument("--out", default=out, help=f"output folder (default {out})")
     add_compile_cache_flag(p)
+    needs(p, "matplotlib", extra="plot")
 
 
 def register(sub) -> None:
     """Add ``figure2`` and ``figure6``."""
     p2 = sub.add_parser("figure2", help="reproduce Figure 2 (§4.4): results file, PNG, table")
-    _common(p2, figure2.PAPER, figure2.DEMO, "strategy", "results/figure2")
+    _common(
+        p2,
+        figure2.PAPER,
+        figure2.DEMO,
+        "strategy",
+        "results/figure2",
+        "the largest final mean error, which every strategy reaches",
+    )
     p2.add_argument(
         "--strategies",
         type=comma_list(str, sorted(figure2.STRATEGIES)),
@@ -79,7 +90,10 @@ def register(sub) -> None:
         help=f"comma-separated, from {', '.join(sorted(figure2.STRATEGIES))}",
     )
     p2.add_argument(
-        "--gradient-bound", default=figure2.PAPER.gradient_bound, choices=("ball", "row_norm")
+        "--gradient-bound",
+        default=figure2.PAPER.gradient_bound,
+        choices=("ball", "row_norm"),
+        help="the bound G_i of each component's gradient (costsgd.least_squares)",
     )
     p2.set_defaults(
         run=_run,
@@ -93,7 +107,14 @@ def register(sub) -> None:
     p6 = sub.add_parser(
         "figure6", help="reproduce Figure 6 (App. C): subset selection vs full p*, results + PNG"
     )
-    _common(p6, figure6.PAPER, figure6.DEMO, "budget", "results/figure6")
+    _common(
+        p6,
+        figure6.PAPER,
+        figure6.DEMO,
+        "budget",
+        "results/figure6",
+        "1.5x the final mean error of the smallest budget",
+    )
     p6.add_argument(
         "--gammas",
         dest="gamma_fractions",
@@ -101,7 +122,12 @@ def register(sub) -> None:
         default=figure6.PAPER.gamma_fractions,
         help="comma-separated budgets Γ/Γmax in [0, 1), Γmax = D·mean(G)",
     )
-    p6.add_argument("--solver", default=figure6.PAPER.solver, choices=sorted(figure6.SOLVERS))
+    p6.add_argument(
+        "--solver",
+        default=figure6.PAPER.solver,
+        choices=sorted(figure6.SOLVERS),
+        help="the knapsack solver that picks each budget's subset",
+    )
     p6.set_defaults(
         run=_run,
         parser=p6,

@@ -16,6 +16,7 @@ from typing import Any
 from costsgd.cli.common import (
     UserError,
     check_output_folder,
+    needs,
     non_negative_int,
     option_errors,
     positive_int,
@@ -51,7 +52,9 @@ def register(sub) -> None:
         help="mini Cost-Aware GRPO on CPU: does p* save policy-optimization tokens? (§5.4)",
     )
     p.add_argument(
-        "--out", help="output folder (default: results/grpo, with --suite results/grpo-suite-NAME)"
+        "--out",
+        help="output folder (default: results/grpo; with --replot, the results file's folder; "
+        "with --suite NAME, results/grpo-suite-NAME)",
     )
     p.add_argument(
         "--suite",
@@ -77,7 +80,9 @@ def register(sub) -> None:
         "--lrs", type=float, nargs="+", help="learning rates of the sweep (default: 1e-3 2e-3 4e-3)"
     )
     p.add_argument(
-        "--iterations", type=positive_int, help="at most this many GRPO iterations per run"
+        "--iterations",
+        type=positive_int,
+        help="at most this many GRPO iterations per run (default: 1000)",
     )
     p.add_argument("--workers", type=positive_int, help="parallel processes (default: 2)")
     p.add_argument(
@@ -86,12 +91,15 @@ def register(sub) -> None:
         help="drawn policy-optimization tokens per run (default: 700000; 0 = run all iterations)",
     )
     p.add_argument(
-        "--methods", nargs="+", help="only these methods (the baseline 'no sampling' is kept)"
+        "--methods",
+        nargs="+",
+        help="only these methods; the baseline 'no sampling' is kept (default: all of the study's)",
     )
     p.add_argument(
         "--replot",
         metavar="PATH",
-        help="redraw the report and figures from a results file (with --suite: its folder)",
+        help="redraw the report and figure from this results file instead of running the study "
+        "(with --suite: from the suite's folder; default: run it)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -100,6 +108,7 @@ def register(sub) -> None:
         help="discard the results saved in --out (default: resume them, running only what is missing)",
     )
     p.set_defaults(run=_run, parser=p)
+    needs(p, "torch", "matplotlib", "tqdm", extra="grpo")
 
 
 def replace_field(config: Any, dotted: str, value: Any) -> Any:
@@ -261,14 +270,12 @@ def write_suite_report(config, parts: dict, out: Path) -> str:
 def _run(args: argparse.Namespace) -> int:
     if args.suite:
         return _run_suite(args)
-    if args.out is None:
-        args.out = "results/grpo"
     if args.replot:
         results = reading(load_study, args.replot)
-        out = check_output_folder(args.out)
+        out = check_output_folder(args.out or Path(args.replot).parent)
     else:
         config = _config(args)
-        out = check_output_folder(args.out)
+        out = check_output_folder(args.out or "results/grpo")
         from costsgd.experiments.grpo import study
 
         path = out / "grpo_study.json"

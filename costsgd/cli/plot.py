@@ -11,7 +11,15 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from costsgd.cli.common import UserError, check_output_path, positive_float, reading, writing
+from costsgd.cli.common import (
+    UserError,
+    check_output_path,
+    missing_modules,
+    needs,
+    positive_float,
+    reading,
+    writing,
+)
 
 __all__ = ["PLOTTERS", "register"]
 
@@ -36,6 +44,11 @@ def _grpo(args: argparse.Namespace, png: Path) -> str:
 
     if args.target is not None:
         raise UserError("argument --target: applies to figure2 and figure6 results only")
+    missing = missing_modules(("torch",))
+    if missing:
+        raise UserError(
+            f'a grpo-study file needs {", ".join(missing)}: pip install "costsgd[grpo]"'
+        )
     return write_report(reading(load_study, args.results), png)
 
 
@@ -53,9 +66,13 @@ def register(sub) -> None:
     p.add_argument("results", help="results file written by figure2, figure6 or grpo-study")
     p.add_argument("--out", help="PNG path (default: next to the results file)")
     p.add_argument(
-        "--target", type=positive_float, help="target error of the table (figure2, figure6)"
+        "--target",
+        type=positive_float,
+        help="target error of the table, figure2 and figure6 results "
+        "(default: the default of the command that wrote the file)",
     )
     p.set_defaults(run=_plot, parser=p)
+    needs(p, "matplotlib", extra="plot")
 
 
 def _plot(args: argparse.Namespace) -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from costsgd.cli.common import (
     add_compile_cache_flag,
     check_output_path,
     non_negative_int,
+    positive_int,
     start_engine,
     writing,
 )
@@ -24,16 +26,24 @@ def register(sub) -> None:
     p = sub.add_parser(
         "verify", help="check the paper's claims on fresh random instances (verdict table)"
     )
-    p.add_argument("--quick", action="store_true", help="fewer, smaller instances (~30-60 s)")
+    p.add_argument("--quick", action="store_true", help="fewer, smaller instances (seconds)")
     p.add_argument(
         "--claim",
         action="append",
         choices=list(CLAIMS),
         metavar="NAME",
-        help=f"check only this claim (repeatable): {', '.join(CLAIMS)}",
+        help=f"check only this claim (repeatable; default: every claim): {', '.join(CLAIMS)}",
     )
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of every instance")
-    p.add_argument("--out", help="write every instance's result to this JSON file")
+    p.add_argument(
+        "--out", help="write every instance's result to this JSON file (default: no file)"
+    )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="processes to run the claims in (default: one per core); verdicts do not depend on it",
+    )
     add_compile_cache_flag(p)
     p.set_defaults(run=_verify, parser=p)
 
@@ -43,7 +53,13 @@ def _verify(args: argparse.Namespace) -> int:
 
     out = check_output_path(args.out) if args.out else None
     start_engine(args)
-    verdicts = claims.run(args.claim, seed=args.seed, quick=args.quick)
+    from costsgd.experiments.runtime import compile_cache_dir
+
+    jobs = args.jobs or len(os.sched_getaffinity(0))
+    cache = None if args.no_compile_cache else compile_cache_dir()
+    verdicts = claims.run(
+        args.claim, seed=args.seed, quick=args.quick, jobs=jobs, compile_cache=cache
+    )
     print(claims.render_text(verdicts))
     if out is not None:
         with writing(out):

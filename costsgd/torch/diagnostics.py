@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from costsgd import samplers, theory
-from costsgd.torch._core import check_lengths, cost_aware_probs, sequence_advantages
+from costsgd.torch._inputs import check_lengths, sequence_advantages
+from costsgd.torch.probs import cost_aware_probs
 
 __all__ = [
     "ProxyDiagnostics",

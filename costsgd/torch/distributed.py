@@ -32,17 +32,10 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 
-from costsgd.torch._core import (
-    check_generator,
-    check_lengths,
-    check_plan_options,
-    cost_aware_probs,
-    draw_indices,
-    draw_weights,
-    plan_num_batches,
-    probs_and_costs,
-    sequence_advantages,
-)
+from costsgd._validate import check_positive_int
+from costsgd.torch._inputs import check_generator, pool_inputs
+from costsgd.torch._kernels import draw_indices, draw_weights, num_minibatches, pool_probs
+from costsgd.torch.options import SamplingOptions
 from costsgd.torch.plan import UpdatePlan
 
 __all__ = ["ShardPlan", "global_plan", "stratified_plan"]
@@ -127,20 +120,17 @@ def stratified_plan(
     lengths: Any,
     batch_size: int,
     *,
+    sampling: SamplingOptions | None = None,
     num_batches: int | None = None,
-    alpha: float = 0.0,
     mask: Any = None,
-    proxy: str = "advantage",
-    sigma2: float = 0.0,
     generator: torch.Generator | None = None,
-    normalize: str = "draws",
     group: Any = None,
 ) -> UpdatePlan:
     r"""Stratified-per-rank draws: each rank samples its own rollouts from its local :math:`p`.
 
     Call it on every rank with that rank's pool (arguments as in
     :func:`plan_update`; ``batch_size`` is per rank). Seed ``generator``
-    differently on each rank (e.g. ``seed + rank``). ``normalize="draws"``
+    differently on each rank (e.g. ``seed + rank``). ``sampling.normalize="draws"``
     re-centres with the mean weight over **all** ranks' draws (one
     all-reduce), so the relative scale of the ranks is kept.
 
@@ -156,26 +146,28 @@ def stratified_plan(
       >>> tuple(plan.indices.shape), round(float(plan.weights.mean()), 6)
       ((2, 2), 1.0)
     """
-    batch_size = check_plan_options(batch_size, normalize)
+    sampling = SamplingOptions.of(sampling)
+    batch_size = check_positive_int(batch_size, "batch_size")
     check_generator(generator, _device_of(advantages))
-    probs, costs = _on_every_rank(
-        group,
-        _device_of(advantages),
-        lambda: probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator),
-    )
+
+    def local_probs():
+        G, c = pool_inputs(advantages, lengths, mask, generator)
+        return pool_probs(G, c, sampling, generator), c
+
+    probs, costs = _on_every_rank(group, _device_of(advantages), local_probs)
     _, world = _world(group)
     n_local = probs.shape[0]
     counts = torch.tensor(
         [float(n_local), float((probs > 0).sum())], dtype=torch.float64, device=probs.device
     )
     n_global, support_global = _all_reduce(counts, group).tolist()
-    num_batches = plan_num_batches(num_batches, int(n_global), batch_size * world)
+    num_batches = num_minibatches(num_batches, int(n_global), batch_size * world)
     # probs and costs are validated above: draw and weigh without re-checking (no host syncs).
     indices = draw_indices(probs, batch_size, num_batches, generator)
     raw = draw_weights(probs, indices, "none", torch.float64)
     raw = raw * (world * n_local / n_global)  # = W / (N p_u)
     expected = torch.tensor(support_global / n_global, dtype=torch.float64)
-    weights = _normalised(raw, normalize, expected, group).to(torch.float32)
+    weights = _normalised(raw, sampling.normalize, expected, group).to(torch.float32)
     return UpdatePlan(probs, indices, weights, costs)
 
 
@@ -185,11 +177,9 @@ def global_plan(
     batch_size: int,
     *,
     seed: int,
+    sampling: SamplingOptions | None = None,
     num_batches: int | None = None,
-    alpha: float = 0.0,
     mask: Any = None,
-    proxy: str = "advantage",
-    normalize: str = "draws",
     group: Any = None,
 ) -> ShardPlan:
     r"""Global draws from a shared seed; each rank keeps its shard of every mini-batch.
@@ -200,7 +190,8 @@ def global_plan(
     :math:`T \times BW` indices are drawn with a ``torch.Generator`` seeded by
     ``seed`` on every rank (the seeds are checked to agree). Rank :math:`r`
     keeps columns :math:`[rB, (r+1)B)` of each mini-batch. The other arguments
-    are as in :func:`plan_update`; the noisy proxy is not offered here.
+    are as in :func:`plan_update` (the noise of a noisy proxy is drawn from the
+    shared seed too, so every rank forms the same :math:`p`).
 
     Args:
       seed: shared integer seed (same on every rank; use a new one each step).
@@ -219,16 +210,15 @@ def global_plan(
       >>> tuple(shard.plan.indices.shape), shard.owner.unique().tolist()
       ((2, 2), [0])
     """
-    batch_size = check_plan_options(batch_size, normalize)
+    sampling = SamplingOptions.of(sampling)
+    batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int shared by all ranks, got {seed!r}")
     rank, world = _world(group)
 
-    def local_inputs():
-        G = sequence_advantages(advantages, mask)
-        return G, check_lengths(lengths, G.shape[0], G.device)
-
-    G, c = _on_every_rank(group, _device_of(advantages), local_inputs)
+    G, c = _on_every_rank(
+        group, _device_of(advantages), lambda: pool_inputs(advantages, lengths, mask, None)
+    )
     seeds = torch.tensor([seed, -seed], dtype=torch.int64, device=G.device)
     _all_reduce(seeds, group, dist.ReduceOp.MAX if world > 1 else None)
     if int(seeds[0]) != seed or int(seeds[1]) != -seed:
@@ -241,12 +231,12 @@ def global_plan(
     else:
         sizes = [G.shape[0]]
     G_all, c_all = _gather_rows(G, sizes, group), _gather_rows(c, sizes, group)
-    probs = cost_aware_probs(G_all, c_all, alpha=alpha, proxy=proxy)
-    num_batches = plan_num_batches(num_batches, probs.shape[0], batch_size * world)
-    generator = torch.Generator(device=probs.device).manual_seed(seed)
-    # probs is cost_aware_probs' output: draw and weigh without re-checking it.
+    generator = torch.Generator(device=G_all.device).manual_seed(seed)
+    probs = pool_probs(G_all, c_all, sampling, generator)
+    num_batches = num_minibatches(num_batches, probs.shape[0], batch_size * world)
+    # probs is pool_probs' output on checked inputs: draw and weigh without re-checking it.
     everyone = draw_indices(probs, batch_size * world, num_batches, generator)
-    weights = draw_weights(probs, everyone, normalize, torch.float32)
+    weights = draw_weights(probs, everyone, sampling.normalize, torch.float32)
     cols = slice(rank * batch_size, (rank + 1) * batch_size)
     indices = everyone[:, cols]
     offsets = torch.tensor([0, *sizes], device=probs.device).cumsum(0)

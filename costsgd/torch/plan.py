@@ -15,18 +15,12 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Sampler
 
-from costsgd._validate import check_probabilities
-from costsgd.torch._core import (
-    as_tensor,
-    check_generator,
-    check_plan_options,
-    draw_indices,
-    draw_weights,
-    importance_weights,
-    plan_num_batches,
-    probs_and_costs,
-    sample_minibatches,
-)
+from costsgd._validate import check_positive_int, check_probabilities
+from costsgd.torch._inputs import as_tensor, check_generator, pool_inputs
+from costsgd.torch._kernels import draw_indices, draw_weights, num_minibatches, pool_probs
+from costsgd.torch.draws import sample_minibatches
+from costsgd.torch.options import NORMALIZATIONS, SamplingOptions
+from costsgd.torch.weights import importance_weights
 
 __all__ = ["CostAwareBatchSampler", "UpdatePlan", "plan_update"]
 
@@ -96,18 +90,35 @@ def plan_update(
     lengths: Any,
     batch_size: int,
     *,
+    sampling: SamplingOptions | None = None,
     num_batches: int | None = None,
-    alpha: float = 0.0,
     mask: Any = None,
-    proxy: str = "advantage",
-    sigma2: float = 0.0,
     generator: torch.Generator | None = None,
-    normalize: str = "draws",
 ) -> UpdatePlan:
     r"""Algorithm 2's policy-update plan for one rollout pool.
 
-    Arguments are those of :func:`cost_aware_probs`, :func:`sample_minibatches`
-    and :func:`importance_weights`. The weights are float32.
+    Phase 2 forms :math:`p` over the pool (:class:`SamplingOptions`; by default
+    Theorem 4.1's :math:`p^* \propto |A_u|/\sqrt{c_u}`), Phase 3 draws
+    ``num_batches`` mini-batches of ``batch_size`` rollouts from it with
+    replacement and weights each draw by :math:`1/(Np_u)` (Eq. 22), normalised
+    as ``sampling.normalize`` says. The weights are float32.
+
+    Args:
+      advantages: ``(N,)`` per-sequence or ``(N, T)`` per-token advantages.
+      lengths: ``(N,)`` rollout costs :math:`c_u > 0` (prompt + response tokens).
+      batch_size: rollouts per mini-batch, :math:`B`.
+      sampling: the distribution and weight normalisation (default
+        ``SamplingOptions()``).
+      num_batches: default :math:`\lceil N/B \rceil`, as many as one uniform pass.
+      mask: ``(N, T)`` response mask for per-token advantages.
+      generator: ``torch.Generator`` on the data's device (draws and proxy noise).
+
+    Returns:
+      An :class:`UpdatePlan`.
+
+    Raises:
+      ValueError: as :func:`cost_aware_probs`, or a ``batch_size`` /
+        ``num_batches`` that is not a positive integer.
 
     Examples:
       >>> import torch
@@ -119,12 +130,14 @@ def plan_update(
       >>> round(plan.summary()["weight_mean"], 6)
       1.0
     """
-    batch_size = check_plan_options(batch_size, normalize)
-    probs, costs = probs_and_costs(advantages, lengths, alpha, mask, proxy, sigma2, generator)
-    num_batches = plan_num_batches(num_batches, probs.shape[0], batch_size)
+    sampling = SamplingOptions.of(sampling)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    G, costs = pool_inputs(advantages, lengths, mask, generator)
+    probs = pool_probs(G, costs, sampling, generator)
+    num_batches = num_minibatches(num_batches, probs.shape[0], batch_size)
     # probs and costs were validated above: draw and weigh without re-checking (no host syncs).
     indices = draw_indices(probs, batch_size, num_batches, generator)
-    weights = draw_weights(probs, indices, normalize, torch.float32)
+    weights = draw_weights(probs, indices, sampling.normalize, torch.float32)
     return UpdatePlan(probs, indices, weights, costs)
 
 
@@ -161,11 +174,13 @@ class CostAwareBatchSampler(Sampler[list[int]]):
         # Validate eagerly, so that a bad sampler fails where it is built.
         probs = as_tensor(probs, "probs")
         check_probabilities(probs, "probs")
-        batch_size = check_plan_options(batch_size, normalize)
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        batch_size = check_positive_int(batch_size, "batch_size")
         check_generator(generator, probs.device)
         self.probs = probs
         self.batch_size = batch_size
-        self.num_batches = plan_num_batches(num_batches, probs.shape[0], batch_size)
+        self.num_batches = num_minibatches(num_batches, probs.shape[0], batch_size)
         self.generator = generator
         self.normalize = normalize
         self.indices: torch.Tensor | None = None

@@ -343,35 +343,29 @@ def minibatch_plan(
 def sampling_probs(method: Method, batch: Batch, generator: torch.Generator) -> torch.Tensor:
     r"""The method's :math:`p` over the pool (float64; not defined for ``"none"``).
 
-    ``"advantage"`` and ``"length"`` are the adapter's
-    :func:`costsgd.torch.cost_aware_probs`; ``"uniform"`` is :math:`1/N`;
-    ``"nonzero"`` is uniform over the rollouts with :math:`A_u \ne 0` (uniform
-    over all when there are none); both smoothed by ``alpha``.
+    The adapter's :func:`costsgd.torch.cost_aware_probs` with ``proxy`` =
+    ``method.sampling``: ``"advantage"`` (:math:`p^*`), ``"length"``,
+    ``"uniform"`` (:math:`1/N`) or ``"nonzero"`` (uniform over the rollouts
+    with :math:`A_u \ne 0`; uniform over all when there are none), smoothed
+    by ``alpha``.
 
     Examples:
       >>> import torch
       >>> from costsgd.experiments.grpo.policy import Rollouts
-      >>> roll = Rollouts(*(torch.zeros(4, 1, dtype=torch.long),) * 3, torch.ones(4, dtype=torch.long))
+      >>> seq = torch.zeros(4, 1, dtype=torch.long)
+      >>> roll = Rollouts(seq, torch.ones(4, dtype=torch.long), seq, torch.ones(4, dtype=torch.long))
       >>> b = Batch(roll, torch.zeros(4), torch.tensor([1.0, 0.0, -2.0, 0.0]), 1, 1)
       >>> sampling_probs(Method("nz", "nonzero"), b, torch.Generator()).tolist()
       [0.5, 0.0, 0.5, 0.0]
     """
-    A = batch.advantages
-    if method.sampling in ("advantage", "length"):
-        return adapter.cost_aware_probs(
-            A,
-            batch.rollouts.costs,
-            alpha=method.alpha,
-            proxy=method.sampling,
-            sigma2=method.sigma2,
-            generator=generator,
-        )
-    if method.sampling == "uniform" or not bool((A != 0).any()):
-        p = torch.full(A.shape, 1.0 / A.shape[0], dtype=torch.float64)
-    else:
-        keep = (A != 0).double()
-        p = keep / keep.sum()
-    return (1 - method.alpha) * p + method.alpha / A.shape[0]
+    return adapter.cost_aware_probs(
+        batch.advantages,
+        batch.rollouts.costs,
+        alpha=method.alpha,
+        proxy=method.sampling,
+        sigma2=method.sigma2,
+        generator=generator,
+    )
 
 
 def pstar_cost_ratio(batch: Batch) -> float:

@@ -1,6 +1,8 @@
-"""costsgd.torch.trl: real GRPO steps in TRL with a tiny local model (CPU, offline)."""
+"""costsgd.integrations.trl: real GRPO steps in TRL with a tiny local model (CPU, offline)."""
 
 import os
+import subprocess
+import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -11,9 +13,9 @@ import torch
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
+from costsgd.integrations.trl import CostAwareGRPOTrainer, LengthGroupedGRPOTrainer
 from costsgd.torch import cost_aware_probs, importance_weights, sample_minibatches
 from costsgd.torch.microbatch import completion_widths
-from costsgd.torch.trl import CostAwareGRPOTrainer, LengthGroupedGRPOTrainer
 from tests.helpers import char_tokenizer, tiny_llama
 
 B, SPG, GENERATIONS, STEPS, SEED = 4, 2, 4, 3, 11
@@ -304,6 +306,32 @@ def test_bad_input_names_the_argument(trained, tmp_path):
     for alpha in (-0.1, 1.5):
         with pytest.raises(ValueError, match="alpha"):
             _trainer(tmp_path, cls=CostAwareGRPOTrainer, alpha=alpha)
+    with pytest.raises(ValueError, match=r"^proxy must be one of \['advantage', 'nonzero', "):
+        _trainer(tmp_path, cls=CostAwareGRPOTrainer, proxy="median")
+
+
+def test_nonzero_proxy_trains_on_draws_with_signal_only(tmp_path):
+    trainer = _trainer(tmp_path, proxy="nonzero")
+    trainer.train()
+    assert trainer.cost_aware_sampling.proxy == "nonzero"
+    signal = 0
+    for pool, plan, out in trainer.pools:
+        lengths = pool["prompt_mask"].sum(1) + pool["completion_mask"].sum(1)
+        torch.testing.assert_close(
+            plan.probs, cost_aware_probs(pool["advantages"], lengths, proxy="nonzero")
+        )
+        if bool((pool["advantages"] != 0).any()):
+            signal += 1
+            assert bool((out["advantages"] != 0).all())
+    assert signal > 0
+
+
+def test_importing_without_trl_names_the_extra():
+    code = "import sys; sys.modules['trl'] = None; import costsgd.integrations.trl"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "ImportError: costsgd.integrations.trl needs TRL and transformers" in run.stderr
+    assert 'pip install "costsgd[trl]"' in run.stderr
 
 
 def test_default_dapo_loss_keeps_the_pool_token_count_as_denominator(tmp_path):

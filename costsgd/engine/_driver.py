@@ -17,14 +17,17 @@ and F.3 are tracked at once: the average iterate
 checkpoint reads as the end of a run of that length), and the last iterate
 :math:`x_{t+1}`.
 
-Structure (blackjax/optax style), one concept per module:
+Structure (blackjax/optax style), one concept per module, each importing only
+the ones before it:
 
-* :mod:`costsgd.sgd_kernel`: the pure kernels, :func:`sgd_step` (one step on one
-  trial) and the scan of one trial, with the carried :class:`SGDState` kept apart
-  from the recorded :class:`Checkpoints`;
-* :mod:`costsgd.sgd_steps`: step sizes, schedules and checkpoints;
-* :mod:`costsgd.sgd_shard`: ``vmap`` over trials and strategies and the split of
-  trials over devices, jitted once;
+* ``_kernel``: the pure kernels, :func:`sgd_step` (one step on one trial),
+  with the carried :class:`SGDState` kept apart from the recorded
+  :class:`Checkpoints`;
+* ``_schedules``: step sizes, schedules and checkpoints;
+* ``_native``: the optional compiled step loop for least-squares components;
+* ``_trial``: the scan of one trial;
+* ``_batch``: ``vmap`` over trials and strategies and the split of trials
+  over devices, jitted once;
 * this module: :func:`cost_aware_sgd`, the single entry point, and the
   host-side checks and preparation of its inputs.
 
@@ -50,39 +53,16 @@ from costsgd._validate import (
     host,
 )
 from costsgd.draw import alias_table
+from costsgd.engine._batch import THREEFRY, compiled, place_indices, trial_mesh
+from costsgd.engine._kernel import SGDState
+from costsgd.engine._native import load as load_native
+from costsgd.engine._native import pad_rows
+from costsgd.engine._native import status as native_status
+from costsgd.engine._schedules import event_schedule, log_checkpoints, step_sizes
+from costsgd.engine._trial import EngineArrays
 from costsgd.problems import least_squares_grad
-from costsgd.sgd_kernel import (
-    Checkpoints,
-    EngineArrays,
-    SGDState,
-    importance_weighted_gradient,
-    project,
-    sgd_step,
-)
-from costsgd.sgd_native import load as load_native
-from costsgd.sgd_native import pad_rows
-from costsgd.sgd_native import status as native_status
-from costsgd.sgd_shard import THREEFRY, compiled, place_indices, trial_mesh
-from costsgd.sgd_steps import (
-    event_schedule,
-    inverse_time_schedule,
-    log_checkpoints,
-    step_sizes,
-    theory_step_size,
-)
 
-__all__ = [
-    "Checkpoints",
-    "SGDResult",
-    "SGDState",
-    "cost_aware_sgd",
-    "importance_weighted_gradient",
-    "inverse_time_schedule",
-    "log_checkpoints",
-    "project",
-    "sgd_step",
-    "theory_step_size",
-]
+__all__ = ["SGDResult", "cost_aware_sgd"]
 
 _DEFAULT_CHUNK = 250
 
@@ -137,12 +117,12 @@ def cost_aware_sgd(
       steps: iterations :math:`T` per trial.
       trials: independent trials :math:`M`.
       step_size: constant :math:`\eta`, a scalar or one per strategy ``(S,)``
-        (see :func:`theory_step_size`).
+        (see :func:`costsgd.theory_step_size`).
       schedule: step sizes per step, ``(T,)`` or ``(S, T)`` (see
-        :func:`inverse_time_schedule`). Give exactly one of the two.
+        :func:`costsgd.inverse_time_schedule`). Give exactly one of the two.
       key: a JAX PRNG key, or an int seed, for the index draws.
       checkpoints: increasing steps in ``[1, T]`` at which errors and costs are
-        recorded (default :func:`log_checkpoints`).
+        recorded (default :func:`costsgd.log_checkpoints`).
       suffix_fraction: :math:`\alpha` of the suffix average, in ``(0, 1]``.
       x0: starting point :math:`x_1` (default the origin), projected onto the ball.
       indices: pre-drawn component indices, ``(S, M, T)`` or ``(M, T)``, used
@@ -154,7 +134,7 @@ def cost_aware_sgd(
         it when ``indices`` are given).
       shard: split trials across devices when JAX sees more than one.
       native: run the steps of least-squares components on a CPU in the
-        compiled loop of :mod:`costsgd.sgd_native` (``None``: whenever it
+        compiled loop of :mod:`costsgd.engine` (its ``_native`` module) (``None``: whenever it
         applies and builds; ``False``: XLA's step; ``True``: require it). The
         two agree to rounding.
 
@@ -375,7 +355,7 @@ def _engine_arrays(problem: Any, P: np.ndarray, x_star: np.ndarray, dtype: Any) 
         weight = np.where(P > 0, 1.0 / (n * P), 0.0)
     hess = problem.hessian
     data = jax.tree_util.tree_map(lambda a: np.asarray(host(a), dtype), problem.data)
-    linear = (  # gradient (aᵀx - b)a: the step reads ‖a_i‖² (sgd_kernel.linear_sgd_step)
+    linear = (  # gradient (aᵀx - b)a: the step reads ‖a_i‖² (linear_sgd_step)
         problem.grad is least_squares_grad
         and isinstance(data, tuple)
         and len(data) == 2

@@ -17,43 +17,51 @@ they draw :math:`N` rollouts from :math:`p_u \propto |A_u|/\sqrt{c_u}`
 **pool**, so the data metrics verl logs afterwards (``critic/score/*``,
 ``response_length/*``) are the pool's. The draws' statistics go to
 ``cost_aware/draws/*``, the pool's to ``cost_aware/pool/*``
-(:func:`costsgd.torch.verl.plan_metrics`).
+(:func:`costsgd.integrations.verl.plan_metrics`).
 
 Settings live under ``trainer.v1.cost_aware`` (add them with Hydra's ``+``):
-``alpha``, ``proxy``, ``normalize`` (see :func:`costsgd.torch.plan_update`)
+``proxy``, ``alpha``, ``sigma2``, ``normalize`` (:class:`costsgd.torch.SamplingOptions`)
 and ``token_mean_correction``. The draws of step :math:`k` are seeded with
 ``actor_rollout_ref.actor.data_loader_seed`` + :math:`k` (verl's seed for the
 actor's mini-batch order; verl has no ``trainer.seed``).
 
 The trainer classes must exist in verl's ``TaskRunner`` Ray actor, so start
 verl with ``+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=``
-``costsgd.torch.verl_trainer.setup_worker`` (v1) or ``...setup_legacy_worker``
+``costsgd.integrations.verl_trainer.setup_worker`` (v1) or ``...setup_legacy_worker``
 (legacy), see ``docs/verl.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
-import transfer_queue as tq
-from omegaconf import open_dict
-from transfer_queue import KVBatchMeta
-from verl.protocol import DataProto
-from verl.trainer.ppo.ray_trainer import RayPPOTrainer
-from verl.trainer.ppo.v1.trainer_base import register_trainer
-from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
-from verl.workers.utils.padding import response_to_nested
 
-from costsgd.torch.plan import UpdatePlan
-from costsgd.torch.verl import (
+try:
+    import transfer_queue as tq
+    from omegaconf import open_dict
+    from transfer_queue import KVBatchMeta
+    from verl.protocol import DataProto
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+    from verl.trainer.ppo.v1.trainer_base import register_trainer
+    from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+    from verl.workers.utils.padding import response_to_nested
+except ImportError as err:
+    raise ImportError(
+        f"costsgd.integrations.verl_trainer needs verl 0.9.1 and TransferQueue ({err}): "
+        'pip install "costsgd[verl]"'
+    ) from err
+
+from costsgd.integrations.verl import (
     check_loss_agg_mode,
     dispatch_order,
     plan_metrics,
     plan_verl_batch,
     token_mean_weights,
 )
+from costsgd.torch.options import SamplingOptions
+from costsgd.torch.plan import UpdatePlan
 
 __all__ = [
     "TRAINER_MODE",
@@ -71,21 +79,19 @@ TRAINER_MODE = "cost_aware"
 """The name the trainer registers under, and its settings section ``trainer.v1.cost_aware``."""
 
 
-@dataclasses.dataclass(frozen=True)
-class CostAwareSettings:
+class CostAwareSettings(NamedTuple):
     """The ``trainer.v1.cost_aware`` section.
 
+    Its keys are the fields of :class:`costsgd.torch.SamplingOptions` (``proxy``,
+    ``alpha``, ``sigma2``, ``normalize``) and ``token_mean_correction``.
+
     Attributes:
-      alpha: smoothing towards uniform draws (:func:`costsgd.torch.cost_aware_probs`).
-      proxy: the gradient-norm proxy :math:`G_u` (``"advantage"``: :math:`|A_u|`).
-      normalize: weight normalisation (``"draws"``: mean 1 over the step, App. G.2).
-      token_mean_correction: use :func:`costsgd.torch.verl.token_mean_weights`,
+      sampling: the draws' distribution and weight normalisation.
+      token_mean_correction: use :func:`costsgd.integrations.verl.token_mean_weights`,
         which ``loss_agg_mode=token-mean`` needs (with ``actor.shuffle=false``).
     """
 
-    alpha: float = 0.0
-    proxy: str = "advantage"
-    normalize: str = "draws"
+    sampling: SamplingOptions = SamplingOptions()
     token_mean_correction: bool = False
 
 
@@ -93,16 +99,25 @@ def cost_aware_settings(config: Any) -> CostAwareSettings:
     """Read :class:`CostAwareSettings` from a verl config (absent section: defaults).
 
     Raises:
-      ValueError: an unknown key in ``trainer.v1.cost_aware``.
+      ValueError: an unknown key in ``trainer.v1.cost_aware``, or an invalid
+        value (naming the key).
     """
-    section = config.trainer.v1.get(TRAINER_MODE, None) or {}
-    known = {f.name for f in dataclasses.fields(CostAwareSettings)}
-    unknown = sorted(set(section) - known)
+    section = dict(config.trainer.v1.get(TRAINER_MODE, None) or {})
+    options = [f.name for f in dataclasses.fields(SamplingOptions)]
+    known = sorted([*options, "token_mean_correction"])
+    unknown = sorted(set(section) - set(known))
     if unknown:
+        raise ValueError(f"trainer.v1.cost_aware has unknown keys {unknown}; known: {known}")
+    correction = section.pop("token_mean_correction", False)
+    if not isinstance(correction, bool):
         raise ValueError(
-            f"trainer.v1.cost_aware has unknown keys {unknown}; known: {sorted(known)}"
+            f"trainer.v1.cost_aware.token_mean_correction must be true or false, got {correction!r}"
         )
-    return CostAwareSettings(**{k: section[k] for k in section})
+    try:
+        sampling = SamplingOptions(**section)
+    except ValueError as err:
+        raise ValueError(f"trainer.v1.cost_aware: {err}") from err
+    return CostAwareSettings(sampling, correction)
 
 
 def plan_pool(
@@ -122,17 +137,18 @@ def plan_pool(
         ``attention_mask`` unless ``costs`` is given).
       global_steps: the trainer's step counter (seeds this step's draws).
       dp_size: the actor's data-parallel size.
-      costs, valid: as in :func:`costsgd.torch.verl.plan_verl_batch`.
+      costs: as in :func:`costsgd.integrations.verl.plan_verl_batch`.
+      valid: as in :func:`costsgd.integrations.verl.plan_verl_batch`.
 
     Returns:
       ``(plan, rows, weights)``: the plan and, from
-      :func:`costsgd.torch.verl.dispatch_order`, the pool row and weight of
+      :func:`costsgd.integrations.verl.dispatch_order`, the pool row and weight of
       each slot of the drawn batch.
 
     Raises:
       ValueError: an unsafe ``loss_agg_mode``, ``token_mean_correction`` with
         ``actor.shuffle=true``, a missing ``data_loader_seed``, or as
-        :func:`costsgd.torch.verl.plan_verl_batch`.
+        :func:`costsgd.integrations.verl.plan_verl_batch`.
     """
     settings = cost_aware_settings(config)
     actor = config.actor_rollout_ref.actor
@@ -152,10 +168,8 @@ def plan_pool(
         B,
         costs=costs,
         valid=valid,
-        alpha=settings.alpha,
-        proxy=settings.proxy,
+        sampling=settings.sampling,
         generator=generator,
-        normalize=settings.normalize,
     )
     weights = (
         token_mean_weights(plan, batch["response_mask"], B)
@@ -177,7 +191,7 @@ def put_draws(batch: KVBatchMeta, rows: torch.Tensor, weights: torch.Tensor) -> 
 
     Args:
       batch: the pool's metadata.
-      rows: ``(M,)`` pool row of each slot (:func:`costsgd.torch.verl.dispatch_order`).
+      rows: ``(M,)`` pool row of each slot (:func:`costsgd.integrations.verl.dispatch_order`).
       weights: ``(M,)`` importance weight of each slot.
 
     Returns:

@@ -1,21 +1,21 @@
-"""costsgd.torch.verl on hand-made tensors of verl's layout (runs without verl; see test_torch_verl_package.py)."""
+"""costsgd.integrations.verl on hand-made tensors of verl's layout (runs without verl; see test_integrations_verl_package.py)."""
 
 import numpy as np
 import pytest
 import torch
 
-from costsgd.torch import (
-    cost_aware_probs,
-    importance_weights,
-    sample_minibatches,
-    weighted_policy_loss,
-)
-from costsgd.torch.verl import (
+from costsgd.integrations.verl import (
     apply_plan,
     check_loss_agg_mode,
     dispatch_order,
     plan_verl_batch,
     token_mean_weights,
+)
+from costsgd.torch import (
+    cost_aware_probs,
+    importance_weights,
+    sample_minibatches,
+    weighted_policy_loss,
 )
 
 N_PROMPTS, N_ROLLOUTS, P, R = 4, 4, 5, 9  # 16 rollouts

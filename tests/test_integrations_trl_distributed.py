@@ -36,7 +36,7 @@ def _worker(rank, world, port, out_dir):
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from costsgd.torch.trl import CostAwareGRPOTrainer
+    from costsgd.integrations.trl import CostAwareGRPOTrainer
     from tests.helpers import char_tokenizer, tiny_llama
 
     class Recording(CostAwareGRPOTrainer):

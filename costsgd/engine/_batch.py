@@ -1,7 +1,7 @@
 """Batching and sharding of the Cost-Aware SGD engine: strategies x trials, over devices.
 
 :func:`simulate` is ``vmap`` (strategies) of ``vmap`` (trials) of
-:func:`costsgd.sgd_kernel.run_trial`; with a device mesh it runs under
+:func:`costsgd.engine._trial.run_trial`; with a device mesh it runs under
 ``shard_map``, each device taking a slice of the trials (no communication:
 trials are independent). On a CPU, XLA runs one scan on one core, so trials are
 split over host devices (``--xla_force_host_platform_device_count``, set by
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from costsgd.sgd_kernel import TrialInputs, run_trial
+from costsgd.engine._trial import TrialInputs, run_trial
 
 __all__ = ["COMPILER_OPTIONS", "THREEFRY", "compiled", "place_indices", "simulate", "trial_mesh"]
 
@@ -34,7 +34,7 @@ def simulate(
     pre-drawn indices (``predrawn``). Splitting inside the program keeps the
     key split and the per-device slicing of the keys out of separately
     compiled programs. ``segmented`` picks the loop structure of
-    :func:`costsgd.sgd_kernel.run_trial` (True on CPUs).
+    :func:`costsgd.engine._trial.run_trial` (True on CPUs).
     """
     import jax
     from jax.sharding import PartitionSpec

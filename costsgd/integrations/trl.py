@@ -17,7 +17,7 @@ them. Two trainers change that:
   advantages are computed, the generation batch is replaced by draws *with
   replacement* from :math:`p_u \propto |A_u|/\sqrt{c_u}` (cost :math:`c_u` =
   prompt + completion tokens), via
-  :func:`costsgd.torch.distributed.stratified_plan` (each process draws its own
+  :func:`costsgd.torch.stratified_plan` (each process draws its own
   rollouts; weights normalised over all processes' draws, Eq. 22). Optimizer
   step :math:`t` trains on rows ``t·G … (t+1)·G − 1`` of the plan
   (:math:`G` = ``gradient_accumulation_steps``), so each step is an unbiased
@@ -61,18 +61,22 @@ adds ``cost_aware/ess``, ``cost_aware/ess_fraction`` and
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
-import trl
-from transformers import Trainer
-from trl import GRPOTrainer
 
-from costsgd._validate import check_alpha
-from costsgd.torch._core import NORMALIZATIONS, PROXIES
+try:
+    import trl
+    from transformers import Trainer
+    from trl import GRPOTrainer
+except ImportError as err:
+    raise ImportError(
+        f'costsgd.integrations.trl needs TRL and transformers ({err}): pip install "costsgd[trl]"'
+    ) from err
+
 from costsgd.torch.distributed import stratified_plan
 from costsgd.torch.microbatch import concat_rows, padded_tokens, step_micro_batches, take_rows
+from costsgd.torch.options import SamplingOptions
 from costsgd.torch.plan import UpdatePlan
 
 __all__ = [
@@ -124,7 +128,7 @@ def _require_trl_internals(obj: Any, names: tuple[str, ...], kind: str) -> None:
         missing = [name for name in names if not hasattr(obj, name)]
     if missing:
         raise RuntimeError(
-            f"costsgd.torch.trl relies on GRPOTrainer {kind} {missing}, which the installed "
+            f"costsgd.integrations.trl relies on GRPOTrainer {kind} {missing}, which the installed "
             f"TRL {trl.__version__} lacks; it supports TRL >= 1.16, < 2 "
             "(pip install 'costsgd[trl]')"
         )
@@ -250,15 +254,22 @@ class CostAwareGRPOTrainer(LengthGroupedGRPOTrainer):
     :class:`LengthGroupedGRPOTrainer`, plus (keyword-only):
 
     Args:
+      proxy: the distribution over the generation batch, a name of
+        :data:`costsgd.torch.PROXIES` or a function ``(G, c) -> p``:
+        ``"advantage"`` (default, :math:`p^* \propto |A_u|/\sqrt{c_u}`),
+        ``"nonzero"`` (:math:`p \propto \mathbf 1[A_u \ne 0]`: zero-advantage
+        removal, importance-weighted), ``"length"``, ``"variance"``, ``"uniform"``.
       alpha: smoothing :math:`\alpha` of :math:`p^*_{\mathrm{smooth}}` (§5.3), in [0, 1].
-      proxy: ``"advantage"`` or ``"length"`` (:func:`cost_aware_probs`).
-      sigma2: noisy-proxy variance (ablation).
-      normalize: weight normalisation (:func:`importance_weights`).
+      sigma2: noisy-proxy variance (ablation, §5.5).
+      normalize: weight normalisation (:func:`costsgd.torch.importance_weights`).
       seed: seed of the draws (default ``args.seed``); process ``r`` uses ``seed + r``.
 
+    The four options form one :class:`costsgd.torch.SamplingOptions`,
+    :attr:`cost_aware_sampling`, checked before TRL builds anything.
+
     Raises:
-      ValueError: for an invalid option above, or a configuration refused by
-        :class:`LengthGroupedGRPOTrainer`.
+      ValueError: for an invalid option above (naming it and the accepted
+        values), or a configuration refused by :class:`LengthGroupedGRPOTrainer`.
 
     After each generation, :attr:`cost_aware_draws` holds the drawn batch (with
     ``cost_aware_weights``) and :attr:`cost_aware_plan` the latest
@@ -273,27 +284,17 @@ class CostAwareGRPOTrainer(LengthGroupedGRPOTrainer):
     def __init__(
         self,
         *args: Any,
+        proxy: Any = "advantage",
         alpha: float = 0.0,
-        proxy: str = "advantage",
         sigma2: float = 0.0,
         normalize: str = "draws",
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
-        if proxy not in PROXIES:
-            raise ValueError(f"proxy must be one of {PROXIES}, got {proxy!r}")
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-        alpha = check_alpha(alpha)
-        if not (isinstance(sigma2, (int, float)) and math.isfinite(sigma2) and sigma2 >= 0):
-            raise ValueError(f"sigma2 must be finite and >= 0, got {sigma2!r}")
+        self.cost_aware_sampling = SamplingOptions(
+            proxy=proxy, alpha=alpha, sigma2=sigma2, normalize=normalize
+        )
         super().__init__(*args, **kwargs)
-        self.cost_aware_options = {
-            "alpha": alpha,
-            "proxy": proxy,
-            "sigma2": sigma2,
-            "normalize": normalize,
-        }
         seed = self.args.seed if seed is None else seed
         self.cost_aware_generator = torch.Generator(device=self.accelerator.device)
         self.cost_aware_generator.manual_seed(seed + self.accelerator.process_index)
@@ -331,8 +332,8 @@ class CostAwareGRPOTrainer(LengthGroupedGRPOTrainer):
             micro,
             num_batches=lengths.shape[0] // micro,
             mask=loss_mask if advantages.ndim == 2 else None,
+            sampling=self.cost_aware_sampling,
             generator=self.cost_aware_generator,
-            **self.cost_aware_options,
         )
         self.cost_aware_plan = plan
         weights = plan.weights.reshape(-1).to(batch["advantages"].device)

@@ -1,4 +1,4 @@
-"""costsgd.torch.verl against the real verl package: its DataProto, compute_advantage and losses.
+"""costsgd.integrations.verl against the real verl package: its DataProto, compute_advantage and losses.
 
 Runs where verl is installed (``make test`` builds ``.venv-verl`` from
 requirements/verl.txt and runs this file there); the main environment skips it.
@@ -27,8 +27,7 @@ with warnings.catch_warnings():
     from verl.workers.utils.losses import ppo_loss
     from verl.workers.utils.padding import left_right_2_no_padding
 
-from costsgd.torch import cost_aware_probs, weighted_policy_loss
-from costsgd.torch.verl import (
+from costsgd.integrations.verl import (
     LOSS_AGG_MODES,
     apply_plan,
     check_loss_agg_mode,
@@ -37,6 +36,7 @@ from costsgd.torch.verl import (
     plan_verl_batch,
     token_mean_weights,
 )
+from costsgd.torch import SamplingOptions, cost_aware_probs, weighted_policy_loss
 
 N_PROMPTS, ROLLOUT_N, P, R = 4, 4, 5, 9
 N = N_PROMPTS * ROLLOUT_N  # 16 rollouts
@@ -347,7 +347,9 @@ def monte_carlo(mode, weights_fn, plans=1500):
     g = torch.Generator().manual_seed(9)
     totals = []
     for _ in range(plans):
-        plan = plan_verl_batch(data.batch, B, generator=g, normalize="none")
+        plan = plan_verl_batch(
+            data.batch, B, generator=g, sampling=SamplingOptions(normalize="none")
+        )
         drawn = apply_plan(
             {"response_mask": mask, "token_loss": token_loss}, plan, weights_fn(plan)
         )

@@ -1,7 +1,7 @@
 r"""The engine's compiled step loop for least-squares components on CPUs (XLA FFI).
 
-:func:`linear_sgd_steps` runs steps ``lo..hi`` of :func:`costsgd.sgd_kernel.linear_sgd_step`
-for a batch of trials in one XLA custom call, a C++ loop (``sgd_native.cc``)
+:func:`linear_sgd_steps` runs steps ``lo..hi`` of :func:`costsgd.engine.linear_sgd_step`
+for a batch of trials in one XLA custom call, a C++ loop (``_native.cc``)
 that keeps each trial's iterate and average in registers over all its steps.
 XLA's own program for the same step makes one pass over the whole batch per
 operation (the gather of :math:`a_i`, the reduction :math:`a_i^\top x_t`, the
@@ -43,10 +43,10 @@ __all__ = ["LANES", "NATIVE_ENV", "KernelStatus", "linear_sgd_steps", "load", "p
 NATIVE_ENV = "COSTSGD_NATIVE"
 
 #: Rows of ``a`` are padded with zeros to a multiple of this many coordinates
-#: (``kLanes`` in ``sgd_native.cc``): every pass then runs over whole blocks.
+#: (``kLanes`` in ``_native.cc``): every pass then runs over whole blocks.
 LANES = 16
 
-SOURCE = Path(__file__).with_name("sgd_native.cc")
+SOURCE = Path(__file__).with_name("_native.cc")
 _SYMBOL = "CostsgdLinearSgdSteps"
 _LOG = logging.getLogger(__name__)
 _FLAGS = ("-std=c++17", "-O3", "-fopenmp-simd", "-fPIC", "-shared", "-w")
@@ -102,10 +102,10 @@ def pad_rows(a: np.ndarray) -> np.ndarray:
 
 
 def linear_sgd_steps(x, average, cost, indices, eta, bounds, rows, b, a_norm2, weight, c, radius):
-    r"""Steps ``t = lo..hi`` of :func:`costsgd.sgd_kernel.linear_sgd_step` in one custom call.
+    r"""Steps ``t = lo..hi`` of :func:`costsgd.engine.linear_sgd_step` in one custom call.
 
     Args:
-      x, average, cost: the :class:`costsgd.sgd_kernel.SGDState` fields,
+      x, average, cost: the :class:`costsgd.SGDState` fields,
         :math:`x_t`, :math:`\bar x_{t-1}`, :math:`\mathcal K_{t-1}`.
       indices: ``(L,)`` int32 component indices; step ``t`` reads ``indices[t - 1 - offset]``.
       eta: ``(T,)`` step sizes; step ``t`` reads ``eta[t - 1]``.

@@ -1,4 +1,4 @@
-"""costsgd.torch.verl_trainer inside verl 0.9.1: the v1 trainer on a real TransferQueue, and the legacy one.
+"""costsgd.integrations.verl_trainer inside verl 0.9.1: the v1 trainer on a real TransferQueue, and the legacy one.
 
 A local Ray cluster holds TransferQueue, as in verl; the actor worker group is a
 recorder that fetches what verl's worker would fetch, and verl's ``ppo_loss``
@@ -27,14 +27,14 @@ with warnings.catch_warnings():
     from verl.workers.config import ActorConfig
     from verl.workers.utils.losses import ppo_loss
 
-    from costsgd.torch import weighted_policy_loss
-    from costsgd.torch.verl import plan_verl_batch, token_mean_weights
-    from costsgd.torch.verl_trainer import (
+    from costsgd.integrations.verl import plan_verl_batch, token_mean_weights
+    from costsgd.integrations.verl_trainer import (
         CostAwarePPOTrainer,
         CostAwareRayPPOTrainer,
         cost_aware_settings,
         plan_pool,
     )
+    from costsgd.torch import SamplingOptions, weighted_policy_loss
 
 N_PROMPTS, ROLLOUT_N = 4, 4
 N = N_PROMPTS * ROLLOUT_N
@@ -55,7 +55,7 @@ def transfer_queue():
         include_dashboard=False,
         log_to_driver=False,
         # what docs/verl.md tells users to pass as +ray_kwargs.ray_init.runtime_env...
-        runtime_env={"worker_process_setup_hook": "costsgd.torch.verl_trainer.setup_worker"},
+        runtime_env={"worker_process_setup_hook": "costsgd.integrations.verl_trainer.setup_worker"},
     )
     conf = {"backend": {"storage_backend": "SimpleStorage", "SimpleStorage": {}}}
     conf["backend"]["SimpleStorage"] = {"total_storage_size": 1000, "num_data_storage_units": 1}
@@ -345,7 +345,13 @@ def test_v1_trainer_refuses_biased_or_unknown_settings():
         )
     with pytest.raises(ValueError, match="unknown keys"):
         cost_aware_settings(verl_config(alpha=0.1, temperature=2.0))
-    assert cost_aware_settings(verl_config(alpha=0.25)).alpha == 0.25
+    assert cost_aware_settings(verl_config(alpha=0.25)).sampling.alpha == 0.25
+    settings = cost_aware_settings(verl_config(proxy="nonzero", sigma2=0.1))
+    assert settings.sampling == SamplingOptions(proxy="nonzero", sigma2=0.1)
+    with pytest.raises(ValueError, match=r"trainer.v1.cost_aware: proxy must be one of"):
+        cost_aware_settings(verl_config(proxy="median"))
+    with pytest.raises(ValueError, match="token_mean_correction must be true or false"):
+        cost_aware_settings(verl_config(token_mean_correction="yes"))
 
 
 def test_v1_trainer_runs_verl_as_the_sync_trainer():
@@ -358,7 +364,7 @@ def test_v1_trainer_runs_verl_as_the_sync_trainer():
 
 
 def legacy_pool():
-    from test_torch_verl_package import grpo_pool
+    from test_integrations_verl_package import grpo_pool
 
     return grpo_pool()
 

@@ -21,7 +21,7 @@ Algorithm 2 (Phase 2-3) on that layout, with no verl import here:
    and multiplies the importance weights :math:`1/(Np_u)` (eq. 22, re-centred
    to mean 1 as in Appendix G.2) into ``rollout_is_weights``.
 
-:mod:`costsgd.torch.verl_trainer` wires these into verl's trainers.
+:mod:`costsgd.integrations.verl_trainer` wires these into verl's trainers.
 
 Loss aggregation (``agg_loss`` in ``verl/trainer/ppo/core_algos.py``):
 ``seq-mean-token-mean``, ``seq-mean-token-sum``, ``seq-mean-token-sum-norm``
@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from costsgd._validate import check_positive_int
+from costsgd.torch.options import SamplingOptions
 from costsgd.torch.plan import UpdatePlan, plan_update
 
 __all__ = [
@@ -100,10 +101,8 @@ def plan_verl_batch(
     *,
     costs: torch.Tensor | None = None,
     valid: torch.Tensor | None = None,
-    alpha: float = 0.0,
-    proxy: str = "advantage",
+    sampling: SamplingOptions | None = None,
     generator: torch.Generator | None = None,
-    normalize: str = "draws",
 ) -> UpdatePlan:
     r"""Algorithm 2's draws (Phase 2-3) for a verl rollout pool.
 
@@ -119,10 +118,8 @@ def plan_verl_batch(
       valid: ``(N,)`` bool, rows that may be drawn (default all); verl's
         padding rows (``is_padding`` tags) are not. The weights are relative to
         the valid rows: :math:`1/(n p_u)` over the :math:`n` valid rollouts.
-      alpha: as in :func:`costsgd.torch.plan_update`.
-      proxy: as in :func:`costsgd.torch.plan_update`.
+      sampling: as in :func:`costsgd.torch.plan_update`.
       generator: as in :func:`costsgd.torch.plan_update`.
-      normalize: as in :func:`costsgd.torch.plan_update`.
 
     Returns:
       An :class:`UpdatePlan` over all :math:`N` rows (``probs`` 0 on invalid
@@ -159,12 +156,10 @@ def plan_verl_batch(
             adv,
             lengths,
             B,
+            sampling=sampling,
             num_batches=n // B,
-            alpha=alpha,
             mask=mask,
-            proxy=proxy,
             generator=generator,
-            normalize=normalize,
         )
     valid = torch.as_tensor(valid, dtype=torch.bool, device=adv.device)
     if tuple(valid.shape) != (n,):
@@ -176,12 +171,10 @@ def plan_verl_batch(
         adv[rows],
         lengths[rows.to(lengths.device)],
         B,
+        sampling=sampling,
         num_batches=n // B,
-        alpha=alpha,
         mask=None if mask is None else mask[rows],
-        proxy=proxy,
         generator=generator,
-        normalize=normalize,
     )
     probs = sub.probs.new_zeros(n).index_copy(0, rows.to(sub.probs.device), sub.probs)
     full_lengths = sub.lengths.new_zeros(n).index_copy(0, rows.to(sub.lengths.device), sub.lengths)
@@ -341,7 +334,7 @@ def plan_metrics(plan: UpdatePlan, prefix: str = "cost_aware") -> dict[str, floa
     ``token_fraction`` (drawn over pool tokens), ``unique_fraction``, ``ess``
     and ``ess_fraction`` (Kish), ``weight_mean``/``weight_std``/``weight_min``/``weight_max``.
     verl's own ``critic/*`` and ``response_length/*`` metrics stay the pool's
-    when the trainer keeps the pool (:mod:`costsgd.torch.verl_trainer`).
+    when the trainer keeps the pool (:mod:`costsgd.integrations.verl_trainer`).
 
     Args:
       plan: from :func:`plan_verl_batch`.

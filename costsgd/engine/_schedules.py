@@ -10,21 +10,31 @@ checkpoints and the starts of the suffix averages.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from costsgd._validate import check_positive, check_positive_int, host
-from costsgd.sgd_kernel import EventSchedule
 from costsgd.theory import second_moment
 
 __all__ = [
+    "EventSchedule",
     "event_schedule",
     "inverse_time_schedule",
     "log_checkpoints",
     "step_sizes",
     "theory_step_size",
 ]
+
+
+class EventSchedule(NamedTuple):
+    """The steps at which something is recorded (shared by every trial)."""
+
+    events: Any  #: (2K,) int32: distinct event steps, increasing, padded with T + 1
+    slot: Any  #: (T,) int32: checkpoint index written after step t, or -1
+    anchor: Any  #: (T,) bool: some suffix starts right after step t
+    steps: Any  #: (K,) checkpoint steps t_k
+    anchor_steps: Any  #: (K,) a_k = t_k - ceil(alpha t_k)
 
 
 def log_checkpoints(steps: int, num: int = 50) -> np.ndarray:
