@@ -896,7 +896,9 @@ def test_a_resumed_study_runs_only_what_is_missing(tmp_path, monkeypatch):
     study.save_results(interrupted, path)
     ran = []
     real = study._run_job
-    monkeypatch.setattr(study, "_run_job", lambda c, lr, job, **k: ran.append(job) or real(c, lr, job, **k))
+    monkeypatch.setattr(
+        study, "_run_job", lambda c, lr, job, **k: ran.append(job) or real(c, lr, job, **k)
+    )
     again = study.run(cfg, progress=False, checkpoint=path)
     assert sorted(ran) == sorted(study.job_key(r) for r in full["runs"][3:])
     assert again["runs"][:3] == json.loads(json.dumps(full["runs"][:3]))
