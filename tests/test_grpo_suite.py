@@ -103,6 +103,12 @@ def test_paper_suite_runs_every_mix_in_both_settings_with_the_four_methods():
     default = study.default_config()
     assert grpo.task == default.task and grpo.grpo == default.grpo and grpo.seeds == default.seeds
     assert s.part("zvf").config.grpo.token_budget == mixes.ZVF_TOKEN_BUDGET
+    # the headline runs first: the default mix's four mix methods in GRPO and GRPO+ZVF
+    tiers = {(p.name, m): suite._tier(s, p.name, m) for p in s.parts for m in p.config.methods}
+    assert {k for k, t in tiers.items() if t == 0} == {
+        (part, m) for part in ("grpo", "zvf") for m in suite.MIX_METHODS
+    }
+    assert all(t == 2 for (part, _), t in tiers.items() if part == "cispo")
     with pytest.raises(ValueError, match="at least 4 seeds"):
         suite.paper_suite(seeds=(0, 1, 2))
     other = suite.paper_suite(seeds=(10, 11, 12, 13, 14, 15))

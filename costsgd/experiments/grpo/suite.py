@@ -194,6 +194,16 @@ def smoke_suite(workers: int = 1) -> SuiteConfig:
 SUITES = {"paper": paper_suite, "smoke": smoke_suite}
 
 
+def _tier(suite: SuiteConfig, part: str, method: str) -> int:
+    """Run order: the default mix's four mix methods in GRPO and GRPO+ZVF (the headline rows)
+    first, then the other mixes, then the remaining claims' methods (an interrupted suite
+    has its headline comparisons first)."""
+    p = suite.part(part)
+    if method not in MIX_METHODS or p.config.setting not in ("GRPO", "GRPO+ZVF"):
+        return 2
+    return 0 if p.mix == suite.parts[0].mix else 1
+
+
 def _part_results(suite: SuiteConfig, part: Part, lr: float | None) -> dict:
     r = study.new_results(part.config)
     r.update(lr=lr, lr_from="sweep.json", part=part.name, mix=part.mix, suite=suite.name)
@@ -224,8 +234,10 @@ def run_suite(
     configuration differs is refused (``ValueError`` naming the file and the
     keys) unless ``restart``. Runs already in a file are not run again. The
     sweep runs first; every other run then goes through one pool of
-    ``suite.workers`` processes, in the order of ``suite.parts`` (method-major
-    within a part), and its file is rewritten after each.
+    ``suite.workers`` processes, the headline runs first (the default mix's
+    no sampling, p*, p*_smooth(0.01) and p ∝ 1[A≠0] in GRPO and GRPO+ZVF),
+    then the other mixes, then the remaining methods (method-major within a
+    part), and its file is rewritten after each.
     """
     from tqdm.auto import tqdm
 
@@ -241,6 +253,7 @@ def run_suite(
     for p in suite.parts:
         finished = {study.job_key(r) for r in results[p.name]["runs"]}
         todo += [(p.name, p.config, None, j) for j in p.config.main_jobs() if j not in finished]
+    todo.sort(key=lambda t: _tier(suite, t[0], t[3][2]))  # stable: part, then method-major
     total = len(suite.sweep.sweep_jobs()) + sum(len(p.config.main_jobs()) for p in suite.parts)
     bar = tqdm(
         total=total,
