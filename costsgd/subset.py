@@ -738,7 +738,7 @@ def subset_total_cost(G: Any, c: Any, selected: Any, *, eps: float, D: float) ->
     floor = D * G[~mask].sum() / n
     if eps <= floor:
         raise ValueError(
-            f"eps = {eps!r} is not above the subset's bias floor D·β_π = {floor!r}: "
+            f"eps = {float(eps):.6g} is not above the subset's bias floor D·β_π = {float(floor):.6g}: "
             "SGD on this subset cannot reach it"
         )
     return float(D**2 * (G[mask] @ np.sqrt(c[mask])) ** 2 / (n**2 * (eps - floor) ** 2))

@@ -461,3 +461,19 @@ def test_batched_analysis_equals_pool_by_pool():
             for k in g:
                 assert g[k] == pytest.approx(w[k], rel=1e-10), (p.step, field, k)
         assert got.Sp_over_Su == pytest.approx(want.Sp_over_Su, rel=1e-10, nan_ok=True)
+
+
+def test_group_advantages_codes_or_ids_give_one_answer():
+    rng = np.random.default_rng(14)
+    for _ in range(100):
+        n = int(rng.integers(1, 30))
+        codes = rng.integers(0, 6, n)  # codes with gaps take the fast path
+        r = rng.integers(0, 3, n) * 0.1
+        for norm in ("group", "none", "batch"):
+            a = group_advantages(r, codes, norm)
+            b = group_advantages(r, np.array([f"id{k}" for k in codes]), norm)
+            np.testing.assert_array_equal(a, b)
+            for k in np.unique(codes):
+                same = codes == k
+                if np.all(r[same] == r[same][0]):
+                    assert np.all(a[same] == 0.0)

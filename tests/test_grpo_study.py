@@ -933,9 +933,18 @@ def test_cli_refuses_to_resume_another_configuration(tmp_path, capsys):
 
 def test_save_results_is_atomic_and_load_rejects_other_files(tmp_path):
     path = tmp_path / "r.json"
-    study.save_results({"config": {}, "runs": [], "lr": 1e-3, "x": float("nan")}, path)
+    run = {"stage": "main", "method": "no sampling", "seed": 0, "lr": 1e-3}
+    run |= {k: [1.0] for k in ("eval_tokens", "eval_processed_tokens", "eval_accuracy")}
+    run |= {k: [1.0] for k in ("iter_tokens", "iter_processed_tokens")}
+    run |= {k: [1.0] for k in ("iter_pstar_cost_ratio", "iter_zero_adv_frac")}
+    grpo = {"token_budget": None, "eval_every": 1}
+    config = {"methods": ["no sampling"], "seeds": [0], "regime_seeds": [], "grpo": grpo}
+    study.save_results({"config": config, "runs": [run], "lr": 1e-3, "x": float("nan")}, path)
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
     assert math.isnan(study.load_results(path)["x"])
+    (tmp_path / "r.json").write_text(path.read_text().replace('"seed": 0', '"seed": "0"'))
+    with pytest.raises(ValueError, match=r"runs'\]\[0\]\['seed'\] must be an integer"):
+        study.load_results(path)  # checked against study.SCHEMA
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ValueError, match="not a grpo-study"):
         study.load_results(tmp_path / "other.json")

@@ -386,7 +386,7 @@ def test_gamma_tradeoff_curve_and_choice(frac, bias_pays):
         (lambda: cs.knapsack_exact(cs.knapsack([1.0], [1.0], gamma=0.0, D=1.0), gap="x"), "gap"),
         (
             lambda: cs.subset_total_cost([1.0, 1.0], [1.0, 1.0], [True, False], eps=0.5, D=1.0),
-            "bias floor",
+            r"eps = 0.5 is not above the subset's bias floor D·β_π = 0.5:",  # plain numbers
         ),
         (lambda: cs.subset_total_cost([1.0, 1.0], [1.0, 1.0], [1, 0], eps=0.5, D=1.0), "bool mask"),
         (lambda: cs.gamma_tradeoff([1.0], [1.0], eps=1.0, D=1.0, gammas=[0.5, 1.0]), "eps"),

@@ -103,7 +103,7 @@ def _eq3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper"),
     instances=_eq3_cases,
     runtime="jax",
-    cost=2.0,
+    cost=1.5,
 )
 def eq3_engine(
     kind: str = "kink",
@@ -177,7 +177,7 @@ def _eq4_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper", z=0.0),
     instances=_eq4_cases,
     runtime="jax",
-    cost=1.0,
+    cost=0.7,
 )
 def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", rng=None):
     r"""Eq. 4 on the engine: on least squares (n = 200, d = 5, :math:`\mu` = the
@@ -252,7 +252,7 @@ def _sec44_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper", z=0.0),
     instances=_sec44_cases,
     runtime="jax",
-    cost=1.2,
+    cost=0.9,
 )
 def sec44_orderings(seed: int = 0, *, steps: int = 3000, trials: int = 100, label="", rng=None):
     r"""§4.4's two orderings on a reduced Figure 2 (n = 600, d = 10, Eq. 3's step sizes,

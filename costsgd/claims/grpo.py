@@ -276,7 +276,7 @@ def _g2(name, predict, prompts, rollouts, batch, alpha, seed, replicates, label)
     instances=_g2_cases,
     expected="fails",
     runtime="torch",
-    cost=1.0,
+    cost=0.4,
 )
 def appG2_paper(
     prompts: int = 16,
@@ -325,7 +325,7 @@ def appG2_paper(
     template=Template("tight", rel=1e-6),
     instances=_g2_cases,
     runtime="torch",
-    cost=1.0,
+    cost=0.8,
 )
 def appG2_corrected(
     prompts: int = 16,
@@ -453,7 +453,7 @@ def _eq22_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("tight", rel=1e-9),
     instances=_eq22_cases,
     runtime="torch",
-    cost=1.0,
+    cost=1.9,
 )
 def eq22_unbiased(
     seed: int = 0,
@@ -564,7 +564,7 @@ def _proxy_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     instances=_proxy_cases,
     expected="fails",
     runtime="torch",
-    cost=1.5,
+    cost=0.7,
 )
 def sec52_proxy(
     config: str = "smoke",

@@ -101,7 +101,7 @@ def _hard_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     statement="Δ_i = α√c_i on S*: mean Δ = 20ε, Δ_i <= G/2, E b_i >= Δ_i/2, P_D0(b̄ >= 5ε) >= 0.95",
     template=Template("lower"),
     instances=_hard_cases,
-    cost=0.7,
+    cost=0.4,
 )
 def thm43_hard_instances(
     c=None, G_max: float = 1.0, eps: float = 1 / 40, *, label="", rng=None, draws: int = 2000
@@ -145,7 +145,7 @@ def thm43_hard_instances(
     template=Template("lower"),
     instances=_hard_cases,
     runtime="jax",
-    cost=3.0,
+    cost=2.4,
 )
 def thm43_lower_bound(
     c=None,

@@ -46,6 +46,7 @@ from costsgd.experiments.grpo.diagnostics import rollout_diagnostics
 from costsgd.experiments.grpo.policy import GRUPolicy, warm_start
 from costsgd.experiments.grpo.task import TASKS, SortTask, Task, WalkTask, sample_prompts
 from costsgd.experiments.grpo.trainer import GRPOConfig, Method, train
+from costsgd.experiments.schema import Array, ListOf, Number, Record, Text
 
 __all__ = [
     "BASELINE",
@@ -560,15 +561,60 @@ def save_results(results: dict, path: str | os.PathLike) -> None:
     results_file.save_json_results(results, path, experiment=EXPERIMENT)
 
 
+def _has_a_baseline_run(results: dict) -> str | None:
+    baseline = results["config"]["methods"][0]
+    if not any(r["stage"] == "main" and r["method"] == baseline for r in results["runs"]):
+        return f"has no 'main' run of the baseline method {baseline!r} (config['methods'][0])"
+    return None
+
+
+_EVAL, _ITER = Array(("eval",), minimum=0.0), Array(("iteration",), minimum=0.0)
+
+#: What a study's results file must hold to be summarised and plotted.
+SCHEMA = Record(
+    {
+        "config": Record(
+            {
+                "methods": ListOf(Text()),
+                "seeds": ListOf(Number(integer=True)),
+                "regime_seeds": ListOf(Number(integer=True), nonempty=False),
+                "grpo": Record(
+                    {
+                        "token_budget": Number(minimum=0.0, nullable=True),
+                        "eval_every": Number(integer=True, minimum=1),
+                    }
+                ),
+            }
+        ),
+        "lr": Number(minimum=0.0),
+        "runs": ListOf(
+            Record(
+                {
+                    "stage": Text(),
+                    "method": Text(),
+                    "seed": Number(integer=True),
+                    "lr": Number(minimum=0.0),
+                    "eval_tokens": _EVAL,
+                    "eval_processed_tokens": _EVAL,
+                    "eval_accuracy": _EVAL,
+                    "iter_tokens": _ITER,
+                    "iter_processed_tokens": _ITER,
+                    "iter_pstar_cost_ratio": _ITER,
+                    "iter_zero_adv_frac": _ITER,
+                },
+                optional={"diagnostics": ListOf(Record({}), nonempty=False)},
+                local=("eval", "iteration"),
+            )
+        ),
+    },
+    rules=(_has_a_baseline_run,),
+)
+
+
 def load_results(path: str | os.PathLike) -> dict:
-    """Read a results file written by :func:`save_results`.
+    """Read a results file written by :func:`save_results`, checked against :data:`SCHEMA`.
 
     Raises:
       ValueError: naming the file, when it is missing, corrupt or not a study's results.
     """
-    results = results_file.load_results(path, experiment=EXPERIMENT)
-    if not {"config", "runs", "lr"} <= set(results):
-        raise ValueError(
-            f"{str(path)!r} is not a grpo-study results file (no 'config'/'runs'/'lr')"
-        )
-    return results
+    return results_file.load_results(path, experiment=EXPERIMENT, schema=SCHEMA)
