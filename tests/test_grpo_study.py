@@ -907,6 +907,14 @@ def test_a_resumed_study_runs_only_what_is_missing(tmp_path, monkeypatch):
     ran.clear()
     study.run(cfg, progress=False, checkpoint=path)  # complete: nothing to run
     assert ran == []
+    # interrupted during the sweep: no learning rate yet, no baseline run
+    sweep_only = dict(full, runs=full["runs"][:1], lr=None, complete=False)
+    study.save_results(sweep_only, path)
+    with pytest.raises(ValueError, match="lr"):
+        study.load_results(path)  # not a file to summarise...
+    again = study.run(cfg, progress=False, checkpoint=path)  # ...but one to resume
+    assert sorted(ran) == sorted(study.job_key(r) for r in full["runs"][1:])
+    assert again["lr"] == full["lr"]
 
 
 def test_a_resumed_study_with_another_configuration_is_refused_naming_the_keys(tmp_path):

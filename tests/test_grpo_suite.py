@@ -116,7 +116,7 @@ def test_paper_suite_runs_every_mix_in_both_settings_with_the_four_methods():
 
 
 def _runs_of(path):
-    return study.load_results(path)["runs"]
+    return study.load_results(path, checkpoint=True)["runs"]
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +139,10 @@ def test_smoke_suite_end_to_end_resumes_and_refuses_another_configuration(
     config = suite.smoke_suite()
     names = ["sweep", *(p.name for p in config.parts)]
     for n in names:
-        res = study.load_results(tmp_path / f"{n}.json")
+        res = study.load_results(tmp_path / f"{n}.json", checkpoint=True)
         assert res["complete"]
         if n != "sweep":
-            assert res["lr"] == study.load_results(tmp_path / "sweep.json")["lr"]
+            assert res["lr"] == study.load_results(tmp_path / "sweep.json", checkpoint=True)["lr"]
             assert len(res["runs"]) == len(config.part(n).config.main_jobs())
             assert (tmp_path / f"{n}.md").exists()
     text = (tmp_path / "suite.md").read_text()

@@ -50,6 +50,7 @@ from costsgd.experiments.schema import Array, ListOf, Number, Record, Text
 
 __all__ = [
     "BASELINE",
+    "CHECKPOINT_SCHEMA",
     "DEFAULT_WALK",
     "EXPERIMENT",
     "METHODS",
@@ -457,7 +458,7 @@ def resume_results(config: StudyConfig, path: str | os.PathLike) -> dict:
     """
     if not os.path.exists(path):
         return new_results(config)
-    saved = load_results(path)
+    saved = load_results(path, checkpoint=True)
     diff = config_differences(saved["config"], config_dict(config))
     if diff:
         raise ValueError(
@@ -611,10 +612,22 @@ SCHEMA = Record(
 )
 
 
-def load_results(path: str | os.PathLike) -> dict:
+#: A checkpoint to resume (an interrupted study, a suite's files): :data:`SCHEMA` without the
+#: baseline-run rule, and no learning rate yet while the sweep runs (``"lr": null``).
+CHECKPOINT_SCHEMA = SCHEMA._replace(
+    fields={**SCHEMA.fields, "lr": Number(minimum=0.0, nullable=True)}, rules=()
+)
+
+
+def load_results(path: str | os.PathLike, *, checkpoint: bool = False) -> dict:
     """Read a results file written by :func:`save_results`, checked against :data:`SCHEMA`.
+
+    With ``checkpoint``, against :data:`CHECKPOINT_SCHEMA`: a file saved before
+    the first comparison can be summarised (what :func:`run` resumes, and a
+    suite's ``sweep.json``).
 
     Raises:
       ValueError: naming the file, when it is missing, corrupt or not a study's results.
     """
-    return results_file.load_results(path, experiment=EXPERIMENT, schema=SCHEMA)
+    schema = CHECKPOINT_SCHEMA if checkpoint else SCHEMA
+    return results_file.load_results(path, experiment=EXPERIMENT, schema=schema)

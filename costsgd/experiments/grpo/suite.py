@@ -308,7 +308,11 @@ def load_suite(out: str | os.PathLike, suite: SuiteConfig) -> dict[str, dict]:
     """The results files of ``suite`` found in ``out`` (a missing part is left out)."""
     out = Path(out)
     names = ["sweep", *(p.name for p in suite.parts)]
-    return {n: study.load_results(out / f"{n}.json") for n in names if (out / f"{n}.json").exists()}
+    return {
+        n: study.load_results(out / f"{n}.json", checkpoint=True)
+        for n in names
+        if (out / f"{n}.json").exists()
+    }
 
 
 def _baseline_runs(results: dict) -> list[dict]:
