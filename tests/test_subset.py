@@ -1,6 +1,7 @@
 """Claims of Appendix C, D.3 and D.4 (subset selection as min-cost knapsack), checked."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -161,7 +162,7 @@ def test_exact_certifies_instances_that_were_slow_for_highs(seed, fraction):
 
 
 def test_exact_at_its_time_limit_returns_the_best_certified_subset():
-    """A limit too short for HiGHS: the incumbent comes back with the gap proven for it
+    """A limit too short for the search: the incumbent comes back with the gap proven for it
     (a true lower bound: objective (1 - gap) <= the optimum), not an exception."""
     prob = cs.least_squares(1500, 5, rng=0)
     inst = cs.knapsack(prob.G, prob.c, gamma=0.3 * prob.G.mean(), D=1.0)
@@ -469,3 +470,27 @@ def test_within_a_cost_class_the_largest_items_are_not_always_best():
     inst = cs.knapsack([1.0, 1.0, 10.0], [1.0, 1.0, 1.0], gamma=3.5, D=1.0)
     assert inst.required == 1.5
     assert list(np.flatnonzero(cs.knapsack_exact(inst, gap=0.0).selected)) == [0, 1]
+
+
+def test_highs_on_a_core_too_large_for_the_search_and_at_its_time_limit(monkeypatch):
+    """The last resort: HiGHS on the core. Without a limit it reaches the optimum the
+    search finds; stopped after a millisecond its subset still covers and its gap is a
+    true certificate (objective (1 - gap) <= optimum)."""
+    from costsgd import subset
+
+    rng = np.random.default_rng(23)  # n = 300, costs in {1..4096}: no ties
+    G, c = rng.lognormal(size=300), rng.integers(1, 4097, 300).astype(float)
+    inst = cs.knapsack(G, c, gamma=0.772 * G.mean(), D=1.0)
+    optimum = cs.knapsack_exact(inst, gap=0.0)
+    relaxation = subset._lp_relaxation(inst)
+    incumbent = cs.knapsack_two_approx(inst).z
+    lower = relaxation[0]
+    for deadline in (np.inf, time.monotonic() + 1e-3):
+        sol = subset._milp_core(inst, incumbent, relaxation, 0.0, deadline, lower)
+        assert_keeps_the_budget(inst, sol)
+        assert sol.objective * (1 - sol.gap) <= optimum.objective * (1 + 1e-12)
+        assert sol.objective <= float(incumbent @ inst.item_cost)
+    monkeypatch.setattr(subset, "_search_below", lambda *args: None)  # the core is "too large"
+    via_highs = cs.knapsack_exact(inst, gap=0.0)
+    assert via_highs.gap <= 1e-12
+    assert via_highs.objective == pytest.approx(optimum.objective, rel=1e-12)

@@ -88,6 +88,9 @@ def _stationarity_program(blocks: int, every: int):
     import jax.numpy as jnp
 
     from costsgd import SGDState, sample_jax, sgd_step
+    from costsgd.problems import GenericStep
+
+    step = GenericStep(None, _sigmoid_grad)  # the generic step, gradients given
 
     def trial(key, x0, table, weight, eta, U, y, b, c):
         def block(state, k):
@@ -95,16 +98,13 @@ def _stationarity_program(blocks: int, every: int):
 
             def one(s, j):
                 i = idx[j]
-                t = k * every + j + 1
                 datum = (U[i], y[i], b[i])
-                return sgd_step(
-                    s, datum, weight[i], c[i], eta, t, jnp.inf, grad=_sigmoid_grad
-                ), None
+                return sgd_step(s, datum, weight[i], c[i], eta, jnp.inf, step=step), None
 
             state, _ = jax.lax.scan(one, state, jnp.arange(every))
             return state, (_full_grad_sq(state.x, U, y, b), state.cost)
 
-        init = SGDState(x0, x0, jnp.zeros((), x0.dtype))
+        init = SGDState(x0, x0, jnp.zeros((), x0.dtype), jnp.int32(0))
         _, out = jax.lax.scan(block, init, jnp.arange(blocks))
         return out
 
@@ -154,8 +154,8 @@ def stationarity_runs(U, y, b, c, P, eta, *, steps: int, trials: int, every: int
 
 
 def _f2_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
-    run = {"horizon": 500, "trials": 100} if quick else {"horizon": 2000, "trials": 400}
-    count = 1 if quick else 3
+    run = {"horizon": 500, "trials": 100} if quick else {"horizon": 2000, "trials": 200}
+    count = 1 if quick else 2
     return [
         {**run, "seed": int(rng.integers(2**31)), "label": "sigmoid loss"} for _ in range(count)
     ]
@@ -168,7 +168,7 @@ def _f2_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper", z=0.0),
     instances=_f2_cases,
     runtime="jax",
-    cost=1.8,
+    cost=1.5,
 )
 def appF2_nonconvex(
     seed: int = 0,
@@ -335,8 +335,8 @@ def last_iterate_bound(S: Any, D: float, eta: Any, steps: Any) -> np.ndarray:
 
 
 def _f3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
-    horizons = 2 ** np.arange(8, 15 if quick else 17)
-    trials = 200 if quick else 1000
+    horizons = 2 ** np.arange(8, 15 if quick else 16)
+    trials = 200 if quick else 400
     n = 20
     out = []
     for kind in ("optimal", "variance") if quick else ("optimal", "variance", "uniform"):
@@ -362,7 +362,7 @@ def _f3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper"),
     instances=_f3_cases,
     runtime="jax",
-    cost=1.6,
+    cost=1.3,
 )
 def appF3_last_iterate(
     b: Any = None,
@@ -404,7 +404,6 @@ def appF3_last_iterate(
     S = theory.second_moment(p, b)
     eta = 2.0 / np.sqrt(S * horizons)
     T = int(horizons.max())
-    schedule = np.repeat(eta[:, None], T, axis=1)
     where = describe(b, c, label or "kink", T=f"{horizons.min()}..{T}", trials=trials)
     with jax.enable_x64(True):
         res = cs.cost_aware_sgd(
@@ -412,7 +411,7 @@ def appF3_last_iterate(
             np.repeat(p[None, :], horizons.size, axis=0),
             steps=T,
             trials=trials,
-            schedule=schedule,
+            step_size=eta,  # one constant per horizon (strategy row)
             x0=np.array([-1.0]),
             checkpoints=horizons,
             key=int(gen.integers(2**31)),
