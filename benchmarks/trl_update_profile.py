@@ -11,6 +11,11 @@ micro-batch regrouping (``micro_batches``) and the cost-aware draws (``resample_
 "other" is what remains of the phase (Trainer and TRL bookkeeping between them).
 
     PYTHONPATH=. python benchmarks/trl_update_profile.py [--iterations 3] [--lr 2e-4] [--out FILE]
+        [--hidden-size 64] [--num-layers 2]
+
+It also fits the phase's CPU seconds per optimizer step to ``fixed + per-token x processed
+tokens`` over every step of every arm (``report.update_cost_model``): the token-proportional
+share of the baseline's step bounds the update-time saving a processed-token saving can buy.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from transformers import Trainer
 from trl import GRPOTrainer
 
 from costsgd.experiments.results import write_text
-from costsgd.experiments.trl_study import study
+from costsgd.experiments.trl_study import report, study
 from costsgd.integrations.trl import CostAwareGRPOTrainer, LengthGroupedGRPOTrainer
 
 # part -> [(class, method)], timed when the condition holds (None: always).
@@ -70,8 +75,8 @@ def _timed(totals, depth, part, condition, method):
     return wrapper
 
 
-def profile_arm(config: study.StudyConfig, arm: str) -> dict[str, float]:
-    """CPU seconds of the update phase and of its parts for one arm (module doc)."""
+def profile_arm(config: study.StudyConfig, arm: str) -> tuple[dict[str, float], dict]:
+    """CPU seconds of the update phase and of its parts for one arm (module doc), and the run."""
     totals, depth, saved = defaultdict(float), defaultdict(int), []
     for part, (methods, condition) in TIMED.items():
         for cls, name in methods:
@@ -91,7 +96,7 @@ def profile_arm(config: study.StudyConfig, arm: str) -> dict[str, float]:
     out["other"] = out["update"] - named - out["regroup"] - out["draws"]
     out["processed tokens"] = float(sum(run["processed_tokens"]))
     out["optimizer steps"] = float(len(run["processed_tokens"]))
-    return out
+    return out, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,20 +105,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--iterations", type=int, default=3, help="generation batches per arm")
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--hidden-size", type=int, default=64, help="Llama width (study: 64)")
+    parser.add_argument("--num-layers", type=int, default=2, help="Llama layers (study: 2)")
     parser.add_argument("--out", type=Path, help="write the table (Markdown) here too")
     args = parser.parse_args(argv)
     if args.iterations < 1 or not args.lr > 0:
         parser.error("--iterations must be >= 1 and --lr > 0")
     torch.set_num_threads(1)
-    config = dataclasses.replace(
-        study.default_config(), iterations=args.iterations, lrs=(args.lr,), workers=1
-    ).validate()
-    rows = {arm: profile_arm(config, arm) for arm in config.arms}
+    try:
+        config = dataclasses.replace(
+            study.default_config(),
+            iterations=args.iterations,
+            lrs=(args.lr,),
+            hidden_size=args.hidden_size,
+            num_layers=args.num_layers,
+            workers=1,
+        ).validate()
+    except ValueError as err:
+        parser.error(str(err))
+    rows, runs = {}, []
+    for arm in config.arms:
+        rows[arm], run = profile_arm(config, arm)
+        runs.append(run)
+    fit = report.update_cost_model(runs, study.BASELINE)["cpu"]
     cols = ("forward", "loss (rest)", "backward", "clip + optimizer", "regroup", "draws", "other")
     lines = [
-        f"Update-phase CPU seconds per optimizer step, by part ({args.iterations} generation "
-        f"batches per arm, lr {args.lr:g}, timed wrappers; load average "
-        f"{os.getloadavg()[0]:.1f}):",
+        f"Update-phase CPU seconds per optimizer step, by part: Llama {args.num_layers} x "
+        f"{args.hidden_size}, {args.iterations} generation batches per arm, lr {args.lr:g}, "
+        f"timed wrappers; load average {os.getloadavg()[0]:.1f}.",
         "",
         "| arm | processed tokens/step | update | " + " | ".join(cols) + " |",
         "|---|---|---|" + "---|" * len(cols),
@@ -125,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
             + " | ".join(f"{r[c] / n:.3f}" for c in cols)
             + " |"
         )
+    lines += [
+        "",
+        f"Fit over every step of every arm: CPU seconds per step = "
+        f"{fit['fixed_seconds_per_step']:.3g} + {fit['seconds_per_token']:.3g} x processed tokens "
+        f"(R² {fit['r2']:.2f}); token-proportional share of GRPOTrainer's step: "
+        f"{fit['token_share']:.0%}.",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.out is not None:
