@@ -102,7 +102,11 @@ def test_paper_suite_runs_every_mix_in_both_settings_with_the_four_methods():
     grpo = s.part("grpo").config
     default = study.default_config()
     assert grpo.task == default.task and grpo.grpo == default.grpo and grpo.seeds == default.seeds
-    assert s.part("zvf").config.grpo.token_budget == mixes.ZVF_TOKEN_BUDGET
+    assert grpo.grpo.token_budget == mixes.GRPO_TOKEN_BUDGET
+    for p in s.parts:
+        want = mixes.zvf_token_budget(p.mix) if p.config.setting == "GRPO+ZVF" else 700_000
+        assert p.config.grpo.token_budget == want, p.name
+    assert s.part("zvf").config.grpo.token_budget == 140_000
     # the headline runs first: the default mix's four mix methods in GRPO and GRPO+ZVF
     tiers = {(p.name, m): suite._tier(s, p.name, m) for p in s.parts for m in p.config.methods}
     assert {k for k, t in tiers.items() if t == 0} == {

@@ -119,15 +119,16 @@ class SuiteConfig:
         return next(p for p in self.parts if p.name == name)
 
 
-def _parts(
-    base: StudyConfig, tasks: dict, seeds: tuple[int, ...], zvf_budget: int | None
-) -> tuple[Part, ...]:
-    """The parts of a suite over ``tasks`` (mix name -> task; the first is the default mix)."""
+def _parts(base: StudyConfig, tasks: dict, seeds: tuple[int, ...], zvf_budget) -> tuple[Part, ...]:
+    """The parts of a suite over ``tasks`` (mix name -> task; the first is the default mix).
 
-    def config(task, setting, methods, part_seeds):
+    ``zvf_budget(mix)`` is the token budget of a mix's GRPO+ZVF runs (``None``: the base's).
+    """
+
+    def config(task, setting, methods, part_seeds, mix):
         grpo = base.grpo
         if setting == "GRPO+ZVF" and zvf_budget is not None:
-            grpo = dataclasses.replace(grpo, token_budget=zvf_budget)
+            grpo = dataclasses.replace(grpo, token_budget=zvf_budget(mix))
         return dataclasses.replace(
             base, task=task, setting=setting, methods=methods, seeds=part_seeds, grpo=grpo
         )
@@ -135,8 +136,8 @@ def _parts(
     default, *others = tasks
     task = tasks[default]
     parts = [
-        Part("grpo", default, config(task, "GRPO", _GRPO_METHODS, seeds)),
-        Part("zvf", default, config(task, "GRPO+ZVF", _ZVF_METHODS, seeds)),
+        Part("grpo", default, config(task, "GRPO", _GRPO_METHODS, seeds, default)),
+        Part("zvf", default, config(task, "GRPO+ZVF", _ZVF_METHODS, seeds, default)),
     ]
     for name in others:
         for setting, suffix in (("GRPO", "grpo"), ("GRPO+ZVF", "zvf")):
@@ -144,10 +145,10 @@ def _parts(
                 Part(
                     f"mix-{name}-{suffix}",
                     name,
-                    config(tasks[name], setting, MIX_METHODS, seeds[:MIX_SEEDS]),
+                    config(tasks[name], setting, MIX_METHODS, seeds[:MIX_SEEDS], name),
                 )
             )
-    parts.append(Part("cispo", default, config(task, "CISPO", _CISPO_METHODS, seeds)))
+    parts.append(Part("cispo", default, config(task, "CISPO", _CISPO_METHODS, seeds, default)))
     return tuple(parts)
 
 
@@ -163,7 +164,7 @@ def paper_suite(
     default study's settings (:func:`~costsgd.experiments.grpo.study.default_config`)
     except ``regime_seeds`` (none: the regime runs belong to the default
     study) and, under GRPO+ZVF, the token budget
-    :data:`~costsgd.experiments.grpo.mixes.ZVF_TOKEN_BUDGET`.
+    :func:`~costsgd.experiments.grpo.mixes.zvf_token_budget` of the mix.
     """
     seeds = tuple(seeds)
     if len(seeds) < MIX_SEEDS:
@@ -172,7 +173,7 @@ def paper_suite(
         )
     base = study.default_config(regime_seeds=(), seeds=seeds, sweep_seeds=tuple(sweep_seeds))
     sweep = dataclasses.replace(base, methods=(BASELINE,))
-    parts = _parts(base, mixes.MIXES, seeds, mixes.ZVF_TOKEN_BUDGET)
+    parts = _parts(base, mixes.MIXES, seeds, mixes.zvf_token_budget)
     return SuiteConfig("paper", sweep, parts, workers).validate()
 
 
