@@ -113,22 +113,34 @@ def calibrate(path: str, label: str) -> dict:
 
 
 def rule(mixes: list[dict]) -> str:
-    """The rule a user can apply, read off the p* rows (ranges over mixes, said plainly)."""
-    rows = [m["methods"]["p*"] for m in mixes if "p*" in m["methods"]]
+    """The rule a user can apply, read off the p* rows (every mix listed, ranges said plainly)."""
+    rows = [(m["mix"], m["methods"]["p*"]) for m in mixes if "p*" in m["methods"]]
     if not rows:
         return "no mix has a p* run: no rule"
-    exp = [r["expected_saving"] for r in rows]
-    ttt = [r["tokens_to_threshold_saving"] for r in rows]
-    per = [r["drawn_per_iteration_saving"] for r in rows]
-    k_ttt = [t / e for t, e in zip(ttt, exp, strict=True) if e > 0]
-    k_per = [t / e for t, e in zip(per, exp, strict=True) if e > 0]
-    return (
-        f"Over {len(rows)} mix(es), an expected per-iteration saving of p* of "
-        f"{min(exp):.0%}–{max(exp):.0%} on the baseline's pools meant a realised saving in "
-        f"tokens to threshold of {min(ttt):.0%}–{max(ttt):.0%} "
-        f"({min(k_ttt):.2f}–{max(k_ttt):.2f}× the expected) and in drawn tokens per "
-        f"iteration of {min(per):.0%}–{max(per):.0%} ({min(k_per):.2f}–{max(k_per):.2f}×)."
+    each = "; ".join(
+        f"{name}: expected {r['expected_saving']:+.0%} → {r['tokens_to_threshold_saving']:+.0%} "
+        f"[{r['tokens_to_threshold_ci'][0]:+.0%}, {r['tokens_to_threshold_ci'][1]:+.0%}] to "
+        f"threshold, {r['drawn_per_iteration_saving']:+.0%} drawn per iteration"
+        for name, r in rows
     )
+    gap = max(abs(r["drawn_per_iteration_saving"] - r["expected_saving"]) for _, r in rows)
+    same = sum(
+        np.sign(r["tokens_to_threshold_saving"]) == np.sign(r["expected_saving"]) for _, r in rows
+    )
+    big = [r for _, r in rows if abs(r["expected_saving"]) >= 0.05]
+    scale = [r["tokens_to_threshold_saving"] / r["expected_saving"] for r in big]
+    text = (
+        f"p* over {len(rows)} mix(es), the audit of the baseline's pools against what p* "
+        f"realised — {each}. Per iteration the realised saving was within "
+        f"{gap * 100:.1f} percentage points of the expected one on every mix; to threshold it "
+        f"had the expected sign on {same} of {len(rows)} mix(es)"
+    )
+    if scale:
+        text += (
+            f" and was {min(scale):.1f}–{max(scale):.1f}× the expected saving (mixes with an "
+            "expected saving of at least 5% in size)"
+        )
+    return text + "."
 
 
 def table(mixes: list[dict]) -> str:
@@ -160,31 +172,31 @@ def plot(mixes: list[dict], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.4))
+    values = [0.0, 1.0]
     for k, method in enumerate(PRICED):
         pts = [(m["mix"], m["methods"][method]) for m in mixes if method in m["methods"]]
         if not pts:
             continue
         x = np.array([r["expected_saving"] for _, r in pts])
         y = np.array([r["tokens_to_threshold_saving"] for _, r in pts])
+        per = np.array([r["drawn_per_iteration_saving"] for _, r in pts])
         ci = np.array([r["tokens_to_threshold_ci"] for _, r in pts]).T
+        values += [*x, *ci.ravel(), *per]
         ax[0].errorbar(x, y, yerr=[y - ci[0], ci[1] - y], fmt="o", color=f"C{k}", label=method)
-        ax[1].plot(x, [r["drawn_per_iteration_saving"] for _, r in pts], "o", color=f"C{k}")
-        for name, r in pts:
-            ax[0].annotate(
-                name,
-                (r["expected_saving"], r["tokens_to_threshold_saving"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
+        ax[1].plot(x, per, "o", color=f"C{k}")
+        for (name, _), xi, yi, pi in zip(pts, x, y, per, strict=True):
+            for a, v in ((ax[0], yi), (ax[1], pi)):
+                a.annotate(name, (xi, v), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    lim = (min(values) - 0.1, max(values) + 0.05)
     for a, what in zip(ax, ("tokens to threshold", "drawn tokens per iteration"), strict=True):
-        lim = [0, 1]
         a.plot(lim, lim, "k:", lw=1, label="realised = expected")
+        a.axhline(0, color="0.8", lw=0.8)
+        a.axvline(0, color="0.8", lw=0.8)
         a.set(
             xlabel="expected saving: audit of the baseline's pools",
             ylabel=f"realised saving: {what}",
-            xlim=(0, 1),
-            ylim=(-0.2, 1),
+            xlim=lim,
+            ylim=lim,
         )
     ax[0].legend(fontsize=8)
     fig.tight_layout()

@@ -13,8 +13,17 @@ spread over {1..4096}. Side by side on the same instance:
 The MILP approaches run under ``--time-limit`` seconds; a row that hits it says
 ``limit`` and the gap HiGHS had proven. Times are medians of ``--repeats``.
 
+``--hard`` times the n = 300, costs in {1..5} instances on which knapsack_exact
+took 15 to 50 s when it handed its core to HiGHS (found by a search over seeds
+0..399 and fractions 0.05..0.9 with a 1 s limit; one such instance took 91.6 s
+in the issue that reported them, its seed not recorded). ``--sweep N`` solves N
+random tie-heavy instances (n in {300, 1000, 4096}, 2 to 4096 distinct integer
+costs <= 4096, fraction in (0, 1)) and prints the distribution of the time.
+
     python benchmarks/bench_subset.py            # all instances, 3 budgets, 1 repeat
     python benchmarks/bench_subset.py --quick    # n <= 1000, 2 budgets
+    python benchmarks/bench_subset.py --hard     # the instances slow for HiGHS
+    python benchmarks/bench_subset.py --sweep 200
 """
 
 from __future__ import annotations
@@ -38,9 +47,7 @@ def _milp(w, v, required, time_limit):
             w / w.max(),
             integrality=np.ones(v.size),
             bounds=Bounds(0, 1),
-            constraints=LinearConstraint(
-                (v / v.max())[None, :], (required - 1e-9 * v.sum()) / v.max(), np.inf
-            ),
+            constraints=LinearConstraint((v / v.max())[None, :], required / v.max(), np.inf),
             options={"mip_rel_gap": 0.0, "time_limit": time_limit},
         )
     if res.x is None:
@@ -75,10 +82,59 @@ def fixing_milp(inst, time_limit):
     take = fixed & (frac == 1.0)
     core = ~fixed
     need = residual - v[take].sum()
-    if not core.any() or need <= 1e-9 * inst.value.sum():
+    if not core.any() or need <= 0:
         return float(w[take].sum()), 0.0, True
     obj, gap, ok = _milp(w[core], v[core], need, time_limit)
     return float(w[take].sum()) + obj, gap, ok
+
+
+#: (seed, fraction) of n = 300, costs in {1..5}, on which HiGHS was slow (see --hard)
+SLOW_FOR_HIGHS = [(54, 0.7), (72, 0.7), (137, 0.7), (251, 0.7)]
+
+
+def slow_for_highs(seed):
+    rng = np.random.default_rng(seed)
+    return rng.lognormal(size=300), rng.choice(np.arange(1, 6), size=300).astype(np.float64)
+
+
+def hard_instances():
+    for seed, fraction in SLOW_FOR_HIGHS:
+        G, c = slow_for_highs(seed)
+        yield f"n=300, c in {{1..5}}, seed {seed}", G, c, fraction
+
+
+def sweep(count, repeats):
+    """Time knapsack_exact on ``count`` random tie-heavy instances; print the quantiles of
+    the wall-clock and of the CPU time (this process, all threads: what load cannot inflate)."""
+    rng = np.random.default_rng(2026)
+    times, cpu, worst = [], [], None
+    for _ in range(count):
+        n = int(rng.choice([300, 1000, 4096]))
+        distinct = int(rng.choice([2, 5, 16, 100, 4096]))
+        values = np.sort(rng.choice(np.arange(1, 4097), size=distinct, replace=False))
+        G, c = rng.lognormal(size=n), rng.choice(values, size=n).astype(np.float64)
+        fraction = float(rng.uniform(0.01, 0.99))
+        inst = cs.knapsack(G, c, gamma=fraction * G.mean(), D=1.0)
+        start = time.process_time()
+        t, sol = timed(lambda inst=inst: cs.knapsack_exact(inst), repeats)
+        times.append(t)
+        cpu.append((time.process_time() - start) / repeats)
+        if worst is None or t > worst[0]:
+            worst = (t, cpu[-1], n, distinct, fraction, sol.gap)
+    out = {"count": count}
+    for name, values in (("wall", times), ("cpu", cpu)):
+        q = np.quantile(values, [0.5, 0.9, 0.99, 1.0])
+        print(
+            f"{count} instances, {name} s: median {q[0]:.3f}, p90 {q[1]:.3f}, "
+            f"p99 {q[2]:.3f}, max {q[3]:.3f}"
+        )
+        out[name] = dict(zip(["p50", "p90", "p99", "max"], q.tolist(), strict=True))
+    t, c, n, distinct, fraction, gap = worst
+    print(
+        f"slowest: {t:.2f} s wall, {c:.2f} s cpu; n={n}, {distinct} distinct costs, "
+        f"fraction {fraction:.3f}, gap {gap:.1e}"
+    )
+    return out
 
 
 def instances(quick):
@@ -107,45 +163,58 @@ def timed(fn, repeats):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--hard", action="store_true", help="only the instances slow for HiGHS")
+    ap.add_argument("--sweep", type=int, default=0, help="time this many random instances")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--time-limit", type=float, default=30.0, help="seconds per MILP solve")
     ap.add_argument("--out", help="write the numbers as JSON here")
     args = ap.parse_args()
-    fractions = (0.1, 0.5) if args.quick else (0.05, 0.3, 0.7)
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f}, python {platform.python_version()}, "
         f"numpy {np.__version__}"
     )
+    if args.sweep:
+        out = sweep(args.sweep, args.repeats)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return
+    if args.hard:
+        cases = list(hard_instances())
+    else:
+        fractions = (0.1, 0.5) if args.quick else (0.05, 0.3, 0.7)
+        cases = [(name, G, c, f) for name, G, c in instances(args.quick) for f in fractions]
     print(
         f"seconds (median of {args.repeats}); gap: certified relative gap; obj: objective / exact"
     )
     head = f"{'instance':<32}{'Γ frac':>7}{'exact s':>9}{'gap':>9}"
     print(head + f"{'fixing+milp s':>15}{'gap':>9}{'obj':>10}{'plain milp s':>14}{'gap':>9}")
     rows = []
-    for name, G, c in instances(args.quick):
-        for f in fractions:
-            inst = cs.knapsack(G, c, gamma=f * G.mean(), D=1.0)
-            t_ex, ex = timed(lambda inst=inst: cs.knapsack_exact(inst), args.repeats)
-            t_fx, (o_fx, g_fx, ok_fx) = timed(
-                lambda inst=inst: fixing_milp(inst, args.time_limit), args.repeats
-            )
-            t_pm, (_, g_pm, ok_pm) = timed(
-                lambda inst=inst: plain_milp(inst, args.time_limit), args.repeats
-            )
-            fx = f"{t_fx:13.2f}{'' if ok_fx else '*':2}{g_fx:9.1e}{o_fx / ex.objective:10.6f}"
-            pm = f"{t_pm:12.2f}{'' if ok_pm else '*':2}{g_pm:9.1e}"
-            print(f"{name:<32}{f:7.2f}{t_ex:9.3f}{ex.gap:9.1e}{fx}{pm}", flush=True)
-            rows.append(
-                {
-                    "instance": name,
-                    "fraction": f,
-                    "exact": {"seconds": t_ex, "gap": ex.gap, "objective": ex.objective},
-                    "fixing_milp": {"seconds": t_fx, "gap": g_fx, "proven": ok_fx},
-                    "plain_milp": {"seconds": t_pm, "gap": g_pm, "proven": ok_pm},
-                }
-            )
+    for name, G, c, f in cases:
+        inst = cs.knapsack(G, c, gamma=f * G.mean(), D=1.0)
+        t_ex, ex = timed(lambda inst=inst: cs.knapsack_exact(inst), args.repeats)
+        t_fx, (o_fx, g_fx, ok_fx) = timed(
+            lambda inst=inst: fixing_milp(inst, args.time_limit), args.repeats
+        )
+        t_pm, (_, g_pm, ok_pm) = timed(
+            lambda inst=inst: plain_milp(inst, args.time_limit), args.repeats
+        )
+        fx = f"{t_fx:13.2f}{'' if ok_fx else '*':2}{g_fx:9.1e}{o_fx / ex.objective:10.6f}"
+        pm = f"{t_pm:12.2f}{'' if ok_pm else '*':2}{g_pm:9.1e}"
+        print(f"{name:<32}{f:7.2f}{t_ex:9.3f}{ex.gap:9.1e}{fx}{pm}", flush=True)
+        rows.append(
+            {
+                "instance": name,
+                "fraction": f,
+                "exact": {"seconds": t_ex, "gap": ex.gap, "objective": ex.objective},
+                "fixing_milp": {"seconds": t_fx, "gap": g_fx, "proven": ok_fx},
+                "plain_milp": {"seconds": t_pm, "gap": g_pm, "proven": ok_pm},
+            }
+        )
     print(f"* = stopped at the {args.time_limit:g} s limit without proving optimality")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"repeats": args.repeats, "rows": rows}, fh, indent=1)

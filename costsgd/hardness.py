@@ -39,6 +39,7 @@ it needs :math:`\epsilon < G/(20n)`, which contradicts :math:`n \ge G^2/\epsilon
 
 from __future__ import annotations
 
+import numbers
 from math import erf, exp, pi, sqrt
 from typing import Any, NamedTuple
 
@@ -207,7 +208,8 @@ def hard_slopes(
       delta: :math:`\Delta_i \ge 0`, shape ``(n,)``.
       G_max: the Lipschitz constant :math:`G`.
       hypothesis: 0 or 1.
-      size: number of independent instances (leading axis), or ``None`` for one.
+      size: number of independent instances (leading axis, an integer >= 0), or
+        ``None`` for one.
       rng: ``None``, an int seed or a ``numpy.random.Generator``.
 
     Returns:
@@ -222,6 +224,10 @@ def hard_slopes(
     delta = _costs(delta, "delta")  # finite, >= 0
     if hypothesis not in (0, 1):
         raise ValueError(f"hypothesis must be 0 (D0) or 1 (D1), got {hypothesis!r}")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)):
+        raise TypeError(f"size must be None or an integer >= 0, got {size!r}")
+    if size is not None and size < 0:
+        raise ValueError(f"size must be None or an integer >= 0, got {size!r}")
     rng = as_generator(rng)
     shape = delta.shape if size is None else (int(size), delta.size)
     mean = delta if hypothesis == 0 else -delta

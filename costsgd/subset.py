@@ -56,28 +56,33 @@ selected; *free* components (:math:`c_i = 0 < G_i`) are always selected
 ignoring every component: any feasible point is already within
 :math:`D\frac1n\sum_i G_i \le \Gamma` of optimal) every solver returns the
 free components only, objective 0, and :math:`\mathcal K_\pi(\epsilon) = 0`.
-A subset *covers* the requirement when
-:math:`\sum_{i\in\pi} v_i \ge V_{req} - 10^{-9}\sum_i v_i` (the slack absorbs
-float rounding in the sums; it is the same for every solver and test, and the
-LP relaxation is solved against it too, so it lower-bounds them). A consequence:
-a component whose :math:`G_i` is below :math:`10^{-9}\sum_j G_j` may be left
-out even at :math:`\Gamma = 0`; its bias contribution is below that slack.
+A subset *covers* the requirement when :math:`\sum_{i\in\pi} v_i \ge V_{req}`,
+the sum taken exactly rounded (``math.fsum``) so that the answer does not depend
+on the order of the terms; no slack is allowed, so every solver keeps the bias
+budget :math:`D\beta_\pi \le \Gamma` up to the rounding of :math:`V_{req}`
+itself. (:func:`knapsack` computes :math:`V_{req}` from the exactly rounded
+:math:`\sum_j G_j`, so :math:`\Gamma = 0` is covered by the full set.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import os
 import sys
+import time
 from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from costsgd._subset_search import core_search, least_sum_at_least
 from costsgd._validate import (
     check_costs,
     check_gradient_norms,
     check_positive,
+    check_real,
     check_same_shape,
     host,
 )
@@ -95,7 +100,8 @@ __all__ = [
     "subset_total_cost",
 ]
 
-_RTOL = 1e-9  # coverage slack, relative to sum(v)
+_ROUNDING = 1e-12  # relative: a requirement this far above the total value is the total
+_MAX_CORE_STATES = 1 << 20  # partial subsets per half in the exact core search
 
 
 class MinKnapsack(NamedTuple):
@@ -108,9 +114,16 @@ class MinKnapsack(NamedTuple):
     costs: np.ndarray  #: c_i, the order of the greedy and of the LP, shape (n,)
 
     def covers(self, z: Any) -> bool:
-        """Whether the (0/1 or fractional) selection ``z`` meets the requirement."""
+        r"""Whether the (0/1 or fractional) selection ``z`` meets the requirement:
+        :math:`\sum_i z_i v_i \ge V_{req}`, the sum exactly rounded (``math.fsum``)."""
         z = np.asarray(z, dtype=np.float64)
-        return bool(z @ self.value >= self.required - _RTOL * self.value.sum())
+        return math.fsum(z * self.value) >= _required(self)
+
+
+def _required(inst: MinKnapsack) -> float:
+    """V_req, or the total value when V_req exceeds it by rounding only (a hand-built
+    instance with ``required = value.sum()`` summed in another order)."""
+    return min(float(inst.required), math.fsum(inst.value))
 
 
 class SubsetSolution(NamedTuple):
@@ -174,7 +187,7 @@ def knapsack(G: Any, c: Any, *, gamma: float, D: float | None = None, mu: float 
     if not np.all(np.isfinite(item_cost)):
         raise ValueError("G, c: the item costs G_i sqrt(c_i) overflow float64; rescale G or c")
     # A budget beyond the total value needs no coverage (V_req <= 0 is the empty subset).
-    return MinKnapsack(item_cost, G, float(max(G.sum() - excluded, 0.0)), c)
+    return MinKnapsack(item_cost, G, float(max(math.fsum(G) - excluded, 0.0)), c)
 
 
 def _check_instance(inst: MinKnapsack) -> MinKnapsack:
@@ -182,7 +195,7 @@ def _check_instance(inst: MinKnapsack) -> MinKnapsack:
         raise ValueError(f"inst must be a MinKnapsack (see knapsack()), got {type(inst).__name__}")
     if not np.isfinite(inst.required):
         raise ValueError(f"inst.required must be finite, got {inst.required!r}")
-    if inst.required > inst.value.sum() * (1 + _RTOL):
+    if inst.required > math.fsum(inst.value) * (1 + _ROUNDING):
         raise ValueError(
             f"infeasible: inst.required = {inst.required!r} exceeds the total value "
             f"{inst.value.sum()!r}; no subset covers it"
@@ -207,14 +220,10 @@ def _base(inst: MinKnapsack):
     v, w = inst.value, inst.item_cost
     free = (v > 0) & (w == 0)
     z = free.astype(np.float64)
-    residual = inst.required - v[free].sum()
+    residual = _required(inst) - math.fsum(v[free])
     paid = np.flatnonzero((v > 0) & (w > 0))
     order = paid[np.argsort(inst.costs[paid], kind="stable")]
     return z, residual, order
-
-
-def _slack(inst: MinKnapsack) -> float:
-    return _RTOL * inst.value.sum()
 
 
 def knapsack_lp(inst: MinKnapsack) -> SubsetSolution:
@@ -236,26 +245,42 @@ def knapsack_lp(inst: MinKnapsack) -> SubsetSolution:
     """
     inst = _check_instance(inst)
     z, residual, order = _base(inst)
-    # The 0/1 solvers' coverage slack (so the LP lower-bounds them), less a few ulps
-    # so that the fractional solution itself passes covers() despite rounding.
-    target = residual - _slack(inst) + 8 * np.finfo(float).eps * inst.value.sum()
-    if target > 0:
+    if residual > 0:
         cum = np.cumsum(inst.value[order])
-        k = min(int(np.searchsorted(cum, target)), order.size - 1)
+        k = min(int(np.searchsorted(cum, residual)), order.size - 1)
         z[order[:k]] = 1.0
         before = cum[k - 1] if k else 0.0
-        z[order[k]] = min(1.0, (target - before) / inst.value[order[k]])
+        z[order[k]] = min(1.0, (residual - before) / inst.value[order[k]])
+        # a few ulps more of the fractional item, so that z itself passes covers()
+        while not inst.covers(z) and z[order[k]] < 1.0:
+            z[order[k]] = min(1.0, z[order[k]] * (1 + 4 * np.finfo(float).eps) + 1e-300)
     return _solution(inst, z, float(z @ inst.item_cost))
 
 
-def _prefix_cover(v: np.ndarray, w: np.ndarray, residual: float, slack: float):
-    """Cost and length of the shortest prefix of (v, w) covering ``residual``; None if none."""
-    if residual <= slack:
+def _prefix_cover(v: np.ndarray, w: np.ndarray, required: float, *taken):
+    """Cost and length of the shortest prefix of (v, w) that covers ``required`` together
+    with the values ``taken`` (sequences of values); None if none does.
+
+    The prefix is found on cumulative sums and checked exactly (``math.fsum`` of the
+    taken values and the prefix) where the two could disagree, near ``required``.
+    """
+    base = math.fsum(itertools.chain(*taken))
+    residual = required - base
+    if base >= required:
         return 0.0, 0
     cum = np.cumsum(v)
-    if cum.size == 0 or cum[-1] < residual - slack:
+    k = int(np.searchsorted(cum, residual)) + 1
+    near = 64 * np.finfo(float).eps * (abs(required) + abs(base))
+
+    def covers(length: int) -> bool:
+        return math.fsum(itertools.chain(*taken, v[:length])) >= required
+
+    while k > 1 and abs(cum[k - 2] - residual) <= near and covers(k - 1):
+        k -= 1
+    while k <= cum.size and abs(cum[k - 1] - residual) <= near and not covers(k):
+        k += 1
+    if k > cum.size:
         return None
-    k = int(np.searchsorted(cum, residual - slack)) + 1
     return float(w[:k].sum()), k
 
 
@@ -274,8 +299,9 @@ def knapsack_greedy(inst: MinKnapsack) -> SubsetSolution:
       (111.0, 2.4)
     """
     inst = _check_instance(inst)
-    z, residual, order = _base(inst)
-    found = _prefix_cover(inst.value[order], inst.item_cost[order], residual, _slack(inst))
+    z, _, order = _base(inst)
+    taken = inst.value[z > 0]
+    found = _prefix_cover(inst.value[order], inst.item_cost[order], _required(inst), taken)
     z[order[: found[1]]] = 1.0  # found is never None: the instance is feasible
     return _solution(inst, z, _lp_relaxation(inst)[0])
 
@@ -308,20 +334,20 @@ def knapsack_two_approx(inst: MinKnapsack) -> SubsetSolution:
       array([False, False,  True])
     """
     inst = _check_instance(inst)
-    z, residual, order = _base(inst)
+    z, _, order = _base(inst)
     greedy = knapsack_greedy(inst)
-    if residual <= _slack(inst):
+    if inst.covers(z):
         return greedy
     v, w = inst.value[order], inst.item_cost[order]
     best_cost, best_pick = greedy.objective - float(z @ inst.item_cost), None
-    slack = _slack(inst)
+    taken, required = inst.value[z > 0], _required(inst)
     for pos in range(order.size):
         if w[pos] >= best_cost:  # this candidate cannot beat the incumbent
             continue
         allowed = w <= w[pos]
         allowed[pos] = False
         idx = np.flatnonzero(allowed)
-        found = _prefix_cover(v[idx], w[idx], residual - v[pos], slack)
+        found = _prefix_cover(v[idx], w[idx], required, taken, (v[pos],))
         if found is not None and w[pos] + found[0] < best_cost:
             best_cost, best_pick = w[pos] + found[0], np.append(idx[: found[1]], pos)
     if best_pick is None:
@@ -346,11 +372,10 @@ def quiet_stdout():
 
 
 def _lp_relaxation(inst: MinKnapsack) -> tuple[float, float, np.ndarray]:
-    r"""The LP relaxation against the coverage slack, items by increasing density
-    :math:`\omega_i/v_i`: its value (a lower bound on every covering subset's
-    objective), its break density :math:`\lambda` and its solution ``z``."""
-    z, residual, order = _base(inst)
-    target = residual - _slack(inst)
+    r"""The LP relaxation, items by increasing density :math:`\omega_i/v_i`: its value
+    (a lower bound on every covering subset's objective), its break density
+    :math:`\lambda` and its solution ``z``."""
+    z, target, order = _base(inst)
     if target <= 0 or order.size == 0:
         return 0.0, 0.0, z
     v, w = inst.value, inst.item_cost
@@ -362,33 +387,11 @@ def _lp_relaxation(inst: MinKnapsack) -> tuple[float, float, np.ndarray]:
     return float(z @ w), float(w[order[k]] / v[order[k]]), z
 
 
-def _subset_sums(vals: np.ndarray) -> np.ndarray:
-    """All 2^m subset sums; entry ``s`` is the sum of the items whose bits are set in ``s``."""
-    sums = np.zeros(1)
-    for x in vals:
-        sums = np.concatenate([sums, sums + x])
-    return sums
-
-
-def _least_sum_at_least(vals: np.ndarray, need: float) -> np.ndarray:
-    """Exact, by meet in the middle: the subset (bool mask) of ``vals`` with the least sum
-    ``>= need`` (``need <= vals.sum()``); two lists of ``2^(m/2)`` sums, one sorted."""
-    h = vals.size // 2
-    a, b = _subset_sums(vals[:h]), _subset_sums(vals[h:])
-    ob = np.argsort(b, kind="stable")
-    bs = b[ob]
-    j = np.searchsorted(bs, need - a, side="left")
-    total = np.where(j < bs.size, a + bs[np.minimum(j, bs.size - 1)], np.inf)
-    ia = int(np.argmin(total))
-    ib = int(ob[j[ia]])
-    return np.r_[(ia >> np.arange(h)) & 1, (ib >> np.arange(vals.size - h)) & 1].astype(bool)
-
-
 def _class_subset(vals: np.ndarray, need: float, pool: int) -> np.ndarray | None:
     """A subset of one cost class with value ``>= need`` and a small excess (bool mask).
 
     The largest items are taken greedily up to ``need`` less half the value of the
-    ``pool`` smallest; those cover the rest exactly (:func:`_least_sum_at_least`), so the
+    ``pool`` smallest; those cover the rest exactly (:func:`least_sum_at_least`), so the
     excess is at most about their total over ``2^pool``.
     """
     asc = np.argsort(vals, kind="stable")
@@ -407,18 +410,18 @@ def _class_subset(vals: np.ndarray, need: float, pool: int) -> np.ndarray | None
     if need - total > spare:
         return None
     if need - total > 0:
-        mask[small[_least_sum_at_least(vals[small], need - total)]] = True
+        mask[small[least_sum_at_least(vals[small], need - total)]] = True
     return mask
 
 
-def _tie_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
+def _tie_candidate(inst: MinKnapsack, pool: int, margin: float) -> np.ndarray | None:
     r"""A covering ``z`` from the structure of ties: every cost class cheaper than the LP's
     break class whole, and in the break class (equal :math:`c_i`, so equal density
     :math:`\omega_i/v_i = \sqrt{c_i}`: only the value taken matters) a subset whose value
     exceeds what is still needed by as little as :func:`_class_subset` finds."""
     z, residual, order = _base(inst)
     v = inst.value
-    target = residual - _slack(inst) + 64 * np.finfo(float).eps * v.sum()  # rounding margin
+    target = residual + margin
     cum = np.cumsum(v[order])
     if cum.size == 0 or cum[-1] < target:
         return None
@@ -433,13 +436,13 @@ def _tie_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
     return z
 
 
-def _window_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
+def _window_candidate(inst: MinKnapsack, pool: int, margin: float) -> np.ndarray | None:
     r"""A covering ``z`` for costs without ties: the items of lowest density whole, and
     among the ``pool`` items around the LP's break (by density :math:`\omega_i/v_i`)
-    the subset of least value covering the rest (exact, :func:`_least_sum_at_least`)."""
+    the subset of least value covering the rest (exact, :func:`least_sum_at_least`)."""
     z, residual, order = _base(inst)
     v, w = inst.value, inst.item_cost
-    target = residual - _slack(inst) + 64 * np.finfo(float).eps * v.sum()  # rounding margin
+    target = residual + margin
     order = order[np.argsort(w[order] / v[order], kind="stable")]
     cum = np.cumsum(v[order])
     if cum.size == 0 or cum[-1] < target:
@@ -452,12 +455,12 @@ def _window_candidate(inst: MinKnapsack, pool: int) -> np.ndarray | None:
         return None
     z[order[:lo]] = 1.0
     if need > 0:
-        z[window[_least_sum_at_least(v[window], need)]] = 1.0
+        z[window[least_sum_at_least(v[window], need)]] = 1.0
     return z
 
 
 def _relative_gap(objective: float, lower: float) -> float:
-    return max(0.0, (objective - lower) / objective) if objective > 0 else 0.0
+    return float(max(0.0, (objective - lower) / objective)) if objective > 0 else 0.0
 
 
 def knapsack_exact(
@@ -465,38 +468,52 @@ def knapsack_exact(
 ) -> SubsetSolution:
     r"""An optimal subset, or one proven within a relative ``gap`` of the optimum.
 
-    The lower bound is the LP relaxation :math:`L` (Theorem D.3). Costs with ties
-    (token counts are integers) are used directly: items of equal :math:`c_i` have
-    equal density :math:`\omega_i/v_i = \sqrt{c_i}`, so an optimum takes the cheaper
-    classes whole and, in the LP's break class, a subset whose value covers what is
-    left with as little excess as possible (a subset-sum problem, solved by meet in
-    the middle over a pool of the class's smallest items, 24 to 40 of them). When
-    that subset, or :func:`knapsack_two_approx`'s, costs at most :math:`L/(1-\text{gap})`
-    it is returned. Otherwise items are fixed by the exact Lagrangian test (flipping
-    item :math:`i` away from its LP value raises the bound to
-    :math:`L + |\omega_i - \lambda v_i|`, :math:`\lambda` the LP's break density;
-    when that exceeds the incumbent no optimum flips it) and the rest goes to
-    ``scipy.optimize.milp`` (HiGHS) with relative gap ``gap``. HiGHS prints debug
-    lines from C++; file descriptor 1 is silenced during the solve
-    (:func:`quiet_stdout`).
+    The lower bound is the LP relaxation :math:`L` (Theorem D.3), with break density
+    :math:`\lambda`. Every covering subset costs :math:`L + \sum |r_i| + \lambda e`
+    over the items flipped away from their LP value, :math:`r_i = \omega_i - \lambda v_i`
+    the reduced costs and :math:`e \ge 0` the value covered beyond :math:`V_{req}`.
 
-    Timings on a loaded 2-core CPU are in ``docs/subset.md``
-    (``python benchmarks/bench_subset.py``): n = 4096 with lognormal :math:`G`
-    and integer costs from a handful of values to thousands takes well under 10 s.
+    1. **Incumbents.** :func:`knapsack_two_approx`, and two subset-sum candidates:
+       with ties (token counts are integers) the classes cheaper than the LP's break
+       class whole and, in the break class (equal :math:`c_i`, so :math:`r_i = 0`:
+       only its value matters), a subset whose value covers what is left with as
+       little excess as possible (meet in the middle over 24 or 32 of its smallest
+       items); without ties, the same over the items around the LP's break. One
+       that costs at most :math:`L/(1-\text{gap})` is returned.
+    2. **Exact core search.** Items whose :math:`|r_i|` exceeds the incumbent's
+       distance to :math:`L` are fixed (no better subset flips them). Break-class
+       items too large to add (or to drop) without overshooting are fixed as well.
+       What is left, the *core*, is searched exactly by meet in the middle over
+       the sums of its two halves, pruned by the incumbent
+       (``costsgd._subset_search``). The search first asks for subsets within a
+       small fraction of that distance (1/4096, then 4 times more each round): the
+       core is then small, and finding nothing proves a higher lower bound. Ties are what made HiGHS slow here (91.6 s on
+       one instance with n = 300, costs in {1..5}): the subsets of the break class
+       with equal value are equivalent, so branch and bound explores them all,
+       while an enumeration of sums does not.
+    3. **HiGHS.** A core too large for the search goes to ``scipy.optimize.milp``
+       with the relative gap that makes the whole solution's gap ``gap``. HiGHS
+       prints debug lines from C++; file descriptor 1 is silenced during the solve
+       (:func:`quiet_stdout`).
+
+    Timings are in ``docs/benchmarks.md`` (``python benchmarks/bench_subset.py``).
 
     Args:
       inst: the instance (:func:`knapsack`).
       gap: the certified relative gap :math:`(\text{objective} - \text{lower bound})/
         \text{objective}` to reach, in ``[0, 1)``; 0 asks for a proof of optimality.
         The default ``1e-9`` is far below anything that changes :math:`\mathcal K_\pi`.
-      time_limit: seconds for HiGHS, when it is needed.
+      time_limit: seconds (> 0; ``None`` or ``inf``: no limit). When it runs out
+        before ``gap`` is reached, the best subset found so far is returned with the
+        gap certified for it, which may then exceed ``gap``.
 
     Returns:
       A :class:`SubsetSolution` whose ``gap`` is the certified relative gap reached
-      (at most ``gap``).
+      (at most ``gap`` unless ``time_limit`` stopped the search).
 
     Raises:
-      RuntimeError: HiGHS stopped (``time_limit``) before reaching ``gap``.
+      TypeError: ``gap`` or ``time_limit`` is not a number.
+      ValueError: ``gap`` outside ``[0, 1)``, ``time_limit`` not > 0.
 
     Examples:
       >>> inst = knapsack([1.0, 1.0, 1.0], [1.0, 4.0, 9.0], gamma=1.0, D=2.0)
@@ -505,27 +522,158 @@ def knapsack_exact(
       (array([ True,  True, False]), 3.0, 0.0)
     """
     inst = _check_instance(inst)
-    gap = float(gap)
+    gap = check_real(gap, "gap")
     if not 0.0 <= gap < 1.0:
         raise ValueError(f"gap must lie in [0, 1), got {gap!r}")
-    z, residual, _ = _base(inst)
-    if residual <= _slack(inst):
+    deadline = _deadline(time_limit)
+    z, _, _ = _base(inst)
+    if inst.covers(z):
         return _solution(inst, z, 0.0)
-    lower, ratio, z_lp = _lp_relaxation(inst)
-    candidates = [knapsack_two_approx(inst).z]
-    for pool in (24, 32, 40):
-        for candidate in (_tie_candidate(inst, pool), _window_candidate(inst, pool)):
-            if candidate is not None and inst.covers(candidate):
-                candidates.append(candidate)
-        best = min(candidates, key=lambda c: float(c @ inst.item_cost))
-        objective = float(best @ inst.item_cost)
-        if _relative_gap(objective, lower) <= gap:
+    relaxation = _lp_relaxation(inst)
+    lower = relaxation[0]
+    candidates: list[np.ndarray] = []
+    for pool in (24, 32):
+        for build in (_tie_candidate, _window_candidate):
+            # aimed at V_req; a few ulps above it when rounding left the first one short
+            for margin in (0.0, 64 * np.finfo(float).eps * _required(inst)):
+                candidate = build(inst, pool, margin)
+                if candidate is not None and inst.covers(candidate):
+                    candidates.append(candidate)
+                    break
+        if pool == 24:
+            if candidates and _within(inst, _cheapest(inst, candidates), lower, gap):
+                return _solution(inst, _cheapest(inst, candidates), lower)
+            candidates.append(knapsack_two_approx(inst).z)  # O(n^2): only when needed
+        best = _cheapest(inst, candidates)
+        if _within(inst, best, lower, gap):
             return _solution(inst, best, lower)
-    return _milp_core(inst, best, (lower, ratio, z_lp), gap, time_limit)
+        found, proven = _core_search(inst, best, relaxation, gap, deadline)
+        if found is not None:
+            return found
+    if time.monotonic() >= deadline:
+        return _solution(inst, best, proven)
+    return _milp_core(inst, best, relaxation, gap, deadline, proven)
 
 
-def _milp_core(inst, incumbent, relaxation, gap, time_limit) -> SubsetSolution:
-    """Lagrangian fixing against ``incumbent``, then HiGHS on the items left (the core)."""
+def _cheapest(inst: MinKnapsack, candidates: list[np.ndarray]) -> np.ndarray:
+    return min(candidates, key=lambda z: float(z @ inst.item_cost))
+
+
+def _within(inst: MinKnapsack, z: np.ndarray, lower: float, gap: float) -> bool:
+    return _relative_gap(float(z @ inst.item_cost), lower) <= gap
+
+
+def _deadline(time_limit: Any) -> float:
+    """``time.monotonic()`` at which ``time_limit`` seconds from now run out (inf: never)."""
+    if time_limit is None:
+        return np.inf
+    seconds = check_real(time_limit, "time_limit")
+    if not seconds > 0:  # also NaN
+        raise ValueError(f"time_limit must be > 0 seconds (or None: no limit), got {time_limit!r}")
+    return time.monotonic() + seconds
+
+
+def _core(inst: MinKnapsack, room: float, relaxation):
+    r"""The items a subset costing less than :math:`L` + ``room`` may flip, and from what.
+
+    Returns ``(order, base, core, r, need)``: the paid items in cost order; ``base``,
+    the 0/1 values the others keep (the LP's, with the break class whole or empty,
+    whichever leaves fewer of its items free); ``core``, a mask of the items left
+    free; their reduced costs ``r`` (0 on the break class); ``need``, the value the
+    flips must add to ``base``. Such a subset costs :math:`L + \sum|r_i| + \lambda e`,
+    so :math:`|r_i|` and :math:`\lambda e` are each below ``room``.
+    """
+    lam = relaxation[1]
+    v, w = inst.value, inst.item_cost
+    _, residual, order = _base(inst)
+    vo, wo = v[order], w[order]
+    r = wo - lam * vo
+    tied = np.abs(r) <= 1e-12 * wo  # the break class: the LP's break density
+    r[tied] = 0.0
+    below = r < 0
+    flip = ~tied & (np.abs(r) < room * (1 + 1e-9))
+    need = residual - math.fsum(vo[below])  # what the break class and the flips add
+    total = math.fsum(vo[tied])
+    drops, adds = vo[flip & below].sum(), vo[flip & ~below].sum()
+    add_cap = need + room / lam + drops  # a break item larger than this is never added
+    drop_cap = total - need + room / lam + adds  # ... or never dropped
+    base = below.copy()
+    if np.count_nonzero(tied & (vo <= drop_cap)) < np.count_nonzero(tied & (vo <= add_cap)):
+        base |= tied
+        core = flip | (tied & (vo <= drop_cap))
+    else:
+        core = flip | (tied & (vo <= add_cap))
+    need = residual - math.fsum(vo[base])
+    return order, base, core, r, need
+
+
+#: The core searches try subsets costing less than L + room * share, share by share: a
+#: small share leaves a small core; finding nothing there proves OPT >= L + room * share.
+_SHARES = (4.0**-6, 4.0**-5, 4.0**-4, 4.0**-3, 4.0**-2, 4.0**-1, 1.0)
+
+
+def _core_search(inst: MinKnapsack, incumbent: np.ndarray, relaxation, gap: float, deadline):
+    """The exact optimum by meet in the middle over the core (:func:`_core`), searched
+    below growing bounds (:data:`_SHARES`) until ``deadline`` (``time.monotonic()``).
+
+    Returns ``(solution, lower)``: the solution (``None`` when a core grew too large for
+    the search, or time ran out) and the lower bound proven on the way.
+    """
+    lower = relaxation[0]
+    upper = float(incumbent @ inst.item_cost)
+    room = upper - lower
+    proven = lower
+    for share in _SHARES:
+        bound = room * share
+        if share < 1 and _relative_gap(upper, lower + bound) <= gap:
+            continue  # would prove no more than the gap asks; the next share decides
+        if time.monotonic() >= deadline:
+            return None, proven
+        found = _search_below(inst, relaxation, bound)
+        if found is None:
+            return None, proven
+        if found:
+            break
+        proven = lower + bound  # no subset costs less than that
+        if _relative_gap(upper, proven) <= gap:
+            return _solution(inst, incumbent, proven), proven
+    else:  # nothing below the incumbent: it is optimal
+        return _solution(inst, incumbent, upper), upper
+    order, base, core, _, _ = found[0]
+    z, _, _ = _base(inst)
+    idx = np.flatnonzero(core)
+    for candidate in found[1]:
+        trial = z.copy()
+        trial[order[base]] = 1.0
+        trial[order[idx[candidate.flips]]] = 1.0 - trial[order[idx[candidate.flips]]]
+        if inst.covers(trial):  # the search's float sums may miss exact coverage by an ulp
+            best = _cheaper_of(inst, trial, incumbent)
+            cost = float(best @ inst.item_cost)
+            return _solution(inst, best, min(cost, lower + found[1][0].above_lp)), proven
+    return _solution(inst, incumbent, lower + found[1][0].above_lp), proven
+
+
+def _search_below(inst: MinKnapsack, relaxation, bound: float):
+    """The subsets costing less than L + ``bound``, best first, with their core
+    (``((order, base, core, r, need), candidates)``); ``[]`` when there is none; ``None``
+    when the core is too large for the search."""
+    lam = relaxation[1]
+    order, base, core, r, need = _core(inst, bound, relaxation)
+    idx = np.flatnonzero(core)
+    vo = inst.value[order]
+    shift = np.where(base[idx], -vo[idx], vo[idx])
+    # need is a difference of rounded sums: searched a few ulps lower, so that subsets
+    # covering exactly are not missed (each candidate is then checked exactly)
+    need -= 16 * np.finfo(float).eps * math.fsum(inst.value)
+    found = core_search(shift, np.abs(r[idx]), need, lam, bound, max_states=_MAX_CORE_STATES)
+    if not found:
+        return found
+    return (order, base, core, r, need), found
+
+
+def _milp_core(inst, incumbent, relaxation, gap, deadline, proven) -> SubsetSolution:
+    """Lagrangian fixing against ``incumbent``, then HiGHS on the items left (the core);
+    ``proven`` is a lower bound already known (from :func:`_core_search`)."""
     lower, ratio, z_lp = relaxation
     v, w = inst.value, inst.item_cost
     upper = float(incumbent @ w)
@@ -535,39 +683,59 @@ def _milp_core(inst, incumbent, relaxation, gap, time_limit) -> SubsetSolution:
     fixed = lower + np.abs(wo - ratio * vo) > upper * (1 + 1e-9)
     take = fixed & (frac == 1.0)
     core = np.flatnonzero(~fixed)
-    need = residual - vo[take].sum()
+    need = residual - math.fsum(vo[take])
     z[order[take]] = 1.0
-    if not core.size or need <= _slack(inst):
-        return _solution(inst, _cheaper_of(inst, z, incumbent), lower)
+    if not core.size or need <= 0:
+        return _solution(inst, _cheaper_of(inst, z, incumbent), proven)
+    fixed_cost = float(z @ w)
+    core_upper = upper - fixed_cost
     # normalise (dividing by the max first: no overflow for tiny entries)
     row, obj = vo[core] / vo[core].max(), wo[core] / wo[core].max()
     scale_v, scale_w = 1e6 / row.sum(), 1e6 / obj.sum()
-    # The slack every solver allows; if HiGHS's own feasibility tolerance lets the
-    # answer fall short of it, solve again with half of it.
-    for share in (1.0, 0.5):
-        lb = (need - share * _slack(inst)) / vo[core].max()
-        with quiet_stdout():
-            res = milp(
-                obj * scale_w,
-                integrality=np.ones(core.size),
-                bounds=Bounds(0, 1),
-                constraints=LinearConstraint((row * scale_v)[None, :], lb * scale_v, np.inf),
-                options={"mip_rel_gap": gap, **({"time_limit": time_limit} if time_limit else {})},
-            )
-        if res.status != 0 or res.x is None:
-            raise RuntimeError(f"milp did not reach gap = {gap!r}: {res.message}")
+    # HiGHS's gap is relative to the core's objective, ours to the whole one.
+    core_gap = min(gap * (1.0 + fixed_cost / core_upper), 0.5) if core_upper > 0 else gap
+    options = {"mip_rel_gap": core_gap}
+    if np.isfinite(deadline):
+        options["time_limit"] = max(deadline - time.monotonic(), 1e-3)
+    with quiet_stdout():
+        res = milp(
+            obj * scale_w,
+            integrality=np.ones(core.size),
+            bounds=Bounds(0, 1),
+            constraints=LinearConstraint(
+                (row * scale_v)[None, :], need / vo[core].max() * scale_v, np.inf
+            ),
+            options=options,
+        )
+    dual = getattr(res, "mip_dual_bound", None)
+    bound = proven
+    if dual is not None and np.isfinite(dual):
+        bound = max(proven, fixed_cost + dual / scale_w * wo[core].max())
+    best = incumbent
+    if res.x is not None:
         trial = z.copy()
         trial[order[core[np.round(res.x) == 1]]] = 1.0
-        if inst.covers(trial):
-            dual = float(z @ w) + res.mip_dual_bound / scale_w * wo[core].max()
-            return _solution(inst, _cheaper_of(inst, trial, incumbent), max(lower, dual))
-    raise RuntimeError("milp returned a subset that does not cover V_req (numerical trouble)")
+        best = _cheaper_of(inst, _repaired(inst, trial, order[core]), incumbent)
+    return _solution(inst, best, min(bound, float(best @ w)))
+
+
+def _repaired(inst: MinKnapsack, z: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """``z``, or when HiGHS's feasibility tolerance left it short of covering, ``z`` plus
+    the cheapest item of ``pool`` that makes it cover (``z`` itself when none does)."""
+    if inst.covers(z):
+        return z
+    for i in pool[np.argsort(inst.item_cost[pool], kind="stable")]:
+        if z[i] == 0.0:
+            trial = z.copy()
+            trial[i] = 1.0
+            if inst.covers(trial):
+                return trial
+    return z
 
 
 def _cheaper_of(inst: MinKnapsack, z: np.ndarray, incumbent: np.ndarray) -> np.ndarray:
-    """``z``, unless the incumbent covers too and costs less: the two can disagree only
-    when an item's value sits at the coverage slack's edge."""
-    if inst.covers(incumbent) and incumbent @ inst.item_cost < z @ inst.item_cost:
+    """``z`` if it covers and costs no more than the (covering) incumbent, else the incumbent."""
+    if not inst.covers(z) or incumbent @ inst.item_cost < z @ inst.item_cost:
         return incumbent
     return z
 
@@ -607,7 +775,7 @@ def subset_total_cost(G: Any, c: Any, selected: Any, *, eps: float, D: float) ->
     floor = D * G[~mask].sum() / n
     if eps <= floor:
         raise ValueError(
-            f"eps = {eps!r} is not above the subset's bias floor D·β_π = {floor!r}: "
+            f"eps = {float(eps):.6g} is not above the subset's bias floor D·β_π = {float(floor):.6g}: "
             "SGD on this subset cannot reach it"
         )
     return float(D**2 * (G[mask] @ np.sqrt(c[mask])) ** 2 / (n**2 * (eps - floor) ** 2))

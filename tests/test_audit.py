@@ -252,7 +252,7 @@ def test_advantage_column_wins_and_refuses_a_normalization(tmp_path):
     path = _write(rows, tmp_path / "r.jsonl")
     (pool,) = read_pools([path])
     np.testing.assert_array_equal(pool.advantages, [r["advantage"] for r in rows])
-    with pytest.raises(ValueError, match="reward_normalization applies only to rewards"):
+    with pytest.raises(AuditInputError, match="applies only to rewards"):
         read_pools([path], reward_normalization="none")
 
 
@@ -353,6 +353,14 @@ def test_missing_inputs(tmp_path):
         audit_files([tmp_path / "empty.jsonl"])
     with pytest.raises(AuditInputError, match="unknown suffix"):
         audit_files([_write(_base(), tmp_path / "r.txt")])
+    (tmp_path / "latin.jsonl").write_bytes(b'{"step": 0, "group": "\xe9"}\n')
+    with pytest.raises(AuditInputError, match=r"latin\.jsonl: not UTF-8"):
+        audit_files([tmp_path / "latin.jsonl"])
+    pytest.importorskip("pyarrow")
+    path = _write(_base(), tmp_path / "cut.parquet", "parquet")
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(AuditInputError, match=r"cut\.parquet: not a readable Parquet file"):
+        audit_files([path])
 
 
 # ---- the command -------------------------------------------------------------------
@@ -402,14 +410,21 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     ("flags", "message"),
     [
         (["--format", "verl"], "--format verl needs it"),
+        (["--advantages", "--reward-normalization", "none"], "applies only to rewards"),
         (["--noise-scale", "3"], "go together"),
         (["--tokenizer", "x"], "only for --format verl"),
     ],
 )
 def test_cli_option_errors(tmp_path, capsys, flags, message):
-    path = _write(_base(), tmp_path / "r.jsonl")
+    rows = _base()
+    if "--advantages" in flags:
+        flags = [f for f in flags if f != "--advantages"]
+        for r in rows:
+            r["advantage"] = r.pop("reward")
+    path = _write(rows, tmp_path / "r.jsonl")
     assert main(["audit", str(path), "--out", str(tmp_path / "o"), *flags]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
 
 
 def _keys(obj, prefix=""):
@@ -461,3 +476,19 @@ def test_batched_analysis_equals_pool_by_pool():
             for k in g:
                 assert g[k] == pytest.approx(w[k], rel=1e-10), (p.step, field, k)
         assert got.Sp_over_Su == pytest.approx(want.Sp_over_Su, rel=1e-10, nan_ok=True)
+
+
+def test_group_advantages_codes_or_ids_give_one_answer():
+    rng = np.random.default_rng(14)
+    for _ in range(100):
+        n = int(rng.integers(1, 30))
+        codes = rng.integers(0, 6, n)  # codes with gaps take the fast path
+        r = rng.integers(0, 3, n) * 0.1
+        for norm in ("group", "none", "batch"):
+            a = group_advantages(r, codes, norm)
+            b = group_advantages(r, np.array([f"id{k}" for k in codes]), norm)
+            np.testing.assert_array_equal(a, b)
+            for k in np.unique(codes):
+                same = codes == k
+                if np.all(r[same] == r[same][0]):
+                    assert np.all(a[same] == 0.0)

@@ -68,4 +68,8 @@ def test_default_study_calibrates(calibration):
     row = mix["methods"]["p*"]
     assert 0 < row["expected_saving"] < 1
     assert row["tokens_to_threshold_ci"][0] <= row["tokens_to_threshold_saving"]
-    assert "saving of p*" in calibration.rule([mix])
+    text = calibration.rule([mix])
+    assert (
+        f"expected {row['expected_saving']:+.0%} → {row['tokens_to_threshold_saving']:+.0%}" in text
+    )
+    assert "expected sign on 1 of 1 mix(es)" in text

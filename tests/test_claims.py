@@ -398,3 +398,45 @@ def test_jobs_do_not_change_the_verdicts():
     for a, b in zip(one, two, strict=True):
         assert a.verdict == b.verdict
         assert [r.numerical for r in a.cases] == [r.numerical for r in b.cases]
+
+
+# --- Theorem D.2 and Appendix F on the engine ---------------------------------------
+
+
+def test_d2_fails_with_a_solver_that_drops_an_item(quick):
+    (case,) = quick["thmD.2"].cases
+    assert case.details["Γ=0·DΣG/n error/ε"] >= 0.6, case  # Eq. 3's bound nearly attained
+    for key, value in case.details.items():
+        if key.endswith("cost/formula"):  # T·C(q) is D.2's cost (Monte Carlo over trials)
+            assert value == pytest.approx(1.0, rel=0.05), key
+    broken = claims.thmD2_engine(rng=3, solver=_drop_one)
+    assert broken.verdict == claims.FAILS and "exceeds the budget" in broken.reason
+
+
+def test_f2_fails_when_p_is_proportional_to_G(quick):
+    (case,) = quick["appF.2-nonconvex"].cases
+    for s in ("uniform", "variance", "length_only"):  # cost ratios follow J(p)/J(p*)
+        assert case.details[f"{s} cost/p*"] > 1.0
+        assert case.details[f"{s} cost/p*"] == pytest.approx(case.details[f"{s} J/J*"], rel=0.35)
+    broken = claims.appF2_nonconvex(seed=0, rng=0, tested=cs.variance)
+    assert broken.verdict == claims.FAILS and broken.numerical > 1.2, broken
+
+
+def test_f3_fails_without_the_importance_weights():
+    """The cheap components sit at -1/2, the heavy expensive ones at +1/2 (x* = 1/2): p*
+    draws the cheap ones, and without the weights 1/(n p_i) SGD settles near -1/2."""
+    b = np.r_[np.ones(10), 2 * np.ones(10)]
+    a = np.r_[-0.5 * np.ones(10), 0.5 * np.ones(10)]
+    c = np.r_[np.ones(10), 1000 * np.ones(10)]
+    kwargs = {"b": b, "a": a, "c": c, "horizons": [1024, 16384, 65536], "trials": 100}
+    assert claims.appF3_last_iterate(**kwargs, rng=0).verdict == claims.HOLDS
+    broken = claims.appF3_last_iterate(**kwargs, weighted=False, rng=0)
+    assert broken.verdict == claims.FAILS, broken
+
+
+def test_last_iterate_bound_is_the_suffix_argument():
+    S, D, T = 3.0, 2.0, 1000
+    eta = D / np.sqrt(S * T)
+    harmonic = np.sum(1.0 / np.arange(1, T))
+    expected = D * np.sqrt(S / T) * (2 + harmonic) / 2
+    assert claims.extensions.last_iterate_bound(S, D, eta, T) == pytest.approx(expected)

@@ -54,6 +54,17 @@ def test_predict_prints_the_paper_ratios(capsys):
     assert float(rows["uniform"][3]) > 1.0 and float(rows["variance"][3]) > 1.0
 
 
+def test_predict_beyond_float64(capsys):
+    """L = 1e300 makes the instance overflow: one line naming --L. L = 1e150 makes S(p)
+    ~ 1e600: printed as it is, and the ratios (scale-free) are finite."""
+    err = user_error(["predict", "--L", "1e300", "--n", "300", "--d", "5"], capsys, "predict")
+    assert "--L" in err and "overflow" in err
+    assert main(["predict", "--L", "1e150", "--n", "300", "--d", "5"]) == 0
+    rows = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert rows["uniform"][1].endswith("e+599") and float(rows["optimal"][3]) == 1.0
+    assert 1.0 < float(rows["uniform"][3]) < np.inf and 1.0 < float(rows["uniform"][4]) < np.inf
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [

@@ -43,10 +43,6 @@ TIMEOUT = 600
 # are listed by test_every_block_runs_or_is_marked but not yet required to run or be marked.
 PENDING = {
     "docs/audit.md": "being written with the audit (issue 20)",
-    "docs/verl.md": "rewritten with the integrations move (issue 23)",
-    "docs/engine.md": "rewritten with the engine move (issue 23)",
-    "docs/grpo.md": "rewritten with the GRPO study (issue 21)",
-    "docs/verify.md": "rewritten with the claims (issue 25)",
 }
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<what>not run|run)\s*:\s*(?P<why>.+?)\s*-->\s*$")

@@ -11,12 +11,17 @@ The built pages are self-contained: maths is MathML made at build time and no
 page loads a script, style sheet, font or image from another host.
 """
 
+import contextlib
 import fnmatch
+import functools
+import http.server
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
@@ -295,3 +300,77 @@ def test_maths_is_mathml_made_at_build_time(site):
                 tex.append(f"{page.relative_to(site)}: {m.group(2)[:80]}")
     assert formulas > 100, "the API reference typesets its formulas"
     assert tex == []
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Headless, with the network off: every other host goes to a closed proxy port and resolves
+# to nothing. Chromium's own background requests are told apart by the network log's
+# initiator: a page's requests carry the page's origin.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-extensions",
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--window-size=1280,1400",
+    "--virtual-time-budget=8000",
+]
+
+
+@contextlib.contextmanager
+def _served(folder: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+def _browse(url: str, out: Path) -> list[str]:
+    """Open ``url`` in headless Chromium, screenshot it to ``out``; the page's requests."""
+    netlog = out.with_suffix(".netlog.json")
+    profile = out.with_suffix(".profile")
+    outputs = [f"--user-data-dir={profile}", f"--log-net-log={netlog}", f"--screenshot={out}"]
+    subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, *outputs, url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    log = json.loads(netlog.read_text(encoding="utf-8"))
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    origin = url.split("/", 3)[:3]
+    return [
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start and e.get("params", {}).get("initiator") == "/".join(origin)
+    ]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+@pytest.mark.parametrize("page", ["index.html", "api/costsgd/index.html", "grpo/index.html"])
+def test_a_browser_offline_loads_each_page_from_the_site_alone(site, page, tmp_path):
+    with _served(site) as root:
+        requests = _browse(f"{root}/{page}", tmp_path / "page.png")
+    assert requests, "the page loaded its own styles and scripts"
+    assert [r for r in requests if not r.startswith(f"{root}/")] == []
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
+def test_the_browser_check_sees_an_external_script(tmp_path):
+    (tmp_path / "index.html").write_text(
+        '<html><body>x<script src="https://cdn.example.org/m.js"></script></body></html>'
+    )
+    with _served(tmp_path) as root:
+        requests = _browse(f"{root}/index.html", tmp_path / "page.png")
+    assert "https://cdn.example.org/m.js" in requests

@@ -8,6 +8,8 @@ cost is >= 0, ...). Examples per test: ``COSTSGD_MAX_EXAMPLES`` (conftest).
 
 from __future__ import annotations
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -55,14 +57,28 @@ def host(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def obeys(call, names):
-    """Run ``call``; an error must be ValueError/TypeError naming one of ``names``."""
+def names(name: str, message: str) -> bool:
+    """Whether ``message`` names ``name`` as a whole word: ``c`` in "c must be finite",
+    not in "costs" or "c_i"; a phrase (``"n ="``) is matched whole the same way."""
+    start = r"(?<!\w)" if re.match(r"\w", name) else ""
+    end = r"(?!\w)" if re.match(r"\w", name[-1]) else ""
+    return re.search(start + re.escape(name) + end, message) is not None
+
+
+def test_names_matches_whole_words_only():
+    assert names("c", "c must be finite") and names("c", "G, c: overflow")
+    assert not names("c", "cannot convert") and not names("c", "costs c_i")
+    assert names("n =", "n = 3 < (G_max/eps)") and not names("p", "step_size")
+
+
+def obeys(call, arguments):
+    """Run ``call``; an error must be ValueError/TypeError naming one of ``arguments``."""
     try:
         return True, call()
     except (ValueError, TypeError) as err:
         msg = str(err)
-        assert any(name in msg for name in names), (
-            f"{type(err).__name__} names none of {names}: {msg}"
+        assert any(names(name, msg) for name in arguments), (
+            f"{type(err).__name__} names none of {arguments}: {msg}"
         )
         return False, None
 
@@ -122,6 +138,56 @@ def test_alias_tables_and_draws(data):
         ok, idx = obeys(lambda: cs.sample(table, 7, rng=rng), ("rng",))
         if ok:
             assert np.all(host(p)[idx] > 0)
+
+
+#: seeds as users pass them: good ones, and floats, strings, bools, negatives, huge ints
+SEEDS = st.sampled_from(
+    [None, 0, 7, np.int64(3), 2**63 - 1, 2**64, -1, 1.5, "abc", True, np.random.default_rng(1)]
+)
+#: output sizes: ints, tuples, and what numpy would turn into a confusing error
+SIZES = st.sampled_from(
+    [0, 3, np.int64(2), (2, 3), (0,), (), -1, (2, -1), 1.5, "3", None, True, (2.0, 3), [2, 3]]
+)
+#: time limits: seconds, none, and what HiGHS would choke on
+LIMITS = st.sampled_from([None, 10.0, 1e-9, np.inf, 1e300, 0, -1, np.nan, "x", True])
+
+
+@given(st.data())
+def test_sizes_and_seeds(data):
+    table = cs.alias_table([0.25, 0.0, 0.75])
+    size, rng = data.draw(SIZES), data.draw(SEEDS)
+    ok, idx = obeys(lambda: cs.sample(table, size, rng=rng), ("size", "rng"))
+    if ok:
+        assert idx.shape == (tuple(size) if isinstance(size, tuple) else (size,))
+        assert idx.dtype == np.int64 and np.all((idx == 0) | (idx == 2))
+    ok, p = obeys(lambda: cs.noisy_proxy([1.0, 2.0], [1.0, 4.0], 0.1, rng=rng), ("rng",))
+    if ok:
+        is_distribution(p, 2)
+    ok, prob = obeys(lambda: cs.least_squares(8, 2, rng=rng), ("rng",))
+    if ok:
+        assert np.all(np.isfinite(prob.G))
+    delta = np.full(4, 0.25)
+    ok, b = obeys(
+        lambda: hard_slopes(delta, G_max=1.0, hypothesis=0, size=size, rng=rng), ("size", "rng")
+    )
+    if ok:
+        assert np.all(np.abs(b) <= 1.0)
+
+
+@settings(max_examples=max(2, settings().max_examples // 3))
+@given(st.data())
+def test_knapsack_gaps_and_time_limits(data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    G, c = rng.lognormal(size=40), rng.integers(1, 6, 40).astype(float)
+    inst = cs.knapsack(G, c, gamma=data.draw(st.floats(0.0, 1.0)) * G.mean(), D=1.0)
+    gap = data.draw(st.one_of(st.sampled_from([0.0, 1e-9, 0.5, 1.0, -0.1, np.nan, "x"]), VALUES))
+    limit = data.draw(LIMITS)
+    ok, sol = obeys(
+        lambda: cs.knapsack_exact(inst, gap=gap, time_limit=limit), ("gap", "time_limit")
+    )
+    if ok:
+        assert inst.covers(sol.z) and sol.gap >= 0.0
+        assert sol.objective >= cs.knapsack_lp(inst).objective * (1 - 1e-12)
 
 
 @given(st.data())
@@ -215,6 +281,48 @@ def test_engine(data):
         assert np.all(np.isfinite(res.error_average))
 
 
+INT_DTYPES = st.sampled_from(
+    [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+)
+KEYS = st.sampled_from([0, 7, np.int64(3), 2**63 - 1, 2**64, -(2**63) - 1, 1.5, "abc", None])
+
+
+@st.composite
+def schedules(draw, steps):
+    """Checkpoint schedules: sorted positive steps of any integer dtype, ending before,
+    at, or (bad) after ``steps``; and unsorted, zero, float, empty and scalar ones."""
+    good = np.array(sorted(draw(st.sets(st.integers(1, steps), min_size=1))))
+    good = good.astype(draw(INT_DTYPES))
+    bad = draw(
+        st.sampled_from([[steps + 1], [2, 1], [0, 1], [1.5], [], 3, [[1, 2]], np.array([1.0, 2.0])])
+    )
+    return draw(st.sampled_from([None, good, good, bad]))
+
+
+@settings(max_examples=max(2, settings().max_examples // 6))
+@given(st.data())
+def test_engine_schedules_and_keys(data):
+    prob = cs.least_squares(12, 2, rng=0)
+    steps = data.draw(st.integers(1, 6))
+    checkpoints, key = data.draw(schedules(steps)), data.draw(KEYS)
+    ok, res = obeys(
+        lambda: cs.cost_aware_sgd(
+            prob,
+            cs.uniform(prob.G, prob.c),
+            steps=steps,
+            step_size=1e-3,
+            key=key,
+            checkpoints=checkpoints,
+        ),
+        ("checkpoints", "key", "steps"),
+    )
+    if ok:
+        expected = np.arange(1, steps + 1) if checkpoints is None else np.asarray(checkpoints)
+        assert np.asarray(res.steps).tolist() == expected.astype(np.int64).tolist()
+        cost = np.asarray(res.cost)
+        assert np.all(np.isfinite(cost)) and np.all(np.diff(cost, axis=-1) >= 0)
+
+
 @given(st.data())
 def test_subset_solvers(data):
     G, c = data.draw(arrays(4)), data.draw(arrays(4))
@@ -269,6 +377,19 @@ NAN = float("nan")
         (lambda: cs.sample(cs.alias_table([1.0]), 2, rng=2.5), "rng"),
         (lambda: cs.optimal(jax.numpy.ones(1), [1e200]), "c holds"),
         (lambda: cs.knapsack([1e200], [4e216], gamma=0.0, D=1.0), "G, c"),
+        (lambda: cs.sample([0.5, 0.5], 3), "table"),
+        (lambda: cs.sample(cs.alias_table([1.0]), (2, -1)), "size"),
+        (lambda: cs.sample(cs.alias_table([1.0]), "3"), "size"),
+        (lambda: hard_slopes([0.5], G_max=1.0, hypothesis=0, size=(2, 3)), "size"),
+        (lambda: cs.noisy_proxy([1.0], [1.0], 0.1, rng="abc"), "rng"),
+        (lambda: cs.exponential_example(np.nan), "n"),
+        (lambda: cs.predicted_proxy_gap([1.0, 2.0], [1.0, 1.0], rho=1e-200), "rho"),
+        (lambda: cs.second_order_proxy_gap([1.0, 2.0], [1.0, 1.0], sigma2="0.5"), "sigma2"),
+        (lambda: cs.knapsack_exact(cs.knapsack([1.0], [1.0], gamma=0, D=1.0), gap="x"), "gap"),
+        (
+            lambda: cs.knapsack_exact(cs.knapsack([1.0], [1.0], gamma=0, D=1.0), time_limit=0),
+            "time_limit",
+        ),
         (
             lambda: ct.weighted_policy_loss(
                 torch.ones(1, 2), torch.ones(1, 2), mode="token-mean", mean_pool_length=1e-310
@@ -285,6 +406,7 @@ def test_issue_examples_raise_naming_the_argument(call, name):
 def test_issue_examples_return_the_finite_true_value():
     holds = cs.variance_beats_uniform([1e10, 2e10], [1e299, 3e299])
     assert holds.holds == cs.variance_beats_uniform([1.0, 2.0], [1.0, 3.0]).holds
+    assert np.isfinite(holds.lhs) and np.isfinite(holds.rhs)  # scaled by exp(log_scale)
     assert cs.cost_product([0.5, 0.5], [1e200] * 2, [1e-200] * 2) == pytest.approx(1e200)
     assert cs.chi2_gap([0.5, 0.5], [1.0, 1.0], [1e-300, 1e300]) == pytest.approx(1.0)
     p = cs.uniform(np.ones(70_000, np.float16), np.ones(70_000))

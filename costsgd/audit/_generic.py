@@ -325,7 +325,14 @@ def _parquet(path: str, value: str | None, excluded: dict) -> Iterator[tuple[str
         if not ok:
             raise AuditInputError(path, None, name, f"has type {t}, which this column cannot take")
     start = 1
-    for batch in file.iter_batches(batch_size=_CHUNK_ROWS, columns=wanted):
+    batches = file.iter_batches(batch_size=_CHUNK_ROWS, columns=wanted)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as err:
+            raise AuditInputError(path, start, None, f"unreadable ({err})", unit="row") from None
+        if batch is None:
+            return
         n = batch.num_rows
         where = Located(path, np.arange(start, start + n), unit="row")
         start += n

@@ -138,7 +138,9 @@ def _pool(current: _Step, seen: dict, value: str, normalization: str) -> Pool:
         )
     values = cat("value")
     if value == "reward":
-        advantages = group_advantages(values, np.asarray(groups), normalization)
+        code = {g: i for i, g in enumerate(unique)}
+        codes = np.fromiter((code[g] for g in groups), dtype=np.int64, count=len(groups))
+        advantages = group_advantages(values, codes, normalization)
     else:
         advantages = values
     return Pool(

@@ -66,7 +66,7 @@ def _chunks(paths, tokenizer, excluded, rows_per_file) -> Iterator[Rows]:
         rows_per_file[path] = 0
         start, has_uid = 1, None
         with open(path, encoding="utf-8") as fh:
-            while lines := fh.readlines(_CHUNK_BYTES):
+            while lines := _lines(fh, path):
                 where = Located(path, np.arange(start, start + len(lines)))
                 start += len(lines)
                 rows, kept = parse_json_lines(lines, where, excluded)
@@ -79,6 +79,13 @@ def _chunks(paths, tokenizer, excluded, rows_per_file) -> Iterator[Rows]:
                 if chunk is not None:
                     rows_per_file[path] += chunk.step.size
                     yield chunk
+
+
+def _lines(fh, path: str) -> list[str]:
+    try:
+        return fh.readlines(_CHUNK_BYTES)
+    except UnicodeDecodeError as err:
+        raise AuditInputError(path, None, None, f"not UTF-8 text ({err.reason})") from None
 
 
 def _chunk(rows: list, where: Located, has_uid: bool, tokenizer, excluded: dict) -> Rows | None:

@@ -94,9 +94,13 @@ class PoolSource:
                 )
             self.value, self._chunks = read_rows(self._paths, self.excluded, self.files)
         if self.value == "advantage" and reward_normalization is not None:
-            raise ValueError(
-                "reward_normalization applies only to rewards, but the files give advantages "
-                f"(first file: {self._paths[0]})"
+            first = next(p for p, n in self.files.items() if n)
+            raise AuditInputError(
+                first,
+                None,
+                "advantage",
+                "the files give advantages: reward_normalization (--reward-normalization) "
+                "applies only to rewards",
             )
         self.reward_normalization = (
             (reward_normalization or "group") if self.value == "reward" else None

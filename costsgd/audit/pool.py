@@ -129,7 +129,7 @@ def group_advantages(rewards: Any, groups: Any, normalization: str = "group") ->
 
     Args:
       rewards: ``(N,)`` finite rewards.
-      groups: ``(N,)`` integer group codes (rollouts of one prompt share one).
+      groups: ``(N,)`` group ids (rollouts of one prompt share one).
       normalization: one of :data:`NORMALIZATIONS`.
 
     Examples:
@@ -144,10 +144,13 @@ def group_advantages(rewards: Any, groups: Any, normalization: str = "group") ->
         raise ValueError(f"rewards and groups must be 1-D of one length, got {r.shape}, {g.shape}")
     if not np.all(np.isfinite(r)):
         raise ValueError("rewards must be finite")
-    _, codes = np.unique(g, return_inverse=True)
-    codes = codes.ravel()
+    if g.dtype.kind in "iu" and g.size and g.min() >= 0 and g.max() < g.size:
+        codes = g  # already small non-negative codes (empty codes are harmless)
+    else:
+        codes = np.unique(g, return_inverse=True)[1].ravel()
     count = np.bincount(codes).astype(np.float64)
-    mean = np.bincount(codes, weights=r) / count
+    with np.errstate(invalid="ignore"):  # 0/0 for an unused code, never read
+        mean = np.bincount(codes, weights=r) / count
     A = r - mean[codes]
     if normalization == "group":
         dev = np.bincount(codes, weights=A * A)
@@ -155,11 +158,13 @@ def group_advantages(rewards: Any, groups: Any, normalization: str = "group") ->
         A = A / (std[codes] + _STD_EPS)
     elif normalization == "batch" and r.size > 1:
         A = A / (float(np.std(r, ddof=1)) + _STD_EPS)
-    lo = np.full(count.size, np.inf)
-    hi = np.full(count.size, -np.inf)
-    np.minimum.at(lo, codes, r)
-    np.maximum.at(hi, codes, r)
-    A[(lo == hi)[codes]] = 0.0
+    order = np.argsort(codes, kind="stable")
+    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
+    lo = np.minimum.reduceat(r[order], starts)
+    hi = np.maximum.reduceat(r[order], starts)
+    equal = np.zeros(count.size, dtype=bool)
+    equal[codes[order][starts]] = lo == hi
+    A[equal[codes]] = 0.0
     return A
 
 

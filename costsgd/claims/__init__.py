@@ -39,6 +39,7 @@ from costsgd.claims.closed_form import (
     thmD5_paper,
 )
 from costsgd.claims.engine import eq3_engine, eq4_engine, sec44_orderings
+from costsgd.claims.extensions import appF2_nonconvex, appF3_last_iterate
 from costsgd.claims.grpo import appG2_corrected, appG2_paper, eq22_unbiased, sec52_proxy
 from costsgd.claims.lower import thm43_hard_instances, thm43_lower_bound, thm43_remark
 from costsgd.claims.runner import (
@@ -59,6 +60,7 @@ from costsgd.claims.selection import (
     appC_greedy,
     thmC1_corrected,
     thmC1_paper,
+    thmD2_engine,
     thmD3_budget,
     thmD3_lp,
 )
@@ -76,6 +78,8 @@ __all__ = [
     "Template",
     "Verdict",
     "appC_greedy",
+    "appF2_nonconvex",
+    "appF3_last_iterate",
     "appG2_corrected",
     "appG2_paper",
     "eq3_engine",
@@ -102,6 +106,7 @@ __all__ = [
     "thmC1_corrected",
     "thmC1_paper",
     "thmD1_condition",
+    "thmD2_engine",
     "thmD3_budget",
     "thmD3_lp",
     "thmD5_corrected",

@@ -13,7 +13,10 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m costsgd.claims FILE.md [FILE.md ...]", file=sys.stderr)
         return 2
-    verdicts = run(quick=True, seed=0, jobs=len(os.sched_getaffinity(0)))
+    from costsgd.experiments.runtime import compile_cache_dir
+
+    jobs = len(os.sched_getaffinity(0))
+    verdicts = run(quick=True, seed=0, jobs=jobs, compile_cache=compile_cache_dir())
     for name in argv:
         path = pathlib.Path(name)
         text = path.read_text()

@@ -51,7 +51,7 @@ def _J(p: np.ndarray, G: np.ndarray, c: np.ndarray) -> float:
     statement="p* ∝ G/√c minimises J(p) = S(p)C(p): J(q) >= J(p*) for every q in the simplex",
     template=Template("lower", rel=1e-9, z=0.0),
     instances=_gc,
-    cost=0.5,
+    cost=0.45,
 )
 def thm41_optimal(G=None, c=None, *, label: str = "", rng: Any = None, trials: int = 64):
     r"""Theorem 4.1: :math:`J(q)/J(p^*) \ge 1` for random :math:`q` (Dirichlet draws of
@@ -259,7 +259,7 @@ def _proxies(G, c, gen):
     statement="J(p')/J(p*) = 1 + χ²(p̃*‖p̃'), p̃_i = p_i c_i / C(p)",
     template=Template("tight", rel=1e-9, z=0.0),
     instances=_gc,
-    cost=0.15,
+    cost=0.1,
 )
 def thm42_chi2(G=None, c=None, *, label: str = "", rng: Any = None):
     r"""Theorem 4.2 for proxies :math:`p'` (uniform, variance, smoothed :math:`p^*`,
@@ -368,7 +368,7 @@ def _d5(name: str, G, c, sigma, label, rng, draws, predict):
     template=Template("tight", rel=0.05, abs=1e-15),
     instances=_d5_cases,
     expected="fails",
-    cost=0.5,
+    cost=0.3,
 )
 def thmD5_paper(G=None, c=None, sigma: float = 0.05, *, label="", rng=None, draws: int = 2000):
     r"""Theorem D.5 as stated, against Monte Carlo, in its small-noise regime
@@ -393,7 +393,7 @@ def thmD5_paper(G=None, c=None, sigma: float = 0.05, *, label="", rng=None, draw
     statement="E[J(p')]/J(p*) ≈ 1 + σ²[Σ(√c/G)/W - Σc/W²], W = ΣG√c",
     template=Template("tight", rel=0.05, abs=1e-15),
     instances=_d5_cases,
-    cost=0.7,
+    cost=0.3,
 )
 def thmD5_corrected(G=None, c=None, sigma: float = 0.05, *, label="", rng=None, draws: int = 2000):
     r"""The second-order expansion with the covariance term kept

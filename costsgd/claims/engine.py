@@ -73,6 +73,13 @@ def abs_problem(b: Any, c: Any, *, gap: float) -> FiniteSum:
     )
 
 
+_EQ4_RUN = {True: {"steps": 4000, "trials": 32}, False: {"steps": 16_000, "trials": 128}}
+
+
+def _eq4_checkpoints(steps: int) -> list[int]:
+    return [steps // 8, steps // 4, steps // 2, steps]
+
+
 def _eq3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     n = 20
     run = {"steps": 1000, "trials": 100} if quick else {"steps": 4000, "trials": 400}
@@ -84,8 +91,8 @@ def _eq3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
             "c": 10.0 ** rng.uniform(0.0, 3.0, n),
             "label": "b_i|x - x*|, b ~ lognormal(0, 1), c ~ 10^U[0, 3]",
         },
-        {
-            **run,
+        {  # eq4-engine's run: one compiled program for both
+            **_EQ4_RUN[quick],
             "kind": "least_squares",
             "seed": int(rng.integers(2**31)),
             "label": "§4.4 least squares",
@@ -103,7 +110,7 @@ def _eq3_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper"),
     instances=_eq3_cases,
     runtime="jax",
-    cost=2.0,
+    cost=1.0,
 )
 def eq3_engine(
     kind: str = "kink",
@@ -120,7 +127,8 @@ def eq3_engine(
 
     ``kind="kink"``: :func:`abs_problem` (nearly tight, from :math:`x_1 = -1`);
     ``kind="least_squares"``: the §4.4 problem (n = 200, d = 5) from the origin,
-    :math:`D = 2R`. Numerical: the largest, over the strategies, of the mean
+    :math:`D = 2R`, with :func:`eq4_engine`'s checkpoints (its compiled program, at
+    its steps and trials). Numerical: the largest, over the strategies, of the mean
     :math:`f(\bar x_T) - f^*` over trials divided by :math:`D\sqrt{S(p)}/\sqrt T`;
     theoretical: 1; the per-strategy ratios are in ``reason``.
     """
@@ -138,6 +146,7 @@ def eq3_engine(
         raise ValueError(f"kind must be 'kink' or 'least_squares', got {kind!r}")
     where = describe(prob.G, prob.c, label or kind, T=steps, trials=trials)
     P = _strategies(prob.G, prob.c)
+    checkpoints = [steps] if kind == "kink" else _eq4_checkpoints(steps)
     with jax.enable_x64(True):
         eta = theory_step_size(P, prob.G, D=D, steps=steps)
         res = cost_aware_sgd(
@@ -147,7 +156,7 @@ def eq3_engine(
             trials=trials,
             step_size=eta,
             x0=x0,
-            checkpoints=[steps],
+            checkpoints=checkpoints,
             key=int(gen.integers(2**31)),
         )
     err = res.error_average[:, :, -1]
@@ -166,8 +175,7 @@ def eq3_engine(
 
 
 def _eq4_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
-    run = {"steps": 4000, "trials": 32} if quick else {"steps": 16_000, "trials": 128}
-    return [{**run, "seed": int(rng.integers(2**31)), "label": "§4.4 least squares"}]
+    return [{**_EQ4_RUN[quick], "seed": int(rng.integers(2**31)), "label": "§4.4 least squares"}]
 
 
 @claim(
@@ -177,7 +185,7 @@ def _eq4_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper", z=0.0),
     instances=_eq4_cases,
     runtime="jax",
-    cost=1.0,
+    cost=0.05,
 )
 def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", rng=None):
     r"""Eq. 4 on the engine: on least squares (n = 200, d = 5, :math:`\mu` = the
@@ -197,14 +205,14 @@ def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", 
     prob = least_squares(200, 5, rng=seed)
     mu = float(np.linalg.eigvalsh(prob.hessian)[0])
     P = _strategies(prob.G, prob.c)
-    checkpoints = [steps // 8, steps // 4, steps // 2, steps]
+    checkpoints = _eq4_checkpoints(steps)
     with jax.enable_x64(True):
         res = cost_aware_sgd(
             prob,
             P,
             steps=steps,
             trials=trials,
-            schedule=inverse_time_schedule(mu, steps),
+            step_size=inverse_time_schedule(mu),
             checkpoints=checkpoints,
             key=int(gen.integers(2**31)),
         )
@@ -252,7 +260,7 @@ def _sec44_cases(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
     template=Template("upper", z=0.0),
     instances=_sec44_cases,
     runtime="jax",
-    cost=1.2,
+    cost=0.45,
 )
 def sec44_orderings(seed: int = 0, *, steps: int = 3000, trials: int = 100, label="", rng=None):
     r"""§4.4's two orderings on a reduced Figure 2 (n = 600, d = 10, Eq. 3's step sizes,

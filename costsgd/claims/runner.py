@@ -97,9 +97,11 @@ def _summarise(spec, cases: list[ClaimResult]) -> Verdict:
     )
 
 
-IMPORT_COST = {"numpy": 0.0, "jax": 2.0, "torch": 5.0}
-"""Seconds a process spends importing a runtime before its first claim (torch: with
-``torch._dynamo``, which the first optimizer imports), for :func:`schedule`."""
+IMPORT_COST = {"numpy": 0.0, "jax": 4.0, "torch": 4.0}
+"""CPU seconds a process spends on a runtime besides its claims' own work, for
+:func:`schedule`: JAX's import and each program's trace, lowering and cache load;
+torch's import and ``torch._dynamo``'s, which the first optimizer imports (measured
+side by side on a loaded 2-core machine: only their ratio to the claims' costs matters)."""
 
 
 def schedule(names: Iterable[str], jobs: int) -> list[list[str]]:
@@ -109,8 +111,8 @@ def schedule(names: Iterable[str], jobs: int) -> list[list[str]]:
     has set JAX up).
 
     Examples:
-      >>> schedule(["eq8", "eq3-engine", "eq22", "thm4.1"], 2)  # torch's import is the costliest
-      [['eq3-engine', 'thm4.1', 'eq8'], ['eq22']]
+      >>> schedule(["eq8", "eq3-engine", "eq22", "thm4.1"], 2)
+      [['eq3-engine', 'thm4.1'], ['eq22', 'eq8']]
     """
     names = list(names)
     units: dict[str, list[str]] = {}
@@ -141,7 +143,7 @@ def _check(name: str, seed: int, quick: bool) -> Verdict:
 
 
 def _run_group(names: list[str], seed: int, quick: bool, compile_cache: str | None):
-    """A spawned process's share (:func:`run` with ``jobs``)."""
+    """One process's share (:func:`run`); JAX's cache is set only where JAX claims run."""
     if compile_cache is not None and any(CLAIMS[n].runtime == "jax" for n in names):
         from costsgd.experiments.runtime import enable_compile_cache
 
@@ -165,9 +167,11 @@ def run(
       quick: fewer and smaller instances and shorter runs.
       jobs: processes to run the claims in (this one and ``jobs - 1`` spawned ones,
         see :func:`schedule`); the verdicts do not depend on it.
-      compile_cache: JAX's persistent compilation cache folder for the spawned
-        processes (:func:`costsgd.experiments.runtime.enable_compile_cache`; this
-        process's setting is the caller's).
+      compile_cache: JAX's persistent compilation cache folder
+        (:func:`costsgd.experiments.runtime.enable_compile_cache`), set in each
+        process that runs JAX claims, this one included; ``None`` leaves this
+        process's setting as it is and the spawned ones without a cache. The
+        processes are spawned before this one imports JAX.
 
     Returns:
       One :class:`Verdict` per claim, in registry order.
@@ -182,17 +186,17 @@ def run(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     groups = schedule(chosen, jobs) if jobs > 1 and len(chosen) > 1 else [chosen]
+    cache = None if compile_cache is None else str(compile_cache)
     if len(groups) == 1:
-        return [_check(name, seed, quick) for name in chosen]
+        return _run_group(chosen, seed, quick, cache)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    cache = None if compile_cache is None else str(compile_cache)
     with ProcessPoolExecutor(
         len(groups) - 1, mp_context=multiprocessing.get_context("spawn")
     ) as pool:
         futures = [pool.submit(_run_group, g, seed, quick, cache) for g in groups[1:]]
-        done = {v.name: v for v in _run_group(groups[0], seed, quick, None)}
+        done = {v.name: v for v in _run_group(groups[0], seed, quick, cache)}
         for future in futures:
             done.update((v.name, v) for v in future.result())
     return [done[name] for name in chosen]

@@ -217,6 +217,8 @@ def check_output_path(file: str | os.PathLike, option: str = "--out") -> Path:
     Raises:
       UserError: naming ``option``.
     """
+    if not str(file):
+        raise UserError(f"argument {option}: is empty; give a file name")
     path = Path(file)
     if path.is_dir():
         raise UserError(f"argument {option}: {str(path)!r} is a folder, not a file")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from costsgd.cli.common import (
     add_compile_cache_flag,
     check_output_path,
     non_negative_int,
     positive_int,
-    start_engine,
     writing,
 )
 
@@ -48,24 +48,40 @@ def register(sub) -> None:
     p.set_defaults(run=_verify, parser=p)
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from costsgd import claims
-
-    out = check_output_path(args.out) if args.out else None
-    start_engine(args)
+def _compile_cache(args: argparse.Namespace):
+    """The compilation cache folder, created now; JAX itself starts only in the processes
+    that run JAX claims (so the others are spawned without waiting for it)."""
     from costsgd.experiments.runtime import compile_cache_dir
 
+    folder = None if args.no_compile_cache else compile_cache_dir()
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            print(
+                f"costsgd {args.command}: warning: compilation cache off, "
+                f"cannot create {str(folder)!r}: {err.strerror}",
+                file=sys.stderr,
+            )
+            folder = None
+    return folder
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from costsgd import claims
+    from costsgd.experiments.results import write_text
+
+    out = check_output_path(args.out) if args.out is not None else None
+    cache = _compile_cache(args)
     jobs = args.jobs or len(os.sched_getaffinity(0))
-    cache = None if args.no_compile_cache else compile_cache_dir()
     verdicts = claims.run(
         args.claim, seed=args.seed, quick=args.quick, jobs=jobs, compile_cache=cache
     )
     print(claims.render_text(verdicts))
     if out is not None:
+        text = json.dumps(claims.to_json(verdicts, seed=args.seed, quick=args.quick), indent=1)
         with writing(out):
-            out.write_text(
-                json.dumps(claims.to_json(verdicts, seed=args.seed, quick=args.quick), indent=1)
-            )
+            write_text(out, text)  # atomic: a failed write leaves the old file whole
         print(f"wrote {out}")
     bad = claims.unexpected_failures(verdicts)
     if bad:

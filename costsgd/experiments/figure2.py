@@ -34,10 +34,12 @@ import numpy as np
 import costsgd as cs
 from costsgd.experiments import results as _results
 from costsgd.experiments.results import ConfigError
+from costsgd.experiments.schema import Array, ListOf, Number, Record, Text
 
 __all__ = [
     "DEMO",
     "PAPER",
+    "SCHEMA",
     "STRATEGIES",
     "Figure2Config",
     "Row",
@@ -193,8 +195,39 @@ def collect_results(res: cs.SGDResult, P, eta, G, c, config: Figure2Config) -> d
         "cost_product": np.array([cs.cost_product(p, G, c) for p in P]),
         "optimal_cost_product": cs.optimal_cost_product(G, c),
         "config": config._asdict(),
-        "versions": _results.versions("jax"),
+        "versions": {**_results.versions("jax"), **res.provenance},
     }
+
+
+_CURVES = Array(("strategy", "trial", "checkpoint"))
+_PER_STRATEGY = Array(("strategy",), minimum=0.0)
+
+#: What a figure2 results file must hold to be summarised and plotted.
+SCHEMA = Record(
+    {
+        "config": Record(
+            {
+                "strategies": ListOf(Text(), dim="strategy"),
+                "n": Number(integer=True, minimum=1, dim="component"),
+                "d": Number(integer=True, minimum=1),
+                "trials": Number(integer=True, minimum=1, dim="trial"),
+            }
+        ),
+        "steps": Array(("checkpoint",), kind="int", minimum=1, increasing=True),
+        "cost": Array(("strategy", "trial", "checkpoint"), minimum=0.0),
+        "error": _CURVES,
+        "second_moment": _PER_STRATEGY,
+        "cost_product": _PER_STRATEGY,
+        "optimal_cost_product": Array((), minimum=0.0),
+    },
+    optional={
+        "error_suffix": _CURVES,
+        "error_last": _CURVES,
+        "p": Array(("strategy", "component"), minimum=0.0),
+        "eta": _PER_STRATEGY,
+        "expected_cost": _PER_STRATEGY,
+    },
+)
 
 
 def save_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -204,7 +237,7 @@ def save_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
     """Read a results file written by :func:`save_results`."""
-    out = _results.load_results(path, experiment="figure2")
+    out = _results.load_results(path, experiment="figure2", schema=SCHEMA)
     out["config"]["strategies"] = tuple(out["config"]["strategies"])
     return out
 

@@ -41,10 +41,12 @@ import numpy as np
 import costsgd as cs
 from costsgd.experiments import results as _results
 from costsgd.experiments.results import ConfigError
+from costsgd.experiments.schema import Array, ListOf, Number, Record, Text
 
 __all__ = [
     "DEMO",
     "PAPER",
+    "SCHEMA",
     "SOLVERS",
     "Figure6Config",
     "Row6",
@@ -211,8 +213,43 @@ def run(config: Figure6Config = PAPER) -> dict[str, Any]:
         "selected": selected,
         "diameter": D,
         "config": config._asdict(),
-        "versions": _results.versions("jax"),
+        "versions": {**_results.versions("jax"), **res.provenance},
     }
+
+
+_CURVES = Array(("budget", "trial", "checkpoint"))
+_PER_BUDGET = Array(("budget",), minimum=0.0)
+
+#: What a figure6 results file must hold to be summarised and plotted.
+SCHEMA = Record(
+    {
+        "config": Record(
+            {
+                "gamma_fractions": ListOf(Number(minimum=0.0), dim="budget"),
+                "solver": Text(),
+                "n": Number(integer=True, minimum=1, dim="component"),
+                "d": Number(integer=True, minimum=1),
+                "trials": Number(integer=True, minimum=1, dim="trial"),
+            }
+        ),
+        "steps": Array(("checkpoint",), kind="int", minimum=1, increasing=True),
+        "cost": Array(("budget", "trial", "checkpoint"), minimum=0.0),
+        "error": _CURVES,
+        "size": Array(("budget",), kind="int", minimum=0),
+        "floor": _PER_BUDGET,
+        "cost_product_ratio": _PER_BUDGET,
+    },
+    optional={
+        "error_last": _CURVES,
+        "gamma": _PER_BUDGET,
+        "gamma_max": Array((), minimum=0.0),
+        "bias": _PER_BUDGET,
+        "expected_cost": _PER_BUDGET,
+        "eta": _PER_BUDGET,
+        "selected": Array(("budget", "component"), kind="bool"),
+        "diameter": Array((), minimum=0.0),
+    },
+)
 
 
 def save_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -222,7 +259,7 @@ def save_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
     """Read a results file written by :func:`save_results`."""
-    out = _results.load_results(path, experiment="figure6")
+    out = _results.load_results(path, experiment="figure6", schema=SCHEMA)
     out["config"]["gamma_fractions"] = tuple(out["config"]["gamma_fractions"])
     return out
 

@@ -6,6 +6,12 @@ Two formats, one set of rules:
   ``meta`` entry ``{experiment, config, versions}``;
 * **JSON** (the GRPO study): one object with an ``"experiment"`` key.
 
+Every file records its layout's version, ``format`` (:data:`FORMAT_VERSION`;
+a file without it predates the key and is format 1, the same layout). A reader
+refuses a newer format, and :func:`load_results` checks a file against its
+experiment's schema (:mod:`costsgd.experiments.schema`) before anything uses it,
+so a file of the wrong shape is one ``ValueError`` naming the file and the entry.
+
 Every file is written by :func:`write_atomic`: under a temporary name in the
 same folder, then moved over the final name with ``os.replace``, so a reader
 (or a kill at any moment) never sees half a file. The file gets the permissions
@@ -26,7 +32,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from costsgd.experiments.schema import validate
+
 __all__ = [
+    "FORMAT_VERSION",
     "ConfigError",
     "check_common_fields",
     "check_finite",
@@ -43,6 +52,9 @@ __all__ = [
 ]
 
 _ZIP_MAGIC = b"PK\x03\x04"
+
+#: Layout version written into every results file (``format``); files without it are 1.
+FORMAT_VERSION = 2
 
 
 class ConfigError(ValueError):
@@ -167,7 +179,12 @@ def save_results(results: dict[str, Any], path: str | os.PathLike, *, experiment
     Raises:
       ValueError: an array holds NaN or infinity (a diverged run is not written).
     """
-    meta = {"experiment": experiment, "config": results["config"], "versions": results["versions"]}
+    meta = {
+        "experiment": experiment,
+        "format": FORMAT_VERSION,
+        "config": results["config"],
+        "versions": results["versions"],
+    }
     arrays = {k: np.asarray(v) for k, v in results.items() if k not in ("config", "versions")}
     for key, value in arrays.items():
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
@@ -177,7 +194,9 @@ def save_results(results: dict[str, Any], path: str | os.PathLike, *, experiment
 
 def save_json_results(results: dict[str, Any], path: str | os.PathLike, *, experiment: str) -> Path:
     """Write ``results`` (a JSON-ready dict) to a JSON file atomically, tagged with ``experiment``."""
-    text = json.dumps({"experiment": experiment, **results}, allow_nan=True)
+    text = json.dumps(
+        {"experiment": experiment, "format": FORMAT_VERSION, **results}, allow_nan=True
+    )
     return write_text(path, text)
 
 
@@ -205,9 +224,22 @@ def _parse_meta(text: str | None, name: str, kind: str) -> dict[str, Any]:
         meta = json.loads(text)
         if not isinstance(meta.get("experiment"), str) or not {"config", "versions"} <= set(meta):
             raise KeyError("experiment, config or versions")
+    except RecursionError as err:
+        raise ValueError(f"{name} has metadata nested too deeply to be a results file") from err
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{name} has unreadable metadata: {err}") from err
     return meta
+
+
+def _check_format(found: Any, name: str) -> None:
+    """Refuse a layout this costsgd does not know (a newer one, or garbage)."""
+    if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+        raise ValueError(f"{name} has an invalid results format {found!r}")
+    if found > FORMAT_VERSION:
+        raise ValueError(
+            f"{name} is results format {found}, newer than this costsgd reads "
+            f"(up to {FORMAT_VERSION}): upgrade costsgd to read it"
+        )
 
 
 def _read(
@@ -224,14 +256,18 @@ def _read(
                 f"{name} is not a results file (truncated or corrupt?): {err}"
             ) from err
         meta = _parse_meta(text, name, kind)
+        _check_format(meta.get("format", 1), name)
         out["config"], out["versions"] = meta["config"], meta["versions"]
         return meta["experiment"], out
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError as err:
+        raise ValueError(f"{name} is nested too deeply to be a results file") from err
     except (OSError, ValueError) as err:
         raise ValueError(f"{name} is not a results file (neither npz nor JSON): {err}") from err
     if not isinstance(data, dict) or not isinstance(data.get("experiment"), str):
         raise ValueError(f"{name} has no 'experiment' entry: not a {kind} results file")
+    _check_format(data.pop("format", 1), name)
     return data.pop("experiment"), data
 
 
@@ -257,15 +293,28 @@ def experiment_of(path: str | os.PathLike) -> str:
     return _read(path, arrays=False)[0]
 
 
-def load_results(path: str | os.PathLike, *, experiment: str) -> dict[str, Any]:
-    """Read a results file written for ``experiment``.
+def load_results(path: str | os.PathLike, *, experiment: str, schema: Any = None) -> dict[str, Any]:
+    """Read a results file written for ``experiment``, checked against ``schema``.
+
+    Args:
+      path: the file.
+      experiment: the experiment it must record.
+      schema: its layout (:mod:`costsgd.experiments.schema`), checked before returning.
 
     Raises:
-      ValueError: as :func:`read_results`, or the file holds another experiment.
+      ValueError: as :func:`read_results`, or the file holds another experiment, or
+        an entry does not match ``schema`` (one line naming the file and the entry).
     """
     found, out = _read(path, arrays=True, kind=experiment)
     if found != experiment:
         raise ValueError(f"{str(path)!r} holds experiment {found!r}, not {experiment}")
+    if schema is not None:
+        try:
+            validate(out, schema)
+        except ValueError as err:
+            raise ValueError(
+                f"{str(path)!r} is not a valid {experiment} results file: {err}"
+            ) from None
     return out
 
 
