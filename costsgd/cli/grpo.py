@@ -61,7 +61,8 @@ def register(sub) -> None:
         choices=("paper", "headline", "smoke"),
         help="paper: every §5 claim and the task mixes, one results file per part (<= 90 min on "
         "2 idle cores); headline: its GRPO and GRPO+ZVF headline rows only (default seeds "
-        "10-15, sweep 110 111); smoke: seconds; resumes the files in --out",
+        "10-15, sweep 110 111); smoke: seconds; resumes the files in --out (default: no suite, "
+        "a single study)",
     )
     p.add_argument(
         "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
