@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -c "from costsgd.engine._native import status; s = status(); print('native step loop:', s.library or 'off: ' + s.reason)"
+	$(VENV)/bin/costsgd info --build
 	touch $(STAMP)
 
 venv-verl: $(VERL_STAMP)

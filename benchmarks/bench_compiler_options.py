@@ -1,6 +1,6 @@
 """Benchmark: the engine's CPU compiler options against alternatives, interleaved in one process.
 
-Each variant replaces ``COMPILER_OPTIONS["cpu"]`` of the engine and runs the
+Each variant passes its own XLA options (``EngineOptions(xla_options=...)``) and runs the
 Figure 2 work (:func:`costsgd.experiments.figure2.setup`, float32, trials split
 over one JAX device per core, as the CLI does). Printed per variant: the first
 call's time (compile plus one run), the median warm run and ns per trial-step,
@@ -41,21 +41,18 @@ import numpy as np  # noqa: E402
 import costsgd as cs  # noqa: E402
 from costsgd.engine._batch import COMPILER_OPTIONS  # noqa: E402
 
-SHIPPED = dict(COMPILER_OPTIONS["cpu"])
+SHIPPED = dict(COMPILER_OPTIONS["cpu"])  # what the engine uses by default
 VARIANTS = {
     "shipped": SHIPPED,
-    "default": None,
+    "default": {},
     "no-region": {k: v for k, v in SHIPPED.items() if "region" not in k},
     "ynn-reduce": {**SHIPPED, "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"},
 }
 
 
-def use(options) -> None:
-    """Make the engine run with ``options`` on CPUs (each option set has its own program)."""
-    if options is None:
-        COMPILER_OPTIONS.pop("cpu", None)
-    else:
-        COMPILER_OPTIONS["cpu"] = options
+def use(name: str) -> cs.EngineOptions:
+    """The engine's options for variant ``name`` (each option set has its own program)."""
+    return cs.EngineOptions(xla_options=VARIANTS[name])
 
 
 def main(argv=None) -> int:
@@ -72,18 +69,15 @@ def main(argv=None) -> int:
     cs.cost_aware_sgd(prob, P, steps=10, trials=2, step_size=eta, checkpoints=[10])  # backend start
     first, errors = {}, {}
     for name in args.variants:
-        use(VARIANTS[name])
         t0 = time.perf_counter()
-        errors[name] = cs.cost_aware_sgd(prob, P, **kw).error_average
+        errors[name] = cs.cost_aware_sgd(prob, P, options=use(name), **kw).error_average
         first[name] = time.perf_counter() - t0
     times = {name: [] for name in args.variants}
     for r in range(args.repeats):  # interleaved: every variant sees the same load
         for name in args.variants:
-            use(VARIANTS[name])
             t0 = time.perf_counter()
-            cs.cost_aware_sgd(prob, P, key=r + 1, **kw)
+            cs.cost_aware_sgd(prob, P, key=r + 1, options=use(name), **kw)
             times[name].append(time.perf_counter() - t0)
-    use(SHIPPED)
     ref = args.variants[0]
     base = statistics.median(times[ref])
     print(

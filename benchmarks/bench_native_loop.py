@@ -1,6 +1,6 @@
 """Benchmark: the engine's native step loop with 1, 2, 4 and 8 trials stepped in lockstep.
 
-``costsgd/engine/_native.cc`` steps ``COSTSGD_GROUP`` trials at a time (4 as
+``costsgd/problems/_least_squares.cc`` steps ``COSTSGD_GROUP`` trials at a time (4 as
 shipped): one trial's step is a chain of dependent operations, so independent
 trials interleaved overlap their latencies. This script builds the source once
 per group size (``g++ -O3 -march=native -fopenmp-simd -DCOSTSGD_GROUP=g``, in
@@ -35,7 +35,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from costsgd.engine._native import SOURCE, pad_rows  # noqa: E402
+from costsgd.problems._least_squares_native import SOURCE, pad_rows  # noqa: E402
 
 GROUPS = (1, 2, 4, 8)
 FLAGS = ["-std=c++17", "-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-w"]

@@ -7,8 +7,8 @@ one process:
 
 * ``engine``: :func:`costsgd.cost_aware_sgd`, trials split over one JAX device
   per core (as the CLI does), alias draws with threefry inside, the steps in
-  the native loop of ``costsgd/engine/_native.cc`` when it builds;
-* ``engine, XLA step``: the same with ``native=False`` (XLA's own step);
+  least squares' native loop (``costsgd/problems/_least_squares.cc``) when it builds;
+* ``engine, XLA step``: the same with ``EngineOptions(backend="xla")`` (XLA's own step);
 * ``numpy``: a loop over steps, each step a (3·M, d) array operation over all
   trials (alias draws in bulk, outside the timed steps' arithmetic);
 * ``C``: a plain C loop (gcc -O3 -march=native -fopenmp, d fixed at build
@@ -58,7 +58,6 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import costsgd as cs  # noqa: E402
-from costsgd.engine._native import status as native_status  # noqa: E402
 
 C_SOURCE = r"""#ifndef DIM
 #define DIM 50
@@ -160,7 +159,7 @@ class Work:
         self.A, self.b, self.c = f32(prob.A), f32(prob.b), f32(c)
         self.w, self.H, self.x_star = f32(1.0 / (n * self.P)), f32(prob.hessian), f32(prob.x_star)
 
-    def engine(self, seed: int = 0, native: bool | None = None) -> np.ndarray:
+    def engine(self, seed: int = 0, backend: str = "auto") -> np.ndarray:
         res = cs.cost_aware_sgd(
             self.prob,
             self.P,
@@ -169,8 +168,7 @@ class Work:
             step_size=self.eta,
             key=seed,
             checkpoints=self.cps,
-            dtype=np.float32,
-            native=native,
+            options=cs.EngineOptions(dtype=np.float32, backend=backend),
         )
         return res.error_average
 
@@ -274,7 +272,7 @@ def main(argv=None) -> int:
     )
     print(f"work: N=3000, d=50, T={args.steps}, 3 strategies x {trials} trials, float32")
     lib = build_c(work.A.shape[1])
-    native = native_status()
+    native = cs.engine.native_status(cs.LeastSquares.gradient_step.native)
     if jax.devices()[0].platform != "cpu":
         native = native._replace(available=False, reason="the engine runs on an accelerator")
     print(
@@ -288,15 +286,15 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     times = {"engine": [], "engine, XLA step": [], "numpy": [], "C": []}
     if native.available:
-        work.engine(native=False)  # compiled before the timed runs
+        work.engine(backend="xla")  # compiled before the timed runs
     else:
         del times["engine, XLA step"]  # the engine runs XLA's step already
     per_step = 3 * trials
     for r in range(args.repeats):  # interleaved: all see the same load
-        for label, flag in (("engine", None), ("engine, XLA step", False)):
+        for label, backend in (("engine", "auto"), ("engine, XLA step", "xla")):
             if label in times:
                 t0 = time.perf_counter()
-                work.engine(seed=r + 1, native=flag)
+                work.engine(seed=r + 1, backend=backend)
                 times[label].append((time.perf_counter() - t0) / (per_step * args.steps))
         times["numpy"].append(work.numpy_steps(numpy_steps, rng) / (per_step * numpy_steps))
         if lib is not None:

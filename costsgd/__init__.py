@@ -9,11 +9,15 @@ prices them, and Cost-Aware SGD. The torch adapter lives in
 from costsgd.draw import AliasTable, alias_table, implied_probabilities, sample, sample_jax
 from costsgd.engine import (
     Checkpoints,
+    EngineOptions,
+    SGDAlgorithm,
+    SGDInfo,
     SGDResult,
     SGDState,
     cost_aware_sgd,
     inverse_time_schedule,
     log_checkpoints,
+    sgd_algorithm,
     sgd_step,
     theory_step_size,
 )
@@ -24,7 +28,15 @@ from costsgd.hardness import (
     hard_instance,
     lower_bound,
 )
-from costsgd.problems import FiniteSum, LeastSquares, least_squares, objective, suboptimality
+from costsgd.problems import (
+    FiniteSum,
+    LeastSquares,
+    LogisticRegression,
+    least_squares,
+    logistic_regression,
+    objective,
+    suboptimality,
+)
 from costsgd.samplers import length_only, noisy_proxy, nonzero, optimal, smooth, uniform, variance
 from costsgd.subset import (
     GammaTradeoff,
@@ -66,12 +78,16 @@ __all__ = [
     "AliasTable",
     "Checkpoints",
     "CostRatios",
+    "EngineOptions",
     "FiniteSum",
     "GammaTradeoff",
     "HardInstance",
     "LeastSquares",
+    "LogisticRegression",
     "LowerBound",
     "MinKnapsack",
+    "SGDAlgorithm",
+    "SGDInfo",
     "SGDResult",
     "SGDState",
     "SubsetSolution",
@@ -101,6 +117,7 @@ __all__ = [
     "length_only",
     "log_checkpoints",
     "log_cost_ratios",
+    "logistic_regression",
     "lower_bound",
     "noisy_proxy",
     "nonzero",
@@ -113,6 +130,7 @@ __all__ = [
     "sample_jax",
     "second_moment",
     "second_order_proxy_gap",
+    "sgd_algorithm",
     "sgd_step",
     "smooth",
     "suboptimality",

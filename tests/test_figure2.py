@@ -90,6 +90,8 @@ def test_cli_end_to_end_results_file_then_png_then_redraw(tmp_path, capsys):
     assert res["error"].shape == (3, 6, res["steps"].size)
     assert res["config"]["trials"] == 6 and res["config"]["n"] == 300
     assert {"numpy", "jax", "costsgd"} <= set(res["versions"])
+    assert res["versions"]["engine_backend"] in ("native", "xla")  # which step ran (issue 23)
+    assert "engine_xla_options" in res["versions"]
     redrawn = tmp_path / "again.png"
     assert main(["plot", str(npz), "--out", str(redrawn)]) == 0
     assert redrawn.is_file() and redrawn.stat().st_size > 10_000

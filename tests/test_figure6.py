@@ -66,6 +66,7 @@ def test_results_file_roundtrip_png_and_plot_dispatch(results, tmp_path, capsys)
     back = figure6.load_results(npz)
     np.testing.assert_array_equal(back["error"], results["error"])
     assert back["config"] == {**SMALL._asdict()}
+    assert back["versions"]["engine_backend"] in ("native", "xla")  # which step ran (issue 23)
     png = figure6.plot_results(back, tmp_path / "f6.png")
     assert png.stat().st_size > 10_000
     assert main(["plot", str(npz), "--out", str(tmp_path / "again.png")]) == 0

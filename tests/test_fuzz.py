@@ -281,6 +281,48 @@ def test_engine(data):
         assert np.all(np.isfinite(res.error_average))
 
 
+INT_DTYPES = st.sampled_from(
+    [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+)
+KEYS = st.sampled_from([0, 7, np.int64(3), 2**63 - 1, 2**64, -(2**63) - 1, 1.5, "abc", None])
+
+
+@st.composite
+def schedules(draw, steps):
+    """Checkpoint schedules: sorted positive steps of any integer dtype, ending before,
+    at, or (bad) after ``steps``; and unsorted, zero, float, empty and scalar ones."""
+    good = np.array(sorted(draw(st.sets(st.integers(1, steps), min_size=1))))
+    good = good.astype(draw(INT_DTYPES))
+    bad = draw(
+        st.sampled_from([[steps + 1], [2, 1], [0, 1], [1.5], [], 3, [[1, 2]], np.array([1.0, 2.0])])
+    )
+    return draw(st.sampled_from([None, good, good, bad]))
+
+
+@settings(max_examples=max(2, settings().max_examples // 6))
+@given(st.data())
+def test_engine_schedules_and_keys(data):
+    prob = cs.least_squares(12, 2, rng=0)
+    steps = data.draw(st.integers(1, 6))
+    checkpoints, key = data.draw(schedules(steps)), data.draw(KEYS)
+    ok, res = obeys(
+        lambda: cs.cost_aware_sgd(
+            prob,
+            cs.uniform(prob.G, prob.c),
+            steps=steps,
+            step_size=1e-3,
+            key=key,
+            checkpoints=checkpoints,
+        ),
+        ("checkpoints", "key", "steps"),
+    )
+    if ok:
+        expected = np.arange(1, steps + 1) if checkpoints is None else np.asarray(checkpoints)
+        assert np.asarray(res.steps).tolist() == expected.astype(np.int64).tolist()
+        cost = np.asarray(res.cost)
+        assert np.all(np.isfinite(cost)) and np.all(np.diff(cost, axis=-1) >= 0)
+
+
 @given(st.data())
 def test_subset_solvers(data):
     G, c = data.draw(arrays(4)), data.draw(arrays(4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -577,6 +578,18 @@ def test_pstar_cost_ratio_is_the_expected_drawn_cost_over_the_mean_cost():
     assert all(0 < r for r in log.iter_pstar_cost_ratio)
 
 
+def test_expected_ratios_are_the_audits_and_match_the_runs_record():
+    _, _, b = _batch()
+    r = trainer.expected_ratios(b)
+    assert r["p*"] == pytest.approx(pstar_cost_ratio(b), rel=1e-9)
+    c = b.rollouts.costs.double()
+    nz = b.advantages != 0
+    assert r["nonzero"] == pytest.approx(float(c[nz].mean() / c.mean()), rel=1e-12)
+    log, _ = _train_small(Method("none", "none"))
+    assert len(log.iter_expected_ratio_smooth) == len(log.iter_cost_spread) == 3
+    assert all(x >= 1 for x in log.iter_cost_spread)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
@@ -867,6 +880,63 @@ def test_report_states_a_missing_regime_as_a_gap_never_nan():
     text = report.format_report(s)
     assert "nan" not in text.lower() and "unknown" not in text
     assert "Regime: not measured" in text
+
+
+def _tiny_study(**overrides):
+    kw = {"methods": ("no sampling", "p*"), "lrs": (1e-3,), "regime_seeds": (), **overrides}
+    return study.smoke_config(**kw)
+
+
+def test_a_resumed_study_runs_only_what_is_missing(tmp_path, monkeypatch):
+    cfg = _tiny_study()
+    path = tmp_path / "r.json"
+    full = study.run(cfg, progress=False, checkpoint=path)
+    assert full["complete"] and full["sessions"] == 1
+    interrupted = dict(full, runs=full["runs"][:3], complete=False)
+    study.save_results(interrupted, path)
+    ran = []
+    real = study._run_job
+    monkeypatch.setattr(
+        study, "_run_job", lambda c, lr, job, **k: ran.append(job) or real(c, lr, job, **k)
+    )
+    again = study.run(cfg, progress=False, checkpoint=path)
+    assert sorted(ran) == sorted(study.job_key(r) for r in full["runs"][3:])
+    assert again["runs"][:3] == json.loads(json.dumps(full["runs"][:3]))
+    assert sorted(map(study.job_key, again["runs"])) == sorted(map(study.job_key, full["runs"]))
+    assert again["complete"] and again["sessions"] == 2 and again["lr"] == full["lr"]
+    ran.clear()
+    study.run(cfg, progress=False, checkpoint=path)  # complete: nothing to run
+    assert ran == []
+    # interrupted during the sweep: no learning rate yet, no baseline run
+    sweep_only = dict(full, runs=full["runs"][:1], lr=None, complete=False)
+    study.save_results(sweep_only, path)
+    with pytest.raises(ValueError, match="lr"):
+        study.load_results(path)  # not a file to summarise...
+    again = study.run(cfg, progress=False, checkpoint=path)  # ...but one to resume
+    assert sorted(ran) == sorted(study.job_key(r) for r in full["runs"][1:])
+    assert again["lr"] == full["lr"]
+
+
+def test_a_resumed_study_with_another_configuration_is_refused_naming_the_keys(tmp_path):
+    path = tmp_path / "r.json"
+    study.run(_tiny_study(), progress=False, checkpoint=path)
+    other = _tiny_study(seeds=(0, 2), grpo=dataclasses.replace(_tiny_study().grpo, iterations=5))
+    with pytest.raises(ValueError, match=r"differs in: grpo\.iterations, seeds\)"):
+        study.run(other, progress=False, checkpoint=path)
+    assert study.run(other, progress=False, checkpoint=path, resume=False)["sessions"] == 1
+
+
+def test_cli_refuses_to_resume_another_configuration(tmp_path, capsys):
+    from costsgd.cli import main
+
+    argv = ["grpo-study", "--smoke", "--out", str(tmp_path), "--no-progress", "--methods", "p*"]
+    argv += ["--lrs", "1e-3", "--iterations", "2"]
+    assert main(argv) == 0
+    ran = study.load_results(tmp_path / "grpo_study.json")["runs"]
+    assert main([*argv, "--seeds", "0", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "differs in: seeds)" in err
+    assert study.load_results(tmp_path / "grpo_study.json")["runs"] == ran  # untouched
 
 
 def test_save_results_is_atomic_and_load_rejects_other_files(tmp_path):

@@ -387,3 +387,30 @@ def test_the_documented_table_2_configuration_has_algorithm_2s_n_b_and_t(tmp_pat
     B = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     T = args.steps_per_generation // args.gradient_accumulation_steps
     assert (N // args.num_generations, N, B, T) == (256, 4096, 1024, 4)
+
+
+def test_rollout_costs_count_tokens_exactly_and_check_shapes():
+    """A bf16 mask summed in bf16 gave 1000 for 1003 tokens, an fp16 one overflowed past
+    65 504; mismatched rows or columns were accepted."""
+    from costsgd.integrations.trl import rollout_costs
+
+    for dtype, width in [(torch.bfloat16, 1003), (torch.float16, 70_000)]:
+        batch = {
+            "prompt_mask": torch.ones(2, 5, dtype=dtype),
+            "completion_mask": torch.ones(2, width, dtype=dtype),
+            "completion_ids": torch.ones(2, width, dtype=torch.long),
+        }
+        costs = rollout_costs(batch, pad_token_id=0)
+        assert costs.tolist() == [width + 5.0] * 2 and costs.dtype == torch.float64
+    good = {
+        "prompt_mask": torch.ones(2, 3),
+        "completion_mask": torch.ones(2, 4),
+        "completion_ids": torch.ones(2, 4, dtype=torch.long),
+    }
+    for key, bad in [
+        ("prompt_mask", torch.ones(3, 3)),
+        ("completion_ids", torch.ones(2, 5, dtype=torch.long)),
+        ("completion_mask", torch.ones(2)),
+    ]:
+        with pytest.raises(ValueError, match=key):
+            rollout_costs({**good, key: bad}, pad_token_id=0)

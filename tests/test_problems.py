@@ -132,3 +132,111 @@ def test_bad_generator_arguments_raise(kwargs, name):
 def test_rng_of_the_wrong_kind_is_a_type_error_naming_it(rng):
     with pytest.raises(TypeError, match="rng"):
         cs.least_squares(20, 3, rng=rng)
+
+
+# --- logistic regression: the second problem type, with its own step ---------------------------
+
+
+def numpy_logistic_sgd(prob, p, idx, eta, checkpoints):
+    """Algorithm 1 on logistic regression as a plain float64 loop (the reference)."""
+    A, y, lam, n = prob.A, prob.y, prob.regularization, prob.A.shape[0]
+
+    def f(x):
+        return np.mean(np.logaddexp(0.0, -y * (A @ x))) + 0.5 * lam * x @ x
+
+    x, total, cost, out = np.zeros(A.shape[1]), np.zeros(A.shape[1]), 0.0, []
+    for t, i in enumerate(idx, start=1):
+        total += x
+        margin = y[i] * (A[i] @ x)
+        g = -y[i] / (1.0 + np.exp(margin)) * A[i] + lam * x
+        x = x - eta * g / (n * p[i])
+        x *= min(1.0, prob.radius / np.linalg.norm(x))
+        cost += prob.c[i]
+        if t in checkpoints:
+            out.append((cost, f(total / t) - prob.f_star, f(x) - prob.f_star))
+    return np.array(out).T
+
+
+@pytest.mark.parametrize("backend", ["auto", "xla"])
+def test_logistic_regression_on_the_engine_equals_a_numpy_loop(backend):
+    prob = cs.logistic_regression(120, 4, rng=5, radius_factor=1.1)  # the ball is active
+    P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
+    T, M, checkpoints = 300, 2, [1, 17, 300]
+    rng = np.random.default_rng(0)
+    idx = np.stack([cs.sample(cs.alias_table(p), (M, T), rng=rng) for p in P])
+    with jax.enable_x64(True):
+        res = cs.cost_aware_sgd(
+            prob, P, steps=T, trials=M, step_size=0.5, key=idx, checkpoints=checkpoints,
+            options=cs.EngineOptions(backend=backend),
+        )  # fmt: skip
+    assert res.provenance["engine_backend"] == "xla"  # no native loop: XLA's step either way
+    for s, p in enumerate(P):
+        for m in range(M):
+            cost, err_avg, err_last = numpy_logistic_sgd(prob, p, idx[s, m], 0.5, checkpoints)
+            np.testing.assert_allclose(res.cost[s, m], cost, rtol=1e-12)
+            np.testing.assert_allclose(res.error_average[s, m], err_avg, rtol=1e-7, atol=1e-13)
+            np.testing.assert_allclose(res.error_last[s, m], err_last, rtol=1e-7, atol=1e-13)
+
+
+def test_logistic_minimiser_bounds_and_interface():
+    prob = cs.logistic_regression(300, 5, regularization=0.05, rng=2)
+    grads = np.stack(
+        [cs.problems.logistic_grad(prob.x_star, d) for d in zip(*prob.data, strict=True)]
+    )
+    assert np.linalg.norm(grads.mean(axis=0)) < 1e-10  # x* is the minimiser
+    assert np.linalg.norm(prob.x_star) == pytest.approx(prob.radius / 2)
+    assert float(cs.suboptimality(prob, prob.x_star)) == pytest.approx(0.0, abs=1e-12)
+    assert prob.hessian is None and prob.G.shape == prob.c.shape == (300,)
+    # the bound G_i holds on the ball and is attained at x = -y_i R a_i / ||a_i||
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 5))
+    x *= (prob.radius * rng.uniform(0, 1, 64) ** (1 / 5) / np.linalg.norm(x, axis=1))[:, None]
+    for point in x:
+        norms = [
+            np.linalg.norm(cs.problems.logistic_grad(point, d))
+            for d in zip(*prob.data, strict=True)
+        ]
+        assert np.all(np.asarray(norms) <= prob.G * (1 + 1e-12))
+    row = np.linalg.norm(prob.A, axis=1)
+    worst = -prob.y[:, None] * prob.radius * prob.A / row[:, None]
+    attained = [
+        np.linalg.norm(cs.problems.logistic_grad(w, d))
+        for w, d in zip(worst, zip(*prob.data, strict=True), strict=True)
+    ]
+    np.testing.assert_allclose(attained, prob.G, rtol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    x=st.lists(st.floats(-3, 3, allow_subnormal=False), min_size=3, max_size=3),
+    a=st.lists(st.floats(-3, 3, allow_subnormal=False), min_size=3, max_size=3),
+    label=st.sampled_from([-1.0, 1.0]),
+    lam=st.floats(0.0, 2.0),
+    eta=st.floats(1e-3, 10),
+    radius=st.floats(0.1, 10),
+)
+def test_logistic_step_equals_the_generic_step_by_autodiff(x, a, label, lam, eta, radius):
+    """Its own step (the norm from ||a||^2, the ridge as a shrink) is the generic step on
+    jax.grad of its loss, inside and outside the ball."""
+    from costsgd.problems import GenericStep, logistic_loss, logistic_step
+
+    with jax.enable_x64(True):
+        x, a = jnp.asarray(x, jnp.float64), jnp.asarray(a, jnp.float64)
+        want = GenericStep(logistic_loss)(x, (a, label, lam), eta, 0.7, radius)
+        got = logistic_step(x, (a, label, lam, a @ a), eta, 0.7, radius)
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"regularization": 0.0}, "regularization"),
+        ({"L": -1.0}, "L must"),
+        ({"radius_factor": 0.5}, "radius_factor"),
+        ({"cost_low": 5.0, "cost_high": 1.0}, "cost_low"),
+        ({"n": 0}, "n must"),
+    ],
+)
+def test_bad_logistic_arguments_raise(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        cs.logistic_regression(**{"n": 20, "d": 3, **kwargs})

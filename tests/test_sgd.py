@@ -14,9 +14,13 @@ from hypothesis import strategies as st
 
 import costsgd as cs
 from costsgd.draw import sample_jax
-from costsgd.engine import _kernel as sgd_kernel
-from costsgd.engine import _native as sgd_native
-from costsgd.problems import least_squares_grad, least_squares_loss
+from costsgd.problems import (
+    GenericStep,
+    least_squares_grad,
+    least_squares_loss,
+    least_squares_step,
+    project,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, D, T, M = 200, 5, 300, 3
@@ -78,28 +82,37 @@ def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategi
     run_prob = prob
     if path == "generic_step":
         run_prob = with_grad(prob, generic_grad)
-    if path == "native_loop" and not sgd_native.status().available:
-        pytest.skip(
-            "the native step loop cannot be built on this machine "
-            f"({sgd_native.status().reason}); the engine runs XLA's step, tested by the other cases"
-        )
+    if path == "native_loop":
+        st = cs.engine.native_status(prob.gradient_step.native)
+        if not st.available:
+            pytest.skip(
+                f"the native step loop cannot be built on this machine ({st.reason}); "
+                "the engine runs XLA's step, tested by the other cases"
+            )
     rng = np.random.default_rng(0)
     idx = np.stack([cs.sample(cs.alias_table(p), (M, T), rng=rng) for p in strategies])
     mu = float(np.linalg.eigvalsh(prob.hessian)[0])
-    eta = np.full(T, 2e-3) if kind == "constant" else cs.inverse_time_schedule(mu, T, offset=50)
+    eta = (
+        np.full(T, 2e-3)
+        if kind == "constant"
+        else cs.inverse_time_schedule(mu, offset=50)(np.arange(1, T + 1))
+    )
     with jax.enable_x64(True):
         res = cs.cost_aware_sgd(
             run_prob,
             strategies,
             steps=T,
             trials=M,
-            schedule=eta,
-            indices=idx,
+            step_size=lambda t: eta[t - 1],
+            key=idx,
             checkpoints=CHECKPOINTS,
-            suffix_fraction=0.3,
-            chunk=64,
-            native={"native_loop": True, "least_squares_step": False}.get(path),
+            options=cs.EngineOptions(
+                suffix_fraction=0.3,
+                chunk=64,
+                backend={"native_loop": "native", "least_squares_step": "xla"}.get(path, "auto"),
+            ),
         )
+    assert res.provenance["engine_backend"] == ("native" if path == "native_loop" else "xla")
     for s, p in enumerate(strategies):
         for m in range(M):
             ref, x_last = numpy_reference(prob, p, idx[s, m], eta, CHECKPOINTS, 0.3)
@@ -110,7 +123,9 @@ def test_one_trial_equals_a_plain_numpy_loop_fed_the_same_indices(prob, strategi
     assert res.steps.tolist() == CHECKPOINTS
 
 
-def test_importance_weighted_gradient_is_unbiased(prob):
+def test_the_generic_steps_estimator_is_unbiased(prob):
+    """Unconstrained, with step size 1, the generic step moves x by the estimator of
+    Algorithm 1, line 6: grad f_i(x) / (n p_i); over i ~ p its mean is grad f(x) (§4.1)."""
     p = np.asarray(cs.optimal(prob.G, prob.c))
     table = cs.alias_table(p)
     x = np.linspace(-0.5, 0.5, D)
@@ -118,11 +133,9 @@ def test_importance_weighted_gradient_is_unbiased(prob):
     with jax.enable_x64(True):
         idx = sample_jax(jax.random.key(7), table, (draws,))
         A, b, w = jnp.asarray(prob.A), jnp.asarray(prob.b), jnp.asarray(1.0 / (N * p))
-        g = jax.vmap(
-            lambda i: sgd_kernel.importance_weighted_gradient(
-                least_squares_grad, jnp.asarray(x), (A[i], b[i]), w[i]
-            )
-        )(idx)
+        step = GenericStep(least_squares_loss, least_squares_grad)
+        xj = jnp.asarray(x)
+        g = jax.vmap(lambda i: xj - step(xj, (A[i], b[i]), 1.0, w[i], jnp.inf))(idx)
         g = np.asarray(g)
     full = prob.A.T @ (prob.A @ x - prob.b) / N
     z = (g.mean(axis=0) - full) / (g.std(axis=0) / np.sqrt(draws))
@@ -143,12 +156,13 @@ def test_jit_vmap_equals_a_python_loop_over_trials_and_strategies(prob, strategi
         np.testing.assert_allclose(alone.cost, batched.cost[s], rtol=1e-6)
     # trial by trial, with pre-drawn indices
     idx = cs.sample(cs.alias_table(strategies[1]), (M, T), rng=3)
+    kw.pop("key")
     together = cs.cost_aware_sgd(
-        prob, strategies[1], trials=M, indices=idx, **{**kw, "step_size": 1e-3}
+        prob, strategies[1], trials=M, key=idx, **{**kw, "step_size": 1e-3}
     )
     for m in range(M):
         one = cs.cost_aware_sgd(
-            prob, strategies[1], trials=1, indices=idx[m : m + 1], **{**kw, "step_size": 1e-3}
+            prob, strategies[1], trials=1, key=idx[m : m + 1], **{**kw, "step_size": 1e-3}
         )
         np.testing.assert_allclose(one.error_average[0], together.error_average[m], rtol=1e-5)
 
@@ -162,9 +176,9 @@ def test_results_do_not_depend_on_the_chunk_size(prob, strategies):
             steps=T,
             trials=M,
             step_size=1e-3,
-            indices=idx,
+            key=idx,
             checkpoints=CHECKPOINTS,
-            chunk=chunk,
+            options=cs.EngineOptions(chunk=chunk),
         )
         for chunk in (7, 250)  # 250: the default, a full chunk then a tail of 50
     ]
@@ -190,7 +204,7 @@ def test_second_call_does_not_recompile(prob, strategies):
     cs.cost_aware_sgd(
         counted,
         strategies,
-        schedule=np.full(T, 1e-3),
+        step_size=lambda t: np.full(t.shape, 1e-3),
         key=2,
         **{**kw, "checkpoints": [3, 4, 5, 6, 100, 300]},
     )
@@ -252,7 +266,7 @@ def test_iterates_stay_in_the_feasible_ball(radius_factor, eta):
 )
 def test_projection_is_onto_the_ball(x, radius):
     with jax.enable_x64(True):
-        y = np.asarray(sgd_kernel.project(jnp.asarray(x, jnp.float64), radius))
+        y = np.asarray(project(jnp.asarray(x, jnp.float64), radius))
     x = np.asarray(x)
     if np.linalg.norm(x) <= radius:
         np.testing.assert_allclose(y, x)
@@ -274,12 +288,10 @@ def test_least_squares_step_equals_the_generic_step(x, a, b, eta, radius):
     outside the ball."""
     with jax.enable_x64(True):
         x, a = jnp.asarray(x, jnp.float64), jnp.asarray(a, jnp.float64)
-        state = sgd_kernel.SGDState(x, x / 2, jnp.float64(1.0))
-        args = (0.7, 2.0, eta, 3.0, radius)
-        want = sgd_kernel.sgd_step(state, (a, b), *args, grad=least_squares_grad)
-        got = sgd_kernel.linear_sgd_step(state, (a, b), a @ a, *args)
-        for u, v in zip(got, want, strict=True):
-            np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
+        generic = GenericStep(least_squares_loss, least_squares_grad)
+        want = generic(x, (a, b), eta, 0.7, radius)
+        got = least_squares_step(x, (a, b, a @ a), eta, 0.7, radius)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_theory_step_size_and_schedules():
@@ -299,10 +311,10 @@ def test_sharded_run_equals_single_device_run(tmp_path):
         assert jax.device_count() == 2, jax.devices()
         prob = cs.least_squares(200, 5, rng=4)
         P = np.stack([cs.uniform(prob.G, prob.c), cs.optimal(prob.G, prob.c)])
-        kw = dict(steps=300, trials=5, step_size=1e-3, key=3, checkpoints=[1, 30, 300])
-        one = cs.cost_aware_sgd(prob, P, shard=False, **kw)
-        two = cs.cost_aware_sgd(prob, P, shard=True, **kw)
-        for a, b in zip(one, two):
+        kw = dict(steps=300, trials=5, step_size=1e-3, checkpoints=[1, 30, 300])
+        one = cs.cost_aware_sgd(prob, P, key=3, options=cs.EngineOptions(shard=False), **kw)
+        two = cs.cost_aware_sgd(prob, P, key=3, options=cs.EngineOptions(shard=True), **kw)
+        for a, b in zip(one[:-1], two[:-1]):  # every field but the provenance
             if isinstance(a, tuple):
                 for u, v in zip(a, b):
                     np.testing.assert_allclose(u, v, rtol=1e-6)
@@ -310,8 +322,8 @@ def test_sharded_run_equals_single_device_run(tmp_path):
                 np.testing.assert_allclose(a, b, rtol=1e-6)
         assert two.error_average.shape == (2, 5, 3)
         idx = cs.sample(cs.alias_table(P[0]), (2, 5, 300), rng=1)
-        a = cs.cost_aware_sgd(prob, P, indices=idx, shard=False, **kw)
-        b = cs.cost_aware_sgd(prob, P, indices=idx, shard=True, **kw)
+        a = cs.cost_aware_sgd(prob, P, key=idx, options=cs.EngineOptions(shard=False), **kw)
+        b = cs.cost_aware_sgd(prob, P, key=idx, options=cs.EngineOptions(shard=True), **kw)
         np.testing.assert_allclose(a.error_last, b.error_last, rtol=1e-6)
         print("sharded ok")
         """
@@ -337,25 +349,28 @@ def test_sharded_run_equals_single_device_run(tmp_path):
         ({"p": np.full(N + 1, 1.0 / (N + 1))}, "components"),
         ({"steps": 0}, "steps"),
         ({"trials": 2.5}, "trials"),
-        ({"step_size": None}, "exactly one of step_size"),
-        ({"schedule": np.ones(T)}, "exactly one of step_size"),
+        ({"step_size": None}, "step_size is required"),
+        ({"step_size": "abc"}, "step_size must be a number"),
         ({"step_size": -1.0}, "step_size must be finite"),
         ({"step_size": [1.0, 2.0]}, "one entry per strategy"),
-        ({"step_size": None, "schedule": np.ones(T - 1)}, "schedule must have shape"),
+        ({"step_size": lambda t: np.ones(T - 1)}, r"step_size\(t\) for t = 1..300 must have"),
         ({"checkpoints": [5, 3]}, "increase strictly"),
         ({"checkpoints": [0, 3]}, "increase strictly"),
         ({"checkpoints": [1.5]}, "checkpoints must be"),
         ({"checkpoints": [T + 1]}, "increase strictly"),
-        ({"suffix_fraction": 0.0}, "suffix_fraction"),
+        ({"options": cs.EngineOptions(suffix_fraction=0.0)}, "options.suffix_fraction"),
+        ({"options": cs.EngineOptions(backend="gpu")}, "options.backend"),
+        ({"options": cs.EngineOptions(chunk=0)}, "options.chunk"),
+        ({"options": {"chunk": 5}}, "options must be an EngineOptions"),
         ({"x0": np.zeros(D + 1)}, "x0"),
         ({"x0": np.full(D, np.nan)}, "x0"),
-        ({"indices": np.full((M, T), N)}, "indices must lie"),
-        ({"indices": np.zeros((M, T + 1), int)}, "indices must be ints"),
-        ({"dtype": jnp.int32}, "dtype"),
-        ({"dtype": jnp.float16}, "float32 or float64"),
-        ({"dtype": jnp.bfloat16}, "float32 or float64"),
+        ({"key": np.full((M, T), N)}, r"indices \(key\) must lie"),
+        ({"key": np.zeros((M, T + 1), int)}, "key as pre-drawn indices must be ints"),
+        ({"options": cs.EngineOptions(dtype=jnp.int32)}, "dtype"),
+        ({"options": cs.EngineOptions(dtype=jnp.float16)}, "float32 or float64"),
+        ({"options": cs.EngineOptions(dtype=jnp.bfloat16)}, "float32 or float64"),
         ({"step_size": 1e39}, "overflows the run's float32"),
-        ({"step_size": None, "schedule": np.r_[np.ones(T - 1), 1e39]}, "schedule = 1e"),
+        ({"step_size": lambda t: np.r_[np.ones(T - 1), 1e39]}, "step_size = 1e"),
         ({"key": jnp.zeros(3, jnp.uint32)}, "key"),
     ],
 )
@@ -393,17 +408,18 @@ def test_non_finite_problem_values_are_refused_by_name(prob, field, value, match
 def test_a_run_that_overflows_is_reported_with_its_step_size(prob, strategies, as_schedule):
     """In float32, a step of 1e30 makes ||x||^2 overflow: the run fails loudly, naming the
     step, instead of returning inf or a silently wrong projection."""
-    sizes = {"step_size": [1e-3, 1e30]}
+    sizes = [1e-3, 1e30]
     if as_schedule:
-        sizes = {"schedule": np.stack([np.full(T, 1e-3), np.full(T, 1e30)])}
-    name = "schedule" if as_schedule else "step_size"
-    with pytest.raises(ValueError, match=rf"diverged for strategy p\[1\].*{name}"):
-        cs.cost_aware_sgd(prob, strategies, steps=T, trials=M, checkpoints=CHECKPOINTS, **sizes)
+        sizes = lambda t: np.stack([np.full(t.shape, 1e-3), np.full(t.shape, 1e30)])  # noqa: E731
+    with pytest.raises(ValueError, match=r"diverged for strategy p\[1\].*step_size"):
+        cs.cost_aware_sgd(
+            prob, strategies, steps=T, trials=M, checkpoints=CHECKPOINTS, step_size=sizes
+        )
 
 
 def test_bad_schedule_helpers_raise():
     with pytest.raises(ValueError, match="mu"):
-        cs.inverse_time_schedule(0.0, 10)
+        cs.inverse_time_schedule(0.0)
     with pytest.raises(ValueError, match="D"):
         cs.theory_step_size([1.0], [1.0], D=-1.0, steps=10)
     with pytest.raises(ValueError, match="steps"):
@@ -421,7 +437,7 @@ def test_inverse_time_steps_give_the_strongly_convex_rate(prob, strategies):
         strategies,
         steps=steps,
         trials=64,
-        schedule=cs.inverse_time_schedule(mu, steps),
+        step_size=cs.inverse_time_schedule(mu),
         checkpoints=[steps // 4, steps],
         key=4,
     )
@@ -434,41 +450,32 @@ def test_accelerator_loop_structure_equals_the_cpu_one(prob, strategies):
     """The per-step scan (GPUs) and the event-segmented loops (CPUs) take the same steps."""
     from functools import partial
 
+    from costsgd.engine._arrays import engine_arrays
     from costsgd.engine._schedules import event_schedule
-    from costsgd.engine._trial import EngineArrays, TrialInputs, run_trial
+    from costsgd.engine._trial import TrialInputs, run_trial
 
     p = strategies[1]
-    table = cs.alias_table(p)
-    idx = cs.sample(table, T, rng=2).astype(np.int32)
-    arrays = EngineArrays(
-        data=prob.data,
-        c=prob.c,
-        weight=1.0 / (N * p),
-        threshold=table.threshold,
-        alias=table.alias.astype(np.int32),
-        radius=prob.radius,
-        x_star=prob.x_star,
-        f_star=prob.f_star,
-        hessian=prob.hessian,
-    )
-    inputs = TrialInputs(
-        arrays.weight, table.threshold, arrays.alias, np.full(T, 2e-3), idx, np.zeros(D)
-    )
-    events = event_schedule(T, CHECKPOINTS, 0.3)
+    step = prob.gradient_step
     runs = []
     with jax.enable_x64(True):
+        arrays = engine_arrays(prob, p[None], prob.x_star, np.float64, step, native=False)
+        idx = cs.sample(cs.alias_table(p), T, rng=2).astype(np.int32)
+        inputs = TrialInputs(
+            arrays.weight[0], arrays.threshold[0], arrays.alias[0], np.full(T, 2e-3), idx,
+            np.zeros(D),
+        )  # fmt: skip
+        events = event_schedule(T, CHECKPOINTS, 0.3)
         for segmented in (True, False):
             kernel = partial(
                 run_trial,
                 loss=least_squares_loss,
-                grad=least_squares_grad,
+                step=step,
+                target=None,
                 chunk=64,
                 predrawn=True,
                 segmented=segmented,
             )
-            state, rec = jax.jit(kernel)(
-                jax.tree_util.tree_map(jnp.asarray, arrays), inputs, events
-            )
+            state, rec = jax.jit(kernel)(arrays, inputs, events)
             runs.append((np.asarray(state.x), np.asarray(rec.error_suffix), np.asarray(rec.cost)))
     for a, b in zip(*runs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

@@ -152,3 +152,48 @@ def test_bad_input_names_the_argument():
         num_rows({"a": torch.zeros(2), "b": torch.zeros(3)})
     with pytest.raises(ValueError, match="batches"):
         concat_rows([])
+
+
+def test_take_rows_with_a_boolean_index_keeps_tensors_and_lists_aligned():
+    batch = _batch([1, 2, 3], width=3)
+    taken = take_rows(batch, torch.tensor([True, False, True]))
+    assert taken["row"].tolist() == [0, 2] and taken["text"] == ["r0", "r2"]
+    assert take_rows(batch, torch.tensor([-1]))["text"] == ["r2"]  # negative: from the end
+    for index, error, match in [
+        (torch.tensor([True, False]), ValueError, "index"),  # a mask of the wrong length
+        (torch.tensor([3]), ValueError, "index"),  # out of range
+        (torch.tensor([0.0, 1.0]), TypeError, "index"),
+    ]:
+        with pytest.raises(error, match=match):
+            take_rows(batch, index)
+
+
+def test_completion_keys_of_another_width_are_refused_not_left_untrimmed():
+    """A per-token value whose width is not the mask's would stay wide while the mask is
+    trimmed; (rows,) and (rows, 1) values are per sequence and pass through."""
+    batch = _batch([1, 2, 3, 4], width=4)
+    batch["old_per_token_logps"] = torch.zeros(4, 6)
+    with pytest.raises(ValueError, match="old_per_token_logps"):
+        group_by_length(batch, 2)
+    batch["old_per_token_logps"] = torch.zeros(4, 1)
+    assert all(p["old_per_token_logps"].shape == (2, 1) for p in group_by_length(batch, 2))
+
+
+def test_empty_and_one_dimensional_inputs_and_zero_steps_name_the_argument():
+    batch = _batch([1, 2, 3, 4], width=4)
+    empty = take_rows(batch, torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch has no rows"):
+        group_by_length(empty, 1)
+    flat = {**batch, "completion_mask": torch.ones(4)}
+    with pytest.raises(ValueError, match="completion_mask"):
+        group_by_length(flat, 2)
+    with pytest.raises(ValueError, match="num_steps"):
+        step_micro_batches(batch, 0, 1)
+    with pytest.raises(ValueError, match="num_steps"):
+        step_micro_batches(batch, 3, 1)  # does not divide the 4 rows
+    with pytest.raises(ValueError, match="micro_batches_per_step"):
+        step_micro_batches(batch, 2, 0)
+    with pytest.raises(ValueError, match="prompt_ids"):
+        padded_tokens({**batch, "prompt_ids": torch.zeros(4)})
+    with pytest.raises(ValueError, match="rows"):
+        padded_tokens({**batch, "prompt_ids": torch.zeros(3, 3)})  # 3 prompts, 4 completions

@@ -212,7 +212,7 @@ def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", 
             P,
             steps=steps,
             trials=trials,
-            schedule=inverse_time_schedule(mu, steps),
+            step_size=inverse_time_schedule(mu),
             checkpoints=checkpoints,
             key=int(gen.integers(2**31)),
         )

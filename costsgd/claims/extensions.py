@@ -88,6 +88,9 @@ def _stationarity_program(blocks: int, every: int):
     import jax.numpy as jnp
 
     from costsgd import SGDState, sample_jax, sgd_step
+    from costsgd.problems import GenericStep
+
+    step = GenericStep(None, _sigmoid_grad)  # the generic step, gradients given
 
     def trial(key, x0, table, weight, eta, U, y, b, c):
         def block(state, k):
@@ -95,16 +98,13 @@ def _stationarity_program(blocks: int, every: int):
 
             def one(s, j):
                 i = idx[j]
-                t = k * every + j + 1
                 datum = (U[i], y[i], b[i])
-                return sgd_step(
-                    s, datum, weight[i], c[i], eta, t, jnp.inf, grad=_sigmoid_grad
-                ), None
+                return sgd_step(s, datum, weight[i], c[i], eta, jnp.inf, step=step), None
 
             state, _ = jax.lax.scan(one, state, jnp.arange(every))
             return state, (_full_grad_sq(state.x, U, y, b), state.cost)
 
-        init = SGDState(x0, x0, jnp.zeros((), x0.dtype))
+        init = SGDState(x0, x0, jnp.zeros((), x0.dtype), jnp.int32(0))
         _, out = jax.lax.scan(block, init, jnp.arange(blocks))
         return out
 
@@ -403,7 +403,6 @@ def appF3_last_iterate(
     S = theory.second_moment(p, b)
     eta = 2.0 / np.sqrt(S * horizons)
     T = int(horizons.max())
-    schedule = np.repeat(eta[:, None], T, axis=1)
     where = describe(b, c, label or "kink", T=f"{horizons.min()}..{T}", trials=trials)
     with jax.enable_x64(True):
         res = cs.cost_aware_sgd(
@@ -411,7 +410,7 @@ def appF3_last_iterate(
             np.repeat(p[None, :], horizons.size, axis=0),
             steps=T,
             trials=trials,
-            schedule=schedule,
+            step_size=eta,  # one constant per horizon (strategy row)
             x0=np.array([-1.0]),
             checkpoints=horizons,
             key=int(gen.integers(2**31)),

@@ -12,13 +12,13 @@ included, are one line and exit 2. ``costsgd --version`` prints the version;
 
 from __future__ import annotations
 
-from costsgd.cli import audit, figures, grpo, plot, predict, verify
+from costsgd.cli import audit, figures, grpo, info, plot, predict, verify
 from costsgd.cli.common import ArgumentParser, run_command
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Modules whose ``register`` adds one or more subcommands, in help order.
-COMMANDS = (predict, figures, grpo, plot, verify, audit)
+COMMANDS = (predict, figures, grpo, plot, verify, audit, info)
 
 
 def build_parser() -> ArgumentParser:

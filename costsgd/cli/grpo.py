@@ -24,7 +24,14 @@ from costsgd.cli.common import (
     writing,
 )
 
-__all__ = ["FIELDS", "load_study", "register", "replace_field", "write_report"]
+__all__ = [
+    "FIELDS",
+    "load_study",
+    "register",
+    "replace_field",
+    "write_report",
+    "write_suite_report",
+]
 
 #: flag dest -> (dotted StudyConfig field, conversion of the flag's value).
 FIELDS: dict[str, tuple[str, Any]] = {
@@ -46,7 +53,16 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--out",
-        help="output folder (default: results/grpo; with --replot, the results file's folder)",
+        help="output folder (default: results/grpo; with --replot, the results file's folder; "
+        "with --suite NAME, results/grpo-suite-NAME)",
+    )
+    p.add_argument(
+        "--suite",
+        choices=("paper", "headline", "smoke"),
+        help="paper: every §5 claim and the task mixes, one results file per part (<= 90 min on "
+        "2 idle cores); headline: its GRPO and GRPO+ZVF headline rows only (default seeds "
+        "10-15, sweep 110 111); smoke: seconds; resumes the files in --out (default: no suite, "
+        "a single study)",
     )
     p.add_argument(
         "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
@@ -83,11 +99,16 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--replot",
-        metavar="RESULTS.json",
+        metavar="PATH",
         help="redraw the report and figure from this results file instead of running the study "
-        "(default: run it)",
+        "(with --suite: from the suite's folder; default: run it)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the results saved in --out (default: resume them, running only what is missing)",
+    )
     p.set_defaults(run=_run, parser=p)
     needs(p, "torch", "matplotlib", "tqdm", extra="grpo")
 
@@ -169,7 +190,88 @@ def write_report(results: dict, png: Path) -> str:
     return f"{text}\n\ntable: {md}  summary: {js}"
 
 
+#: Options that define a single study; a suite defines its own (``--suite`` refuses them).
+_STUDY_ONLY = ("smoke", "task", "setting", "lrs", "iterations", "token_budget", "methods")
+
+
+def _suite_config(args: argparse.Namespace):
+    from costsgd.experiments.grpo import suite
+
+    for dest in _STUDY_ONLY:
+        if getattr(args, dest) not in (None, False):
+            raise UserError(f"argument {_flag(dest)}: not allowed with --suite (a suite fixes it)")
+    kwargs = {}
+    if args.workers is not None:
+        kwargs["workers"] = args.workers
+    if args.suite in ("paper", "headline"):
+        if args.seeds is not None:
+            kwargs["seeds"] = tuple(args.seeds)
+        if args.sweep_seeds is not None:
+            kwargs["sweep_seeds"] = tuple(args.sweep_seeds)
+    elif args.seeds is not None or args.sweep_seeds is not None:
+        raise UserError("argument --seeds/--sweep-seeds: the smoke suite has fixed seeds")
+    with option_errors(args.parser, validation=True):
+        return suite.SUITES[args.suite](**kwargs)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    from costsgd.experiments.grpo import suite
+
+    config = _suite_config(args)
+    out = check_output_folder(args.replot or args.out or f"results/grpo-suite-{args.suite}")
+    if args.replot:
+        parts = suite.load_suite(out, config)
+        if not parts:
+            raise UserError(
+                f"argument --replot: no results of suite {args.suite!r} in {str(out)!r}"
+            )
+    else:
+        with option_errors(args.parser, validation=True):
+            if not args.restart:  # refuse a different saved configuration before any run
+                suite.load_all(config, out, restart=False)
+            parts = suite.run_suite(
+                config, out, progress=not args.no_progress, restart=args.restart
+            )
+    print(write_suite_report(config, parts, out))
+    return 0
+
+
+def write_suite_report(config, parts: dict, out: Path) -> str:
+    """Write each part's report (``<part>.md``, ``.png``) and the combined ``suite.md``,
+    ``suite_summary.json`` and ``suite_mixes.png``; returns the combined report."""
+    from costsgd.experiments import results as results_file
+    from costsgd.experiments.grpo import report, study, suite
+
+    summaries = {}
+    for name, res in parts.items():
+        if name == "sweep" or not any(r["stage"] == "main" for r in res["runs"]):
+            continue
+        md = out / f"{name}.md"
+        summaries[name] = study.summary(res)
+        with writing(md):
+            text = report.format_report(summaries[name], verdicts=False)
+            results_file.write_text(md, f"# Part `{name}` ({res['config']['setting']})\n\n{text}\n")
+        with writing(out / f"{name}.png"):
+            study.plot_results(res, out / f"{name}.png")
+    s = suite.summarize_suite(config, parts, summaries)
+    text = suite.format_suite_report(s)
+    md, js, png = out / "suite.md", out / "suite_summary.json", out / "suite_mixes.png"
+    with writing(md):
+        results_file.write_text(md, text + "\n")
+    with writing(js):
+        results_file.write_text(js, json.dumps(s, indent=1))
+    with writing(png):
+        suite.plot_mixes(s, png)
+    return f"{text}\n\nreport: {md}  summary: {js}  figure: {png}"
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.suite:
+        return _run_suite(args)
     if args.replot:
         results = reading(load_study, args.replot)
         out = check_output_folder(args.out or Path(args.replot).parent)
@@ -179,8 +281,13 @@ def _run(args: argparse.Namespace) -> int:
         from costsgd.experiments.grpo import study
 
         path = out / "grpo_study.json"
+        if not args.restart:
+            with option_errors(args.parser, validation=True):
+                study.resume_results(config, path)
         with writing(path):  # rewritten after every finished run
-            results = study.run(config, progress=not args.no_progress, checkpoint=path)
+            results = study.run(
+                config, progress=not args.no_progress, checkpoint=path, resume=not args.restart
+            )
         print(f"results: {path}  ({results['seconds']:.0f} s)")
     png = out / "grpo_study.png"
     print(write_report(results, png))

@@ -6,9 +6,9 @@
 trials are independent). On a CPU, XLA runs one scan on one core, so trials are
 split over host devices (``--xla_force_host_platform_device_count``, set by
 :func:`costsgd.experiments.runtime.use_all_cores`). :func:`compiled` is the one
-jitted program; its static arguments are the problem's functions and the
-chunk/indices/mesh options and the trial count, so a second call with the same
-shapes reuses it.
+jitted program; its static arguments are the problem's loss and step, the
+native target, the chunk/indices/mesh options and the trial count, so a second
+call with the same shapes reuses it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from costsgd.engine._checks import THREEFRY
 from costsgd.engine._trial import TrialInputs, run_trial
 
-__all__ = ["COMPILER_OPTIONS", "THREEFRY", "compiled", "place_indices", "simulate", "trial_mesh"]
+__all__ = ["COMPILER_OPTIONS", "compiled", "place_indices", "simulate", "trial_mesh"]
 
 
 def simulate(
-    arrays, eta, sources, x0, schedule, *, loss, grad, chunk, predrawn, segmented, mesh, trials
-):
+    arrays, eta, sources, x0, schedule, *, loss, step, target, chunk, predrawn, segmented, mesh,
+    trials,
+):  # fmt: skip
     """All strategies x all trials (shapes ``(S, M, ...)``).
 
     ``sources`` is one PRNG key (typed, or the ``uint32[2]`` data of a threefry
@@ -42,8 +44,9 @@ def simulate(
     def trial(arrays, weight, threshold, alias, eta, source, x0, schedule):
         inputs = TrialInputs(weight, threshold, alias, eta, source, x0)
         kernel = partial(
-            run_trial, loss=loss, grad=grad, chunk=chunk, predrawn=predrawn, segmented=segmented
-        )
+            run_trial, loss=loss, step=step, target=target, chunk=chunk, predrawn=predrawn,
+            segmented=segmented,
+        )  # fmt: skip
         return kernel(arrays, inputs, schedule)
 
     over_trials = jax.vmap(trial, in_axes=(None, None, None, None, None, 0, None, None))
@@ -68,9 +71,6 @@ def simulate(
     return sharded(*args)
 
 
-#: The PRNG implementation whose raw keys the engine takes (JAX's default).
-THREEFRY = "threefry2x32"
-
 #: Compiler options per platform (docs/engine.md). On CPUs, LLVM's optimisation
 #: level 1 compiles the engine's program about a third faster than the default
 #: with the same run time; the sharded and the single-device programs then
@@ -89,21 +89,22 @@ COMPILER_OPTIONS = {
 _COMPILED: dict[tuple, Any] = {}
 
 
-def compiled(platform: str = "cpu"):
-    """The jitted :func:`simulate` for ``platform`` and its current ``COMPILER_OPTIONS``
-    (created on first use, so importing costsgd stays JAX-free; one per option set,
-    so a benchmark can change the options and compare)."""
-    options = COMPILER_OPTIONS.get(platform)
-    key = (platform, None if options is None else tuple(sorted(options.items())))
+def compiled(platform: str = "cpu", options: dict | None = None):
+    """The jitted :func:`simulate` for ``platform`` with XLA compiler ``options``
+    (default :data:`COMPILER_OPTIONS` of the platform; created on first use, so
+    importing costsgd stays JAX-free; one per option set, so a benchmark can
+    compare option sets)."""
+    options = COMPILER_OPTIONS.get(platform) if options is None else options
+    key = (platform, tuple(sorted(options.items())) if options else None)
     if key not in _COMPILED:
         import jax
 
         _COMPILED[key] = jax.jit(
             simulate,
             static_argnames=(
-                "loss", "grad", "chunk", "predrawn", "segmented", "mesh", "trials"
+                "loss", "step", "target", "chunk", "predrawn", "segmented", "mesh", "trials"
             ),
-            compiler_options=options,
+            compiler_options=options or None,
         )  # fmt: skip
     return _COMPILED[key]
 

@@ -11,33 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from costsgd.engine._kernel import Checkpoints, SGDState, linear_sgd_step, sgd_step
-from costsgd.engine._native import linear_sgd_steps
+from costsgd.engine._arrays import EngineArrays, component_step
+from costsgd.engine._kernel import Checkpoints, SGDState
 from costsgd.engine._schedules import EventSchedule
 
-__all__ = ["EngineArrays", "TrialInputs", "error_function", "run_trial"]
-
-
-class EngineArrays(NamedTuple):
-    """Problem and strategy arrays passed to the jitted code as arguments.
-
-    Never closed over: large constants are slow to compile and would make the
-    compiled program depend on the data (no reuse across problems of one shape).
-    """
-
-    data: Any  #: pytree, leading axis n
-    c: Any  #: (n,) costs
-    weight: Any  #: (S, n): 1 / (n p_i), 0 where p_i = 0
-    threshold: Any  #: (S, n) uint32 alias thresholds
-    alias: Any  #: (S, n) int32 alias columns
-    radius: Any  #: () radius R of the feasible ball
-    x_star: Any  #: (d,) minimiser
-    f_star: Any  #: () optimal value
-    hessian: Any  #: (d, d) or None
-    a_norm2: Any = None  #: (n,) ‖a_i‖² for least-squares data (a, b), else None
-    rows: Any = (
-        None  #: (n, w) a padded for the native step loop (costsgd.engine._native), else None
-    )
+__all__ = ["TrialInputs", "error_function", "run_trial"]
 
 
 def error_function(arrays: EngineArrays, loss: Callable) -> Callable:
@@ -85,63 +63,32 @@ def _record(error, schedule, state, anchors, rec, t, slot):
     )
 
 
-def _one_step(arrays, inputs, grad, state, i, eta, t):
-    """Step ``t`` of :func:`sgd_step` on component ``i`` (validated or drawn in range)."""
-    import jax
-
-    def take(a):
-        return a.at[i].get(mode="promise_in_bounds")
-
-    datum = jax.tree_util.tree_map(take, arrays.data)
-    if arrays.a_norm2 is not None:
-        return linear_sgd_step(
-            state,
-            datum,
-            take(arrays.a_norm2),
-            take(inputs.weight),
-            take(arrays.c),
-            eta,
-            t.astype(state.x.dtype),
-            arrays.radius,
-        )
-    return sgd_step(
-        state,
-        datum,
-        take(inputs.weight),
-        take(arrays.c),
-        eta,
-        t.astype(state.x.dtype),
-        arrays.radius,
-        grad=grad,
-    )
-
-
-def _run_steps(arrays, inputs, grad, state, span, indices, offset):
+def _run_steps(arrays, inputs, step, target, state, span, indices, offset):
     """Steps t = span[0]..span[1] (inclusive); step t uses ``indices[t - 1 - offset]``.
 
-    With ``arrays.rows`` (least-squares components on a CPU) the steps run in
-    the compiled loop of :func:`costsgd.engine._native.linear_sgd_steps`, else in a
-    ``fori_loop`` of :func:`linear_sgd_step` or :func:`sgd_step`.
+    With a native ``target`` (the problem type's compiled loop, on a CPU) the
+    steps run in one call of its :class:`costsgd.problems.NativeLoop`, else in a
+    ``fori_loop`` of the step.
     """
+    import jax.numpy as jnp
     from jax import lax
 
-    if arrays.rows is not None:
-        import jax.numpy as jnp
-
+    if target is not None:
         bounds = jnp.stack([span[0], span[1], offset]).astype(jnp.int32)
-        x, average, cost = linear_sgd_steps(
-            state.x, state.average, state.cost, indices, inputs.eta, bounds, arrays.rows,
-            arrays.data[1], arrays.a_norm2, inputs.weight, arrays.c, arrays.radius,
+        x, average, cost = step.native.call(
+            target, state.x, state.average, state.cost, indices, inputs.eta, bounds,
+            arrays.native_data, inputs.weight, arrays.c, arrays.radius,
         )  # fmt: skip
-        return SGDState(x, average, cost)
+        return SGDState(x, average, cost, span[1].astype(state.t.dtype))
 
     def body(t, state):
-        return _one_step(arrays, inputs, grad, state, indices[t - 1 - offset], inputs.eta[t - 1], t)
+        i = indices[t - 1 - offset]
+        return component_step(arrays, inputs.weight, step.step, state, i, inputs.eta[t - 1])
 
     return lax.fori_loop(span[0], span[1] + 1, body, state)
 
 
-def _scan_chunk(arrays, inputs, grad, error, schedule, carry, start, indices):
+def _scan_chunk(arrays, inputs, step, error, schedule, carry, start, indices):
     """One scan step per step, the events flagged per step: the structure for GPUs and
     TPUs, where a scan of fixed length runs without a host round trip per step."""
     import jax.numpy as jnp
@@ -152,7 +99,7 @@ def _scan_chunk(arrays, inputs, grad, error, schedule, carry, start, indices):
     def one_step(c, xs):
         state, anchors, rec = c
         i, eta_t, t, slot, is_anchor = xs
-        state = _one_step(arrays, inputs, grad, state, i, eta_t, t)
+        state = component_step(arrays, inputs.weight, step.step, state, i, eta_t)
         tf = t.astype(state.x.dtype)
         anchors = lax.cond(
             is_anchor,
@@ -198,7 +145,8 @@ def run_trial(
     schedule: EventSchedule,
     *,
     loss: Callable,
-    grad: Callable,
+    step: Any,
+    target: str | None,
     chunk: int,
     predrawn: bool,
     segmented: bool = True,
@@ -207,7 +155,7 @@ def run_trial(
 
     Each chunk draws its ``chunk`` indices in bulk (:func:`costsgd.draw.sample_jax`,
     key folded with the chunk's first step) or slices the pre-drawn ones. Inside
-    a chunk, plain :func:`sgd_step` loops run from one event to the next; only at
+    a chunk, plain loops of :func:`costsgd.sgd_step` run from one event to the next; only at
     an event (a checkpoint, or a suffix start :math:`a_k`, where the prefix sum
     :math:`t\bar x_t` is kept) is anything recorded. Events are shared by all
     trials, so under ``vmap`` the loops keep scalar bounds and the step loop
@@ -215,6 +163,9 @@ def run_trial(
     ``segmented=False`` scans step by step with the events as per-step branches
     instead (for accelerators, where loops of varying length cost a host round
     trip per iteration).
+
+    ``step`` is the problem type's :class:`costsgd.problems.GradientStep`;
+    ``target`` its native loop's registered XLA target, or None for XLA's step.
 
     Returns:
       ``(SGDState, Checkpoints)`` after the last step.
@@ -238,14 +189,16 @@ def run_trial(
             table = AliasTable(None, inputs.alias, inputs.threshold)
             indices = sample_jax(key, table, (length,))
         if not segmented:
-            return _scan_chunk(arrays, inputs, grad, error, schedule, carry, start, indices)
+            return _scan_chunk(arrays, inputs, step, error, schedule, carry, start, indices)
         end = start + length
 
         def segment(c):
             state, anchors, rec, e, done = c
             event = schedule.events[e]
             last = jnp.minimum(event, end)
-            state = _run_steps(arrays, inputs, grad, state, (done + 1, last), indices, start)
+            state = _run_steps(
+                arrays, inputs, step, target, state, (done + 1, last), indices, start
+            )
             anchors, rec = lax.cond(
                 last == event,
                 lambda: _at_event(error, schedule, state, anchors, rec, last),
@@ -262,7 +215,7 @@ def run_trial(
     x0 = inputs.x0
     zeros = jnp.zeros((K,), dtype)
     carry = (
-        SGDState(x0, jnp.zeros_like(x0), jnp.zeros((), dtype)),
+        SGDState(x0, jnp.zeros_like(x0), jnp.zeros((), dtype), jnp.zeros((), jnp.int32)),
         jnp.zeros((K, x0.shape[0]), dtype),
         Checkpoints(zeros, zeros, zeros, zeros),
         jnp.int32(0),

@@ -195,7 +195,7 @@ def collect_results(res: cs.SGDResult, P, eta, G, c, config: Figure2Config) -> d
         "cost_product": np.array([cs.cost_product(p, G, c) for p in P]),
         "optimal_cost_product": cs.optimal_cost_product(G, c),
         "config": config._asdict(),
-        "versions": _results.versions("jax"),
+        "versions": {**_results.versions("jax"), **res.provenance},
     }
 
 

@@ -213,7 +213,7 @@ def run(config: Figure6Config = PAPER) -> dict[str, Any]:
         "selected": selected,
         "diameter": D,
         "config": config._asdict(),
-        "versions": _results.versions("jax"),
+        "versions": {**_results.versions("jax"), **res.provenance},
     }
 
 

@@ -113,12 +113,29 @@ def rollout_costs(batch: dict[str, Any], pad_token_id: int | None) -> torch.Tens
       ...          "completion_ids": torch.tensor([[5, 2, 0], [7, 8, 9]])}
       >>> rollout_costs(batch, pad_token_id=0).tolist()
       [5.0, 6.0]
+
+    Tokens are counted (non-zero mask entries), so a bf16 or fp16 mask gives the exact
+    count as float64, whatever its length.
+
+    Raises:
+      ValueError: a mask or the ids not 2-D, or of other rows (or the ids of other
+        columns than the completion mask).
     """
-    generated = batch["completion_mask"].sum(1)
+    prompt, mask, ids = batch["prompt_mask"], batch["completion_mask"], batch["completion_ids"]
+    for key, value in (("prompt_mask", prompt), ("completion_mask", mask), ("completion_ids", ids)):
+        if value.ndim != 2:
+            raise ValueError(f"batch[{key!r}] must be 2-D (rows, tokens), got {tuple(value.shape)}")
+    if prompt.shape[0] != mask.shape[0] or ids.shape != mask.shape:
+        raise ValueError(
+            f"prompt_mask {tuple(prompt.shape)}, completion_mask {tuple(mask.shape)} and "
+            f"completion_ids {tuple(ids.shape)} must have the same rows, and the completions "
+            "the same columns"
+        )
+    generated = (mask != 0).sum(1)
     if pad_token_id is not None:
-        unmasked = (batch["completion_ids"] != pad_token_id).sum(1)
+        unmasked = (ids != pad_token_id).sum(1)
         generated = torch.where(generated > 0, generated, unmasked)
-    return batch["prompt_mask"].sum(1) + generated
+    return ((prompt != 0).sum(1) + generated).to(torch.float64)
 
 
 def _require_trl_internals(obj: Any, names: tuple[str, ...], kind: str) -> None:

@@ -88,8 +88,15 @@ def num_rows(batch: dict[str, Any]) -> int:
     return next(iter(sizes.values()))
 
 
-def take_rows(batch: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
-    """The rows ``index`` (repeats allowed) of every row-aligned value; scalars are kept.
+def take_rows(batch: dict[str, Any], index: Any) -> dict[str, Any]:
+    """The rows ``index`` of every row-aligned value; scalars are kept.
+
+    ``index`` holds row numbers (repeats allowed, negative ones count from the end)
+    or is a bool mask with one entry per row; tensors and lists get the same rows.
+
+    Raises:
+      TypeError: ``index`` holds neither integers nor bools.
+      ValueError: a row number out of range, or a mask of another length.
 
     Examples:
       >>> import torch
@@ -97,18 +104,38 @@ def take_rows(batch: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
       ...                 torch.tensor([2, 2, 0]))
       >>> out["x"].tolist(), out["s"], out["n"]
       ([7, 7, 5], ['c', 'c', 'a'], 3)
+      >>> take_rows({"s": ["a", "b", "c"]}, torch.tensor([True, False, True]))["s"]
+      ['a', 'c']
     """
     n = num_rows(batch)
-    rows = index.reshape(-1).tolist()
+    index = _row_numbers(index, n)
+    rows = index.tolist()
     out = {}
     for key, value in batch.items():
         if _rows(value) != n:
             out[key] = value
         elif isinstance(value, torch.Tensor):
-            out[key] = value[index.reshape(-1).to(value.device)]
+            out[key] = value[index.to(value.device)]
         else:
             out[key] = [value[i] for i in rows]
     return out
+
+
+def _row_numbers(index: Any, n: int) -> torch.Tensor:
+    """``index`` as a 1-D int64 tensor of row numbers in ``[0, n)``."""
+    index = torch.as_tensor(index)
+    if index.dtype == torch.bool:
+        if index.shape != (n,):
+            raise ValueError(
+                f"index: a bool mask needs one entry per row ({n}), got shape {tuple(index.shape)}"
+            )
+        return torch.nonzero(index.cpu()).reshape(-1)
+    if index.dtype.is_floating_point or index.dtype.is_complex:
+        raise TypeError(f"index must hold integers or bools, got {index.dtype}")
+    index = index.reshape(-1).to(torch.int64).cpu()
+    if index.numel() and not bool(((index >= -n) & (index < n)).all()):
+        raise ValueError(f"index holds row numbers outside [-{n}, {n}): {index.tolist()[:8]}")
+    return torch.where(index < 0, index + n, index)
 
 
 def split_rows(batch: dict[str, Any], num_chunks: int) -> list[dict[str, Any]]:
@@ -199,8 +226,15 @@ def trim_columns(
     out = dict(batch)
     for key in keys:
         value = batch.get(key)
-        if isinstance(value, torch.Tensor) and value.ndim >= 2 and value.shape[1] == full_width:
+        if not isinstance(value, torch.Tensor) or value.ndim < 2:
+            continue
+        if value.shape[1] == full_width:
             out[key] = value[:, :width]
+        elif value.shape[1] != 1:  # per token, but not along the completion: out of step
+            raise ValueError(
+                f"batch[{key!r}] has {value.shape[1]} columns, the completion mask "
+                f"{full_width}: a per-token value must have the mask's width (or 1 column)"
+            )
     return out
 
 
@@ -234,7 +268,12 @@ def group_by_length(
     num_micro_batches = check_positive_int(num_micro_batches, "num_micro_batches")
     if multiple_of is not None:
         multiple_of = check_positive_int(multiple_of, "multiple_of")
+    if num_rows(batch) == 0:
+        raise ValueError("batch has no rows: nothing to group")
     mask = batch[mask_key]
+    if not isinstance(mask, torch.Tensor) or mask.ndim != 2:
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"batch[{mask_key!r}] must be a 2-D tensor (rows, tokens), got {shape}")
     full_width = mask.shape[1]
     order = torch.argsort(completion_widths(mask), descending=True, stable=True)
     parts = split_rows(take_rows(batch, order), num_micro_batches)
@@ -266,6 +305,11 @@ def step_micro_batches(
       >>> [p["row"].tolist() for p in parts], [p["completion_mask"].shape[1] for p in parts]
       ([[1], [0], [2], [3]], [3, 1, 2, 1])
     """
+    num_steps = check_positive_int(num_steps, "num_steps")
+    micro_batches_per_step = check_positive_int(micro_batches_per_step, "micro_batches_per_step")
+    n = num_rows(batch)
+    if n % num_steps:
+        raise ValueError(f"num_steps ({num_steps}) must divide the number of rows ({n})")
     return [
         micro
         for step in split_rows(batch, num_steps)
@@ -282,4 +326,12 @@ def padded_tokens(batch: dict[str, Any]) -> int:
       30
     """
     prompt, completion = batch["prompt_ids"], batch["completion_ids"]
+    for key, value in (("prompt_ids", prompt), ("completion_ids", completion)):
+        if not isinstance(value, torch.Tensor) or value.ndim != 2:
+            raise ValueError(f"batch[{key!r}] must be a 2-D tensor (rows, tokens)")
+    if prompt.shape[0] != completion.shape[0]:
+        raise ValueError(
+            f"prompt_ids and completion_ids disagree on the rows: {prompt.shape[0]} and "
+            f"{completion.shape[0]}"
+        )
     return int(prompt.shape[0] * (prompt.shape[1] + completion.shape[1]))

@@ -44,11 +44,14 @@ from costsgd.experiments.results import write_atomic
 
 __all__ = [
     "FRACTIONS",
+    "NO_GAIN",
     "VERDICT_RULE",
     "choose_lr",
+    "compare",
     "format_report",
     "paired_bootstrap",
     "plot",
+    "saving_text",
     "summarize",
     "tokens_to_threshold",
     "verdict",
@@ -92,11 +95,15 @@ def tokens_to_threshold(tokens, accuracy, threshold: float) -> float:
     return float(t[i - 1] + frac * (t[i] - t[i - 1]))
 
 
-def paired_bootstrap(stat, n: int, *, resamples: int = _BOOT, seed: int = 0) -> tuple[float, float]:
+def paired_bootstrap(
+    stat, n: int, *, resamples: int = _BOOT, seed: int = 0, vectorized: bool = False
+) -> tuple[float, float]:
     """95% percentile interval of ``stat(idx)`` over seeds resampled with replacement.
 
     ``stat`` takes an index array into the ``n`` seeds (the same indices for
-    the method and its baseline: a paired bootstrap).
+    the method and its baseline: a paired bootstrap); with ``vectorized`` it
+    takes all resamples at once, an array ``(resamples, n)``, and returns one
+    value per row (the same draws, so the same interval).
 
     Examples:
       >>> lo, hi = paired_bootstrap(lambda i: float(np.mean(np.array([1.0, 2.0, 3.0])[i])), 3)
@@ -104,7 +111,10 @@ def paired_bootstrap(stat, n: int, *, resamples: int = _BOOT, seed: int = 0) -> 
       True
     """
     rng = np.random.default_rng(seed)
-    vals = np.array([stat(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+    if vectorized:
+        vals = np.asarray(stat(rng.integers(0, n, (resamples, n))), dtype=float)
+    else:
+        vals = np.array([stat(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
     vals = vals[np.isfinite(vals)]
     if not vals.size:
         return (math.nan, math.nan)
@@ -152,12 +162,33 @@ def _last_window_gain(runs: list[dict], budget: float) -> float:
     return float(slope * PLATEAU_WINDOW * budget)
 
 
-def _comparison(base: list[dict], other: list[dict], budget: float, key: str) -> dict:
-    """Tokens-to-threshold savings of ``other`` vs ``base`` (lists paired by seed) on ``key``."""
+#: What a comparison holds when the baseline gained nothing (no threshold above its start).
+NO_GAIN = "the baseline did not rise above its start (gain <= 0): no threshold to reach"
+
+
+def _comparison(
+    base: list[dict], other: list[dict], budget: float, key: str, against: list[dict] | None = None
+) -> dict:
+    """Tokens-to-threshold savings of ``other`` vs ``against`` (default ``base``) on ``key``.
+
+    The lists are paired by seed; the thresholds are always the baseline's
+    (``base``). When the baseline gained nothing, ``saving`` and ``ci`` are
+    ``None`` and ``gap`` says why (never NaN).
+    """
+    ref = base if against is None else against
     a0 = np.array([r["eval_accuracy"][0] for r in base])
     gain = float(np.mean([_plateau(r, budget) for r in base] - a0))
+    if not gain > 0:
+        return {
+            "gain": gain,
+            "saving": None,
+            "ci": None,
+            "gap": NO_GAIN,
+            "per_threshold": [],
+            "censored": {"base": 0, "other": 0},
+        }
     T = {}
-    for name, runs in (("base", base), ("other", other)):
+    for name, runs in (("base", ref), ("other", other)):
         T[name] = np.array(
             [
                 [
@@ -169,14 +200,17 @@ def _comparison(base: list[dict], other: list[dict], budget: float, key: str) ->
         )
     final = {
         name: np.array([float(r[key][-1]) for r in runs])[:, None]
-        for name, runs in (("base", base), ("other", other))
+        for name, runs in (("base", ref), ("other", other))
     }
     censored = {k: int(np.isinf(T[k]).sum()) for k in T}
     Tc = {k: np.where(np.isinf(T[k]), final[k], T[k]) for k in T}
 
     def saving(idx, cols=slice(None)):
-        b = Tc["base"][idx][:, cols].sum()
-        return 1.0 - Tc["other"][idx][:, cols].sum() / b if b > 0 else math.nan
+        # idx: (n,) or (resamples, n) seed indices; sums over the resampled seeds' thresholds
+        b = Tc["base"][:, cols].sum(1)[idx].sum(-1)
+        o = Tc["other"][:, cols].sum(1)[idx].sum(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(b > 0, 1.0 - o / np.where(b > 0, b, 1.0), math.nan)
 
     n = len(base)
     allidx = np.arange(n)
@@ -185,23 +219,71 @@ def _comparison(base: list[dict], other: list[dict], budget: float, key: str) ->
         per.append(
             {
                 "fraction": f,
-                "saving": saving(allidx, [j]),
-                "ci": paired_bootstrap(lambda i, j=j: saving(i, [j]), n),
+                "saving": float(saving(allidx, [j])),
+                "ci": paired_bootstrap(lambda i, j=j: saving(i, [j]), n, vectorized=True),
             }
         )
     return {
         "gain": gain,
-        "saving": saving(allidx),
-        "ci": paired_bootstrap(saving, n),
+        "saving": float(saving(allidx)),
+        "ci": paired_bootstrap(saving, n, vectorized=True),
         "per_threshold": per,
         "censored": censored,
         "tokens_to_threshold": {k: Tc[k].tolist() for k in Tc},
     }
 
 
+def compare(results: dict, method: str, against: str, key: str = "eval_tokens") -> dict:
+    r"""``method`` against ``against`` (both of one results file), paired by seed.
+
+    Tokens to the baseline's thresholds (module doc) of ``method`` relative to
+    those of ``against``: ``saving`` = :math:`1 - \sum T_{method}/\sum T_{against}`
+    with its paired 95% interval, and the plateau-accuracy difference in pp;
+    on the seeds where the baseline and both methods finished.
+
+    Raises:
+      ValueError: when the file has no seed with all three runs.
+    """
+    main = _main_runs(results)
+    baseline = results["config"]["methods"][0]
+    seeds = [
+        s
+        for s in results["config"]["seeds"]
+        if all(s in main[m] for m in {baseline, method, against})
+    ]
+    if not seeds:
+        names = " and ".join(map(repr, dict.fromkeys((baseline, method, against))))
+        raise ValueError(f"no seed has finished runs of {names}")
+    budget = _budget(results["config"], main[baseline], seeds)
+    base = [main[baseline][s] for s in seeds]
+    ref = [main[against][s] for s in seeds]
+    other = [main[method][s] for s in seeds]
+    return {
+        "method": method,
+        "against": against,
+        "seeds": seeds,
+        "drawn": _comparison(base, other, budget, key, against=ref),
+        "plateau_vs_against": _accuracy_diff(ref, other, budget, _plateau),
+    }
+
+
+def _main_runs(results: dict) -> dict[str, dict[int, dict]]:
+    main: dict[str, dict[int, dict]] = defaultdict(dict)
+    for r in results["runs"]:
+        if r["stage"] == "main":
+            main[r["method"]][r["seed"]] = r
+    return main
+
+
+def _budget(cfg: dict, baseline_runs: dict, seeds: list) -> float:
+    return cfg["grpo"]["token_budget"] or min(
+        float(baseline_runs[s]["eval_tokens"][-1]) for s in seeds
+    )
+
+
 def _accuracy_diff(base, other, budget, fn) -> dict:
     d = np.array([fn(o, budget) - fn(b, budget) for b, o in zip(base, other, strict=True)])
-    lo, hi = paired_bootstrap(lambda i: float(d[i].mean()), len(d))
+    lo, hi = paired_bootstrap(lambda i: d[i].mean(-1), len(d), vectorized=True)
     return {"pp": 100 * float(d.mean()), "ci_pp": (100 * lo, 100 * hi)}
 
 
@@ -213,12 +295,15 @@ def _mean_iter(runs, key) -> float:
     return float(np.mean([np.mean(r[key]) for r in runs]))
 
 
-def verdict(expected: float, saving: float, ci: tuple[float, float], plateau_pp: float) -> dict:
+def verdict(
+    expected: float, saving: float | None, ci: tuple[float, float] | None, plateau_pp: float
+) -> dict:
     """Issue 12's verdict rule (:data:`VERDICT_RULE`), applied to one method.
 
     Args:
       expected: expected per-iteration saving :math:`1 - \\mathbb E_{p}[c]/\\bar c`.
-      saving, ci: paired tokens-to-threshold saving and its 95% interval.
+      saving, ci: paired tokens-to-threshold saving and its 95% interval
+        (``None`` when the baseline gained nothing: inconclusive).
       plateau_pp: plateau accuracy minus the baseline's, percentage points.
 
     Returns:
@@ -232,6 +317,8 @@ def verdict(expected: float, saving: float, ci: tuple[float, float], plateau_pp:
       >>> verdict(0.10, 0.3, (0.1, 0.45), 0.0)["verdict"]
       'inconclusive'
     """
+    if saving is None or ci is None:
+        return {"verdict": "inconclusive", "reason": NO_GAIN}
     if not expected >= 0.15:
         return {"verdict": "inconclusive", "reason": f"expected saving {expected:.1%} < 15%"}
     if expected >= 0.25 and saving >= 0.20 and ci[0] > 0 and plateau_pp >= -1.5:
@@ -265,16 +352,21 @@ def _controls_text(rows: dict) -> str:
         ("p_LEN", "length weighting alone"),
     ):
         if name in rows:
-            r = rows[name]["drawn"]
-            parts.append(
-                f"{name} ({what}): {r['saving']:+.1%} [{r['ci'][0]:+.1%}, {r['ci'][1]:+.1%}]"
-            )
+            parts.append(f"{name} ({what}): {saving_text(rows[name]['drawn'])}")
     return "; ".join(parts)
+
+
+def saving_text(d: dict) -> str:
+    """``+12.3% [+4.5%, +20.1%]``, or why there is no number (a comparison's ``gap``)."""
+    if d["saving"] is None:
+        return f"n/a ({d['gap']})"
+    return f"{d['saving']:+.1%} {_ci(d['ci'])}"
 
 
 def _explain(rows: dict, target: str) -> str:
     """Which control explains a failure of ``target`` (the controls' savings, read plainly)."""
-    if "uniform draws" in rows and rows["uniform draws"]["drawn"]["ci"][1] < 0:
+    u = rows.get("uniform draws", {}).get("drawn", {})
+    if u.get("ci") is not None and u["ci"][1] < 0:
         u = rows["uniform draws"]["drawn"]["saving"]
         return (
             f"resampling noise: uniform draws with replacement alone cost {-u:.1%} more tokens "
@@ -284,7 +376,7 @@ def _explain(rows: dict, target: str) -> str:
         z = rows["p ∝ 1[A≠0]"]["drawn"]
         return (
             f"the cheaper iterations do not turn into fewer tokens to threshold: zero-advantage "
-            f"removal alone saves {z['saving']:+.1%} [{z['ci'][0]:+.1%}, {z['ci'][1]:+.1%}]"
+            f"removal alone saves {saving_text(z)}"
         )
     return "no control run to separate the effects"
 
@@ -380,7 +472,7 @@ def _verdicts(rows: dict) -> dict:
                 if m == "p*"
                 else 1 - r["drawn_per_iteration_vs_baseline"],
                 r["drawn"]["saving"],
-                tuple(r["drawn"]["ci"]),
+                None if r["drawn"]["ci"] is None else tuple(r["drawn"]["ci"]),
                 r["plateau_vs_baseline"]["pp"],
             )
             if v["verdict"] == "not reproduced":
@@ -399,12 +491,10 @@ def _held_out(cfg: dict) -> str:
 def summarize(results: dict) -> dict:
     """Everything the report prints, as plain data (see the module doc)."""
     cfg = results["config"]
-    main = defaultdict(dict)
+    main = _main_runs(results)
     regime = defaultdict(dict)
     for r in results["runs"]:
-        if r["stage"] == "main":
-            main[r["method"]][r["seed"]] = r
-        elif r["stage"] == "regime":
+        if r["stage"] == "regime":
             regime[r["method"]][r["seed"]] = r
     baseline = cfg["methods"][0]
     # An interrupted study (a checkpoint) compares each method on the seeds it shares
@@ -413,9 +503,7 @@ def summarize(results: dict) -> dict:
     if not methods:
         raise ValueError("results have no baseline run")
     seeds = [s for s in cfg["seeds"] if s in main[baseline]]
-    budget = cfg["grpo"]["token_budget"] or min(
-        float(main[baseline][s]["eval_tokens"][-1]) for s in seeds
-    )
+    budget = _budget(cfg, main[baseline], seeds)
     rows = {}
     for m in methods:
         paired = [s for s in seeds if s in main[m]]
@@ -427,6 +515,8 @@ def summarize(results: dict) -> dict:
         "verdicts": _verdicts(rows),
         "controls": _controls_text(rows),
         "lr": results["lr"],
+        "fixed_lr": cfg.get("fixed_lr") is not None,
+        "lr_from": results.get("lr_from"),
         "sweep": _sweep(results),
         "budget": budget,
         "held_out": _held_out(cfg),
@@ -459,8 +549,8 @@ def _ci(c) -> str:
     return f"[{c[0]:+.1%}, {c[1]:+.1%}]"
 
 
-def format_report(s: dict) -> str:
-    """Markdown report of a :func:`summarize` result (the verdict first)."""
+def format_report(s: dict, *, verdicts: bool = True) -> str:
+    """Markdown report of a :func:`summarize` result (the verdict first, unless ``verdicts=False``)."""
     L = []
     if not s["complete"]:
         per = ", ".join(f"{r['method']} {len(r['seeds'])}" for r in s["rows"])
@@ -470,20 +560,30 @@ def format_report(s: dict) -> str:
             "comparison uses the seeds it shares with the baseline.",
             "",
         ]
-    L += ["## Verdict", ""]
-    for m, v in s["verdicts"].items():
-        L.append(f"- **{m}: {v['verdict']}** — {v['reason']}.")
-        if "explained_by" in v:
-            L.append(f"  Explained by: {v['explained_by']}.")
-    L += ["", f"Rule (fixed in code before the run): {s['verdict_rule']}", ""]
-    L.append(f"Controls (drawn tokens, 95% paired bootstrap interval): {s['controls']}.")
+    if verdicts:
+        L += ["## Verdict", ""]
+        for m, v in s["verdicts"].items():
+            L.append(f"- **{m}: {v['verdict']}** — {v['reason']}.")
+            if "explained_by" in v:
+                L.append(f"  Explained by: {v['explained_by']}.")
+        L += ["", f"Rule (fixed in code before the run): {s['verdict_rule']}", ""]
+    if s["controls"]:
+        L.append(f"Controls (drawn tokens, 95% paired bootstrap interval): {s['controls']}.")
+    if s.get("lr_from"):
+        lr_text = f"learning rate {s['lr']:g} from the suite's baseline-only sweep ({s['lr_from']})"
+    elif s["fixed_lr"]:
+        lr_text = f"learning rate {s['lr']:g} (fixed: the suite's baseline-only sweep)"
+    else:
+        lr_text = (
+            f"learning rate {s['lr']:g} chosen by the baseline-only sweep "
+            + ", ".join(f"{x['lr']:g} → {100 * x['mean_accuracy']:.1f}%" for x in s["sweep"])
+            + " (mean held-out accuracy over the run)"
+        )
     L += [
         "",
         "## Setup",
         "",
-        f"Seeds: {len(s['seeds'])}; learning rate {s['lr']:g} chosen by the baseline-only sweep "
-        + ", ".join(f"{x['lr']:g} → {100 * x['mean_accuracy']:.1f}%" for x in s["sweep"])
-        + " (mean held-out accuracy over the run).",
+        f"Seeds: {len(s['seeds'])}; {lr_text}.",
         f"Held-out accuracy: {s['held_out']}.",
         f"Token budget {s['budget']:,.0f} drawn tokens; baseline accuracy {100 * s['baseline_start']:.1f}% → "
         f"gain {100 * s['baseline_gain']:.1f} pp; gain over the last 20% of the budget "
@@ -499,12 +599,12 @@ def format_report(s: dict) -> str:
     ]
     for r in s["rows"]:
         d, p = r["drawn"], r["processed"]
-        per = " | ".join(f"{x['saving']:+.1%}" for x in d["per_threshold"])
+        per = " | ".join(f"{x['saving']:+.1%}" for x in d["per_threshold"]) or "n/a | n/a | n/a"
         pl, pk = r["plateau_vs_baseline"], r["peak_vs_baseline"]
         L.append(
             f"| {r['method']} | {len(r['seeds'])} | {r['pstar_cost_ratio']:.3f} | {r['zero_adv_fraction']:.2f} | "
             f"{r['drawn_per_iteration_vs_baseline']:.3f} | {r['processed_per_iteration_vs_baseline']:.3f} | "
-            f"{d['saving']:+.1%} {_ci(d['ci'])} | {per} | {p['saving']:+.1%} {_ci(p['ci'])} | "
+            f"{saving_text(d)} | {per} | {saving_text(p)} | "
             f"{d['censored']['other']} | {pl['pp']:+.1f} [{pl['ci_pp'][0]:+.1f}, {pl['ci_pp'][1]:+.1f}] | "
             f"{pk['pp']:+.1f} [{pk['ci_pp'][0]:+.1f}, {pk['ci_pp'][1]:+.1f}] |"
         )
@@ -527,7 +627,7 @@ def format_report(s: dict) -> str:
     for v, x in g["runs"].items():
         d = x["drawn"]
         L.append(
-            f"- baseline {v}: tokens-to-threshold saving {d['saving']:+.1%} {_ci(d['ci'])} "
+            f"- baseline {v}: tokens-to-threshold saving {saving_text(d)} "
             f"(censored {d['censored']['other']}), plateau Δ {x['plateau_vs_baseline']['pp']:+.1f} pp."
         )
     if s.get("seconds") is not None:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import math
 import os
 import platform
 import time
@@ -48,18 +50,25 @@ from costsgd.experiments.schema import Array, ListOf, Number, Record, Text
 
 __all__ = [
     "BASELINE",
+    "CHECKPOINT_SCHEMA",
     "DEFAULT_WALK",
     "EXPERIMENT",
     "METHODS",
     "REGIMES",
     "SETTINGS",
     "StudyConfig",
+    "config_dict",
+    "config_differences",
     "config_from_dict",
     "default_config",
     "eval_prompts",
+    "job_key",
     "load_results",
+    "new_results",
     "plot_results",
+    "resume_results",
     "run",
+    "run_jobs",
     "save_results",
     "smoke_config",
     "summary",
@@ -135,6 +144,9 @@ class StudyConfig:
         sampled response (:func:`~costsgd.experiments.grpo.trainer.evaluate`);
         an int: its estimate from that many sampled responses per prompt.
       workers: processes running jobs in parallel (1 = in this process).
+      fixed_lr: ``None``: the learning rate comes from the sweep (stage 1);
+        a rate: no sweep, every run uses it (the parts of a suite share one
+        sweep, :mod:`~costsgd.experiments.grpo.suite`).
     """
 
     task: Task = DEFAULT_WALK
@@ -165,6 +177,7 @@ class StudyConfig:
     eval_prompts: int = 512
     eval_samples: int | None = None
     workers: int = 2
+    fixed_lr: float | None = None
 
     def validate(self) -> StudyConfig:
         if not isinstance(self.task, (WalkTask, SortTask)):
@@ -209,6 +222,10 @@ class StudyConfig:
             isinstance(self.eval_samples, int) and self.eval_samples >= 1
         ):
             raise ValueError(f"eval_samples must be None or an int >= 1, got {self.eval_samples!r}")
+        if self.fixed_lr is not None and not (
+            isinstance(self.fixed_lr, float) and math.isfinite(self.fixed_lr) and self.fixed_lr > 0
+        ):
+            raise ValueError(f"fixed_lr must be None or a float > 0, got {self.fixed_lr!r}")
         if not self.warm_start_lr > 0:
             raise ValueError(f"warm_start_lr must be > 0, got {self.warm_start_lr!r}")
         self.task.validate()
@@ -226,6 +243,9 @@ class StudyConfig:
         return jobs + [("regime", s, r) for s in self.regime_seeds for r in REGIMES]
 
     def sweep_jobs(self) -> list[tuple[str, int, str]]:
+        """``(stage, seed, variant)`` of stage 1 (none with a ``fixed_lr``)."""
+        if self.fixed_lr is not None:
+            return []
         return [("sweep", s, repr(lr)) for s in self.sweep_seeds for lr in self.lrs]
 
 
@@ -263,7 +283,8 @@ def smoke_config(**overrides: Any) -> StudyConfig:
     return dataclasses.replace(base, **overrides).validate()
 
 
-def _config_dict(config: StudyConfig) -> dict:
+def config_dict(config: StudyConfig) -> dict:
+    """``config`` as the JSON-ready dict a results file stores (the task with its name)."""
     d = dataclasses.asdict(config)
     name = next(k for k, v in TASKS.items() if isinstance(config.task, v))
     d["task"] = {"name": name, **config.task._asdict()}
@@ -349,31 +370,123 @@ def _run_job(config: StudyConfig, lr: float, job: tuple[str, int, str], progress
         "lr": grpo.lr,
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - cpu0,
+        "load_average": list(os.getloadavg()),
         **log.as_dict(),
     }
 
 
-def _job_in_worker(args) -> dict:
-    return _run_job(*args)
+def _job_in_worker(args) -> tuple[Any, dict]:
+    key, config, lr, job = args
+    return key, _run_job(config, lr, job)
 
 
-def _run_all(config: StudyConfig, lr: float, jobs, bar, done) -> None:
-    if config.workers == 1:
-        for job in jobs:
+def run_jobs(tasks: list, workers: int, done, bar, *, per_iteration: bool = True) -> None:
+    """Run ``tasks`` = ``[(key, config, lr, job), ...]``; ``done(key, run)`` as each finishes.
+
+    With ``workers == 1`` in this process (with ``per_iteration`` the bar
+    advances by one every training iteration), otherwise in a pool of spawned
+    processes, ``done`` called in the order runs finish (``done`` advances
+    the bar).
+    """
+    if workers == 1:
+        for key, config, lr, job in tasks:
             bar.set_postfix_str(" ".join(map(str, job)))
-            done(_run_job(config, lr, job, progress=lambda: bar.update(1)))
-    else:
-        import multiprocessing as mp
+            tick = (lambda: bar.update(1)) if per_iteration else None
+            done(key, _run_job(config, lr, job, progress=tick))
+        return
+    import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(config.workers) as pool:
-            for r in pool.imap(_job_in_worker, [(config, lr, j) for j in jobs]):
-                bar.set_postfix_str(f"done {r['stage']} {r['seed']} {r['method']}")
-                bar.update(len(r["iter_tokens"]))
-                done(r)
+    with mp.get_context("spawn").Pool(min(workers, len(tasks)) or 1) as pool:
+        for key, r in pool.imap_unordered(_job_in_worker, tasks):
+            bar.set_postfix_str(f"done {r['stage']} {r['seed']} {r['method']}")
+            done(key, r)
+
+
+def job_key(run: dict) -> tuple[str, int, str]:
+    """The ``(stage, seed, variant)`` a finished run answers (what a resumed study skips)."""
+    return (run["stage"], run["seed"], run["method"])
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configuration dicts (a key missing on one side counts).
+
+    Examples:
+      >>> config_differences({"a": 1, "g": {"lr": 1, "k": 2}}, {"a": 1, "g": {"lr": 2, "k": 2}, "b": 0})
+      ['b', 'g.lr']
+    """
+    out = []
+    for k in sorted(set(saved) | set(current)):
+        a, b = saved.get(k, _MISSING), current.get(k, _MISSING)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        elif _as_json(a) != _as_json(b):
+            out.append(prefix + k)
+    return out
+
+
+_MISSING = object()
+
+
+def _as_json(value):
+    return value if value is _MISSING else json.loads(json.dumps(value))
+
+
+def new_results(config: StudyConfig) -> dict:
+    """An empty results record for ``config`` (see :func:`run`)."""
+    return {
+        "config": config_dict(config),
+        "versions": results_file.versions("torch"),
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+        },
+        "lr": config.fixed_lr,
+        "runs": [],
+        "seconds": 0.0,
+        "sessions": 0,
+        "complete": False,
+    }
+
+
+def resume_results(config: StudyConfig, path: str | os.PathLike) -> dict:
+    """The results saved at ``path`` if it exists and was run with ``config``, else a new record.
+
+    Raises:
+      ValueError: naming the file and the differing configuration keys, when
+        the saved study was run with another configuration.
+    """
+    if not os.path.exists(path):
+        return new_results(config)
+    saved = load_results(path, checkpoint=True)
+    diff = config_differences(saved["config"], config_dict(config))
+    if diff:
+        raise ValueError(
+            f"{str(path)!r} holds a study run with another configuration (differs in: "
+            f"{', '.join(diff)}); resume it with the same options, restart it, or choose another output file"
+        )
+    return saved
+
+
+def _estimated_iterations(config: StudyConfig) -> int:
+    # Runs stop at the token budget; 2x pool runs take half the iterations.
+    per_run = config.grpo.iterations
+    if config.grpo.token_budget is not None:
+        per_run = min(
+            per_run,
+            config.grpo.token_budget
+            // (config.grpo.prompts_per_step * config.grpo.rollouts_per_prompt * 20)
+            + 1,
+        )
+    return per_run
 
 
 def run(
-    config: StudyConfig, *, progress: bool = True, checkpoint: str | os.PathLike | None = None
+    config: StudyConfig,
+    *,
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = True,
 ) -> dict:
     """Run the three stages of ``config`` (module doc) and return the results (JSON-ready).
 
@@ -385,55 +498,49 @@ def run(
         ``"complete": false``) after every finished run, so an interrupted
         study leaves a file :func:`summary` can read (it uses the seeds whose
         runs are all there, and says so).
+      resume: with a ``checkpoint`` that exists, continue the study saved
+        there: its finished runs are kept and not run again (a file saved
+        with another configuration is refused, naming the differing keys).
 
     Returns:
-      ``{"config", "versions", "hardware", "lr", "runs", "seconds", "complete"}``; ``lr``
-      is the sweep's choice, each run holds ``stage``, ``seed``, ``method``,
-      ``lr`` and its :class:`~costsgd.experiments.grpo.trainer.RunLog` fields.
+      ``{"config", "versions", "hardware", "lr", "runs", "seconds", "sessions",
+      "complete"}``; ``lr`` is the sweep's choice (or ``fixed_lr``), each run
+      holds ``stage``, ``seed``, ``method``, ``lr``, its CPU seconds and load
+      average and its :class:`~costsgd.experiments.grpo.trainer.RunLog` fields;
+      ``seconds`` is the wall time summed over the sessions that ran it.
     """
     from tqdm.auto import tqdm
 
     config.validate()
-    t0 = time.perf_counter()
     torch.set_num_threads(1)
-    sweep, main = config.sweep_jobs(), config.main_jobs()
-    # An estimate: runs stop at the token budget; 2x pool runs take half the iterations.
-    per_run = config.grpo.iterations
-    if config.grpo.token_budget is not None:
-        per_run = min(
-            per_run,
-            config.grpo.token_budget
-            // (config.grpo.prompts_per_step * config.grpo.rollouts_per_prompt * 20)
-            + 1,
-        )
+    use = checkpoint is not None and resume
+    results = resume_results(config, checkpoint) if use else new_results(config)
+    results["sessions"] = results.get("sessions", 0) + 1
+    finished = {job_key(r) for r in results["runs"]}
+    sweep = [j for j in config.sweep_jobs() if j not in finished]
+    main = [j for j in config.main_jobs() if j not in finished]
+    per_run = _estimated_iterations(config)
     bar = tqdm(
-        total=(len(sweep) + len(main)) * per_run, desc="grpo-study", unit="it", disable=not progress
+        total=(len(sweep) + len(main)) * per_run,
+        desc="grpo-study",
+        unit="it",
+        disable=not progress,
     )
-    results = {
-        "config": _config_dict(config),
-        "versions": results_file.versions("torch"),
-        "hardware": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-        },
-        "lr": None,
-        "runs": [],
-        "seconds": 0.0,
-        "complete": False,
-    }
+    t0, before = time.perf_counter(), results["seconds"]
 
-    def done(r: dict) -> None:
+    def done(_key, r: dict) -> None:
         results["runs"].append(r)
-        results["seconds"] = time.perf_counter() - t0
+        results["seconds"] = before + time.perf_counter() - t0
+        if config.workers > 1:
+            bar.update(len(r["iter_tokens"]))
         if checkpoint is not None:
             save_results(results, checkpoint)
 
-    _run_all(config, config.lrs[0], sweep, bar, done)
-    results["lr"] = report.choose_lr(results["runs"])
-    _run_all(config, results["lr"], main, bar, done)
+    run_jobs([(None, config, config.lrs[0], j) for j in sweep], config.workers, done, bar)
+    results["lr"] = config.fixed_lr or report.choose_lr(results["runs"])
+    run_jobs([(None, config, results["lr"], j) for j in main], config.workers, done, bar)
     bar.close()
-    results["seconds"] = time.perf_counter() - t0
+    results["seconds"] = before + time.perf_counter() - t0
     results["complete"] = True
     if checkpoint is not None:
         save_results(results, checkpoint)
@@ -505,10 +612,22 @@ SCHEMA = Record(
 )
 
 
-def load_results(path: str | os.PathLike) -> dict:
+#: A checkpoint to resume (an interrupted study, a suite's files): :data:`SCHEMA` without the
+#: baseline-run rule, and no learning rate yet while the sweep runs (``"lr": null``).
+CHECKPOINT_SCHEMA = SCHEMA._replace(
+    fields={**SCHEMA.fields, "lr": Number(minimum=0.0, nullable=True)}, rules=()
+)
+
+
+def load_results(path: str | os.PathLike, *, checkpoint: bool = False) -> dict:
     """Read a results file written by :func:`save_results`, checked against :data:`SCHEMA`.
+
+    With ``checkpoint``, against :data:`CHECKPOINT_SCHEMA`: a file saved before
+    the first comparison can be summarised (what :func:`run` resumes, and a
+    suite's ``sweep.json``).
 
     Raises:
       ValueError: naming the file, when it is missing, corrupt or not a study's results.
     """
-    return results_file.load_results(path, experiment=EXPERIMENT, schema=SCHEMA)
+    schema = CHECKPOINT_SCHEMA if checkpoint else SCHEMA
+    return results_file.load_results(path, experiment=EXPERIMENT, schema=schema)

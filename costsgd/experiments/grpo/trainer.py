@@ -58,6 +58,7 @@ from typing import NamedTuple
 import torch
 
 import costsgd.torch as adapter
+from costsgd.audit.pool import Pool, analyse_pool
 from costsgd.experiments.grpo.policy import (
     GRUPolicy,
     Rollouts,
@@ -75,6 +76,7 @@ __all__ = [
     "RunLog",
     "collect",
     "evaluate",
+    "expected_ratios",
     "group_advantages",
     "micro_batches",
     "minibatch_plan",
@@ -244,6 +246,9 @@ class RunLog:
     iter_all_tokens: list[int] = field(default_factory=list)
     iter_zero_adv_frac: list[float] = field(default_factory=list)
     iter_pstar_cost_ratio: list[float] = field(default_factory=list)
+    iter_expected_ratio_smooth: list[float] = field(default_factory=list)
+    iter_expected_ratio_nonzero: list[float] = field(default_factory=list)
+    iter_cost_spread: list[float] = field(default_factory=list)
     iter_generated_zero_adv_frac: list[float] = field(default_factory=list)
     iter_generation_rounds: list[int] = field(default_factory=list)
     iter_train_reward: list[float] = field(default_factory=list)
@@ -382,6 +387,25 @@ def pstar_cost_ratio(batch: Batch) -> float:
     return float((p * c).sum() / c.mean())
 
 
+def expected_ratios(batch: Batch) -> dict[str, float]:
+    r"""Expected drawn tokens per iteration relative to "no sampling", :math:`\mathbb E_p[c]/\bar c`, per sampler.
+
+    The audit's computation (:func:`costsgd.audit.pool.analyse_pool`) on this
+    iteration's pool, with :math:`|A_u|` as the proxy: keys ``"p*"``,
+    ``"p*_smooth(0.01)"``, ``"p*_smooth(0.05)"``, ``"p*_smooth(0.1)"``,
+    ``"nonzero"`` (:math:`p \propto 1[A \ne 0]`) and ``"length"``
+    (:math:`p_{LEN}`); every ratio is 1 on a pool without signal.
+    """
+    roll = batch.rollouts
+    pool = Pool(
+        None,
+        batch.advantages.double().numpy(),
+        roll.prompt_lengths.double().numpy(),
+        roll.response_lengths.double().numpy(),
+    )
+    return analyse_pool(pool).expected_drawn_ratio
+
+
 def micro_batches(costs: torch.Tensor, idx: torch.Tensor, size: int) -> list[torch.Tensor]:
     """Length-grouped micro-batches of one gradient step's draws ``idx``.
 
@@ -513,6 +537,10 @@ def _record_iteration(log: RunLog, batch: Batch, tokens: int, processed: int, wm
     log.iter_pstar_cost_ratio.append(1.0 if empty else pstar_cost_ratio(batch))
     log.iter_all_tokens.append(int(costs.sum()))
     log.iter_zero_adv_frac.append(1.0 if empty else float((batch.advantages == 0).float().mean()))
+    ratios = {} if empty else expected_ratios(batch)
+    log.iter_expected_ratio_smooth.append(ratios.get("p*_smooth(0.01)", 1.0))
+    log.iter_expected_ratio_nonzero.append(ratios.get("nonzero", 1.0))
+    log.iter_cost_spread.append(1.0 if empty else float(costs.max() / costs.min()))
     log.iter_generated_zero_adv_frac.append(batch.zero_variance_groups / batch.groups_generated)
     log.iter_generation_rounds.append(batch.generation_rounds)
     log.iter_train_reward.append(batch.generated_reward)

@@ -1,28 +1,10 @@
-r"""Finite-sum problems with known per-component gradient bounds and costs.
+r"""Least squares, the problem of §4.4 and Figure 2, with its own fast step and native loop.
 
-A finite-sum problem (§3 of the paper) is
-:math:`f(x) = \frac1n\sum_{i=1}^n f_i(x)` over a feasible ball
-:math:`\mathcal X = \{\|x\| \le R\}`, where querying :math:`\nabla f_i` costs
-:math:`c_i \ge 0` and :math:`\|\nabla f_i(x)\| \le G_i` on :math:`\mathcal X`.
-Every problem exposes the same interface, which is all the SGD engine
-(:func:`costsgd.cost_aware_sgd`) reads:
-
-* ``data``: a pytree of arrays whose leading axis has length ``n`` (component
-  ``i``'s datum is ``tree_map(lambda a: a[i], data)``);
-* ``loss(x, datum)`` and ``grad(x, datum)``: :math:`f_i(x)` and
-  :math:`\nabla f_i(x)`, pure and JAX-traceable (module-level functions, so
-  jitted code that receives them compiles once);
-* ``x_star``, ``f_star``: a minimiser over :math:`\mathcal X` (``None`` when
-  only the minimum is known) and :math:`f^* = f(x^*)`; ``radius``: :math:`R`
-  (``inf`` for no constraint);
-* ``G``, ``c``: the bounds and costs, float64 numpy, shape ``(n,)``;
-* ``hessian``: for a quadratic :math:`f` its Hessian :math:`H` (else ``None``);
-  then the engine evaluates :math:`f(x) - f^* = \frac12 e^\top H e`,
-  :math:`e = x - x^*`, exact when :math:`x^*` is an unconstrained minimiser and
-  free of the cancellation of differencing two float32 losses.
-
-:class:`FiniteSum` builds a user-defined problem; :func:`least_squares` builds
-the §4.4 instance (:class:`LeastSquares`).
+:math:`f_i(x) = \frac12(a_i^\top x - b_i)^2`, so
+:math:`\nabla f_i(x) = (a_i^\top x - b_i)\,a_i`: the step is
+:func:`costsgd.problems.linear_step`'s (the norm of the stepped point from
+:math:`\|a_i\|^2`, prepared once per run), and on CPUs the engine's native
+backend runs many steps in one compiled loop (``_least_squares.cc``).
 
 The §4.4 set-up: :math:`f_i(x) = \frac12(a_i^\top x - b_i)^2`, ``N = 3000``
 points in ``d = 50``, row norms bounded by ``L = 10`` and heterogeneous, costs
@@ -51,21 +33,21 @@ and exposed as parameters:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from costsgd._validate import as_generator, check_positive, check_positive_int
+from costsgd._validate import as_generator
+from costsgd.problems._base import GradientStep, NativeLoop
+from costsgd.problems._least_squares_native import SOURCE, least_squares_steps, native_arrays
+from costsgd.problems._linear import check_instance, linear_step, random_rows, row_norms2
 
 __all__ = [
-    "FiniteSum",
     "LeastSquares",
     "least_squares",
     "least_squares_grad",
     "least_squares_loss",
-    "objective",
-    "suboptimality",
+    "least_squares_step",
 ]
 
 _BOUNDS = ("ball", "row_norm")
@@ -100,40 +82,54 @@ def least_squares_grad(x, datum):
     return (a @ x - b) * a
 
 
-class FiniteSum(NamedTuple):
-    r"""A user-defined finite sum :math:`f = \frac1n\sum_i f_i` over :math:`\|x\|\le R`.
+def prepare_least_squares(data: Any, dtype: Any) -> tuple[Any, Any, Any]:
+    r"""``(A, b)`` in ``dtype`` with :math:`\|a_i\|^2` appended: what the step reads."""
+    A, b = (np.asarray(v, dtype) for v in data)
+    return A, b, row_norms2(A).astype(dtype)
 
-    ``loss`` and ``grad`` must be pure JAX-traceable functions of
-    ``(x, datum)``; define them at module level (not as fresh lambdas per call)
-    so the engine's compiled code is reused. ``grad=None`` uses
-    ``jax.grad(loss)``.
+
+def least_squares_step(x, datum, eta, weight, radius):
+    r"""Algorithm 1's projected step on a least-squares component.
+
+    With :math:`s = \eta_t (a_i^\top x_t - b_i)/(n p_i)` the step is
+    :math:`\Pi(x_t - s a_i)`, its norm from :math:`\|a_i\|^2`
+    (:func:`costsgd.problems.linear_step`). Equals the generic step up to rounding.
+
+    Args:
+      x: the iterate :math:`x_t`.
+      datum: ``(a_i, b_i, ||a_i||^2)``.
+      eta: the step size :math:`\eta_t`.
+      weight: :math:`1/(n p_i)`.
+      radius: :math:`R`.
+
+    Returns:
+      :math:`x_{t+1}`.
 
     Examples:
-      >>> import numpy as np
-      >>> A = np.array([[1.0, 0.0], [0.0, 2.0]]); b = np.array([1.0, 2.0])
-      >>> prob = FiniteSum(least_squares_loss, (A, b), G=np.array([1.0, 4.0]),
-      ...                  c=np.array([1.0, 1.0]), radius=10.0,
-      ...                  x_star=np.array([1.0, 1.0]), f_star=0.0)
-      >>> float(objective(prob, np.zeros(2)))
-      1.25
+      >>> import jax.numpy as jnp
+      >>> least_squares_step(jnp.ones(2), (jnp.array([1.0, 0.0]), 0.0, 1.0), 0.5, 1.0, 10.0).tolist()
+      [0.5, 1.0]
     """
+    import jax.numpy as jnp
 
-    loss: Callable[[Any, Any], Any]  #: f_i(x, datum) -> scalar
-    data: Any  #: pytree of arrays with leading axis n
-    G: np.ndarray  #: bounds G_i >= ||grad f_i(x)|| on the ball, shape (n,)
-    c: np.ndarray  #: costs c_i >= 0, shape (n,)
-    radius: float  #: R (inf: unconstrained)
-    x_star: np.ndarray | None  #: a minimiser over the ball, shape (d,); None: only f* known
-    f_star: float  #: f(x_star), the minimum
-    grad: Callable[[Any, Any], Any] | None = None  #: grad f_i(x, datum); None: jax.grad(loss)
-    hessian: np.ndarray | None = None  #: H for quadratic f (error = ½ eᵀHe), else None
+    a, b, a_norm2 = datum
+    ax = jnp.sum(a * x)
+    return linear_step(x, a, a_norm2, ax, eta * weight * (ax - b), radius)
+
+
+#: How the engine steps least-squares components: the step above, and the native loop.
+STEP = GradientStep(
+    least_squares_step,
+    prepare_least_squares,
+    NativeLoop(SOURCE, "CostsgdLinearSgdSteps", native_arrays, least_squares_steps),
+)
 
 
 class LeastSquares(NamedTuple):
     """The §4.4 least-squares finite sum with its minimiser, bounds and costs (float64).
 
-    Follows the :class:`FiniteSum` interface (``loss``, ``grad``, ``data``,
-    ``hessian``), so it goes to the engine as it is.
+    Follows the :class:`costsgd.problems.FiniteSum` interface (``loss``, ``grad``, ``data``,
+    ``hessian``) and brings its own :class:`costsgd.problems.GradientStep`.
     """
 
     A: np.ndarray  #: rows a_i, shape (n, d)
@@ -146,6 +142,7 @@ class LeastSquares(NamedTuple):
 
     loss = staticmethod(least_squares_loss)
     grad = staticmethod(least_squares_grad)
+    gradient_step = STEP  #: the engine's step for these components (fast step, native loop)
 
     @property
     def data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -194,17 +191,9 @@ def least_squares(
       >>> prob.A.shape, bool(np.linalg.norm(prob.A, axis=1).max() <= 10.0)
       ((3000, 50), True)
     """
-    n, d = check_positive_int(n, "n"), check_positive_int(d, "d")
-    L = check_positive(L, "L")
-    if not 0 < check_positive(min_norm_frac, "min_norm_frac") <= 1:
-        raise ValueError(f"min_norm_frac must lie in (0, 1], got {min_norm_frac}")
-    if check_positive(radius_factor, "radius_factor") < 1:
-        raise ValueError(f"radius_factor must be >= 1, got {radius_factor}")
-    for name, value in (("noise", noise), ("cost_low", cost_low), ("cost_high", cost_high)):
-        if value != 0:
-            check_positive(value, name)  # finite and > 0 (or exactly 0)
-    if cost_low > cost_high:
-        raise ValueError(f"need cost_low <= cost_high, got {cost_low}, {cost_high}")
+    n, d, L = check_instance(
+        n, d, L, min_norm_frac, radius_factor, noise=noise, cost_low=cost_low, cost_high=cost_high
+    )
     if gradient_bound not in _BOUNDS:
         raise ValueError(f"gradient_bound must be one of {_BOUNDS}, got {gradient_bound!r}")
     rng = as_generator(rng)
@@ -223,10 +212,7 @@ def least_squares(
 def _least_squares(
     n, d, L, min_norm_frac, noise, radius_factor, cost_low, cost_high, gradient_bound, rng
 ) -> LeastSquares:
-    directions = rng.standard_normal((n, d))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    norms = L * rng.uniform(min_norm_frac, 1.0, size=n)
-    A = directions * norms[:, None]
+    A, norms = random_rows(n, d, L, min_norm_frac, rng)
     x_true = rng.standard_normal(d) / np.sqrt(d)
     b = A @ x_true + noise * rng.standard_normal(n)
     x_star = np.linalg.lstsq(A, b, rcond=None)[0]
@@ -240,44 +226,3 @@ def _least_squares(
         G = residual_bound.max() * norms
     c = rng.uniform(cost_low, cost_high, size=n)
     return LeastSquares(A, b, x_star, f_star, radius, G, c)
-
-
-def objective(problem: Any, x: Any):
-    r"""The full objective :math:`f(x) = \frac1n\sum_i f_i(x)` at ``x`` (O(nd)).
-
-    Args:
-      problem: a :class:`FiniteSum`-like problem.
-      x: point, shape ``(d,)`` (numpy or JAX).
-
-    Returns:
-      A JAX scalar.
-
-    Examples:
-      >>> prob = least_squares(200, 5, rng=1)
-      >>> bool(abs(float(objective(prob, prob.x_star)) - prob.f_star) < 1e-5 * prob.f_star)
-      True
-    """
-    import jax
-    import jax.numpy as jnp
-
-    x = jnp.asarray(x)
-    data = jax.tree_util.tree_map(lambda a: jnp.asarray(a, x.dtype), problem.data)
-    return jnp.mean(jax.vmap(problem.loss, in_axes=(None, 0))(x, data))
-
-
-def suboptimality(problem: Any, x: Any):
-    r"""The error :math:`f(x) - f(x^*)`: :math:`\frac12 e^\top H e` when the problem is
-    quadratic (``hessian`` given, no cancellation), else ``objective - f_star``.
-
-    Examples:
-      >>> prob = least_squares(200, 5, rng=1)
-      >>> float(suboptimality(prob, prob.x_star))
-      0.0
-    """
-    import jax.numpy as jnp
-
-    x = jnp.asarray(x)
-    if problem.hessian is not None:
-        e = x - jnp.asarray(problem.x_star, x.dtype)
-        return 0.5 * e @ (jnp.asarray(problem.hessian, x.dtype) @ e)
-    return objective(problem, x) - problem.f_star

@@ -1,6 +1,6 @@
 // Steps of Algorithm 1 on least-squares components, for a batch of trials (XLA FFI, CPU).
 //
-// The same step as costsgd.engine.linear_sgd_step (docs/engine.md), in the
+// The same step as costsgd.problems.least_squares_step (docs/engine.md), in the
 // same order of operations, for steps t = lo..hi of every trial of the batch:
 //
 //   x̄_t     = x̄_{t-1} + (x_t - x̄_{t-1}) (1/t)
