@@ -219,3 +219,25 @@ def test_suite_options_are_validated_before_any_run(tmp_path, capsys, extra, mes
 def test_mix_tasks_are_valid_walks():
     for task in (*mixes.MIXES.values(), mixes.SMOKE_MIX):
         assert isinstance(task, WalkTask) and task.validate() is task
+
+
+def test_headline_suite_reruns_the_headline_rows_on_other_seeds():
+    h = suite.headline_suite()
+    paper = suite.paper_suite()
+    assert [p.name for p in h.parts] == ["grpo", "zvf"]
+    for p in h.parts:
+        assert p.config.methods == suite.MIX_METHODS
+        assert not set(p.config.seeds) & set(paper.part(p.name).config.seeds)
+        assert p.config.grpo == paper.part(p.name).config.grpo
+    assert not set(h.sweep.sweep_seeds) & set(paper.sweep.sweep_seeds)
+    planned = {p.name: p.config.methods for p in h.parts}
+    rows = section5.evaluate({}, planned=planned)
+    assert {r["key"] for r in rows} == {
+        "grpo p*",
+        "grpo p*_smooth",
+        "zvf p*_smooth",
+        "zvf p*",
+        "p* vs 1[A≠0]",
+        "zvf p* vs uniform",
+    }
+    assert {r["verdict"] for r in rows} == {"not run"}

@@ -42,6 +42,7 @@ __all__ = [
     "Part",
     "SuiteConfig",
     "format_suite_report",
+    "headline_suite",
     "load_all",
     "load_suite",
     "paper_suite",
@@ -191,8 +192,28 @@ def smoke_suite(workers: int = 1) -> SuiteConfig:
     return SuiteConfig("smoke", sweep, parts, workers).validate()
 
 
+def headline_suite(
+    seeds: tuple[int, ...] = (10, 11, 12, 13, 14, 15),
+    sweep_seeds: tuple[int, ...] = (110, 111),
+    workers: int = 2,
+) -> SuiteConfig:
+    """The paper suite's headline comparisons only, for a rerun on other seeds.
+
+    Its ``grpo`` and ``zvf`` parts with no sampling, p*, p*_smooth(0.01) and
+    p ∝ 1[A≠0] on the default mix, and its own sweep (by default on seeds the
+    paper suite never uses): do the headline verdicts survive another seed set?
+    """
+    paper = paper_suite(seeds, sweep_seeds, workers)
+    parts = tuple(
+        dataclasses.replace(p, config=dataclasses.replace(p.config, methods=MIX_METHODS))
+        for p in paper.parts
+        if p.name in ("grpo", "zvf")
+    )
+    return SuiteConfig("headline", paper.sweep, parts, workers).validate()
+
+
 #: Suites by the name ``--suite`` takes.
-SUITES = {"paper": paper_suite, "smoke": smoke_suite}
+SUITES = {"paper": paper_suite, "headline": headline_suite, "smoke": smoke_suite}
 
 
 def _tier(suite: SuiteConfig, part: str, method: str) -> int:
@@ -392,6 +413,10 @@ def _timing(parts: dict[str, dict]) -> dict:
     }
 
 
+def _planned(suite: SuiteConfig) -> dict[str, tuple[str, ...]]:
+    return {p.name: p.config.methods for p in suite.parts}
+
+
 def summarize_suite(
     suite: SuiteConfig, parts: dict[str, dict], summaries: dict[str, dict] | None = None
 ) -> dict:
@@ -404,7 +429,7 @@ def summarize_suite(
     summaries = {} if summaries is None else summaries
     return {
         "suite": suite.name,
-        "claims": section5.evaluate(parts, summaries),
+        "claims": section5.evaluate(parts, summaries, planned=_planned(suite)),
         "mixes": [_mix_row(suite, parts, m, summaries) for m in mix_names],
         "time": _timing(parts),
         "lr": parts["sweep"]["lr"] if "sweep" in parts else None,
