@@ -7,9 +7,12 @@ median of ``--repeats`` rounds is reported with the load average (1 min) before 
 after each round. Variants:
 
 * ``new``: this checkout, ``--jobs`` as given (default: one per core, the CLI's default);
-* ``new --jobs 1``: this checkout in one process (what parallelism buys);
-* ``reference``: another checkout (``--reference``, e.g. ``/work/main``), run with its
-  own code (``PYTHONPATH``) and the same flags (without ``--jobs`` if it has none).
+* ``new --jobs 1``: this checkout in one process (what parallelism buys: nothing on
+  a busy machine, where the kernel shares the CPU between sessions, not processes);
+* ``reference``: another checkout (``--reference PATH``), or a commit of this
+  repository exported to a temporary folder (``--reference-commit SHA``, by ``git
+  archive``), run with its own code (``PYTHONPATH``) and the same flags (without
+  ``--jobs`` if it has none).
 
 The compile cache is warm by default: one untimed run of each variant fills JAX's
 persistent compilation cache first. ``--cold`` points every timed run at an empty
@@ -17,7 +20,7 @@ cache folder of its own instead (``XDG_CACHE_HOME``), the first run on a machine
 
 Usage::
 
-    python benchmarks/bench_verify.py --quick --repeats 5 --reference /work/main
+    python benchmarks/bench_verify.py --quick --repeats 5 --reference-commit 5552705
     python benchmarks/bench_verify.py --quick --cold --repeats 3
     python benchmarks/bench_verify.py --repeats 1          # the full run
 """
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,16 +67,22 @@ def _command(checkout: Path, flags: list[str], jobs: int | None) -> list[str]:
     return cmd
 
 
-def _run(checkout: Path, cmd: list[str], cache_home: str | None) -> tuple[float, int]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(checkout: Path, cmd: list[str], cache_home: str | None) -> tuple[float, float]:
+    """Wall time and CPU time (user + sys, every process of the run) of one run."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     if cache_home is not None:
         env["XDG_CACHE_HOME"] = cache_home
-    t0 = time.perf_counter()
+    cpu0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, proc.returncode
+    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (median)")
     ap.add_argument("--jobs", type=int, default=None, help="--jobs of the new variant")
     ap.add_argument("--reference", type=Path, help="a checkout to time beside this one")
+    ap.add_argument("--reference-commit", help="a commit of this repository to time beside it")
     ap.add_argument("--no-serial", action="store_true", help="skip the `--jobs 1` variant")
     ap.add_argument("--cold", action="store_true", help="an empty compile cache for every run")
     ap.add_argument("--out", type=Path, help="write the timings as JSON")
@@ -91,17 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     variants = {f"new (--jobs {jobs})": (ROOT, _command(ROOT, flags, jobs))}
     if not args.no_serial and jobs != 1:
         variants["new (--jobs 1)"] = (ROOT, _command(ROOT, flags, 1))
-    if args.reference is not None:
-        ref = args.reference.resolve()
-        variants[f"reference {ref}"] = (ref, _command(ref, flags, None))
-
-    print(f"machine: {_cpu()}, {len(os.sched_getaffinity(0))} usable cores")
-    print(f"costsgd verify {' '.join(flags)}; {'cold' if args.cold else 'warm'} compile cache")
     with tempfile.TemporaryDirectory() as tmp:
+        refs = [] if args.reference is None else [(str(args.reference), args.reference.resolve())]
+        if args.reference_commit is not None:
+            folder = Path(tmp) / "reference"
+            folder.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.reference_commit], cwd=ROOT, capture_output=True, check=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+            refs.append((args.reference_commit, folder))
+        for label, ref in refs:
+            variants[f"reference {label}"] = (ref, _command(ref, flags, None))
+        print(f"machine: {_cpu()}, {len(os.sched_getaffinity(0))} usable cores")
+        print(f"costsgd verify {' '.join(flags)}; {'cold' if args.cold else 'warm'} compile cache")
         if not args.cold:
             for checkout, cmd in variants.values():  # fill the cache, untimed
                 _run(checkout, cmd, None)
         times: dict[str, list[float]] = {k: [] for k in variants}
+        cpus: dict[str, list[float]] = {k: [] for k in variants}
         loads = []
         for r in range(args.repeats):
             before = _load()
@@ -109,24 +128,31 @@ def main(argv: list[str] | None = None) -> int:
                 cache = None
                 if args.cold:
                     cache = tempfile.mkdtemp(dir=tmp)
-                wall, _ = _run(checkout, cmd, cache)
+                wall, cpu = _run(checkout, cmd, cache)
                 times[k].append(wall)
+                cpus[k].append(cpu)
             loads.append((before, _load()))
-            row = ", ".join(f"{k}: {v[-1]:.1f} s" for k, v in times.items())
+            row = ", ".join(
+                f"{k}: {v[-1]:.1f} s ({cpus[k][-1]:.1f} s CPU)" for k, v in times.items()
+            )
             print(f"round {r + 1}: {row} (load {before:.2f} -> {loads[-1][1]:.2f})", flush=True)
-    print("median wall time:")
+    print("medians (wall, CPU = user + sys of all its processes):")
     first = next(iter(times))
     for k, v in times.items():
         ratio = statistics.median(v) / statistics.median(times[first])
-        print(f"  {k:<40} {statistics.median(v):6.1f} s  ({ratio:.2f}x {first})")
+        print(
+            f"  {k:<40} {statistics.median(v):6.1f} s wall ({ratio:.2f}x {first}),"
+            f" {statistics.median(cpus[k]):6.1f} s CPU"
+        )
     if args.out is not None:
         args.out.write_text(
             json.dumps(
                 {
                     "flags": flags,
                     "cold": args.cold,
-                    "cpu": _cpu(),
+                    "machine": _cpu(),
                     "times": times,
+                    "cpu_seconds": cpus,
                     "load_before_after": loads,
                 },
                 indent=1,

@@ -39,12 +39,6 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 IN_VERL = importlib.util.find_spec("verl") is not None
 TIMEOUT = 600
 
-# Pages whose owners are rewriting them now (issues 20, 21, 22, 23, 25, 26): their blocks
-# are listed by test_every_block_runs_or_is_marked but not yet required to run or be marked.
-PENDING = {
-    "docs/audit.md": "being written with the audit (issue 20)",
-    "docs/grpo.md": "rewritten with the GRPO study (issue 21)",
-}
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<what>not run|run)\s*:\s*(?P<why>.+?)\s*-->\s*$")
 
@@ -78,10 +72,6 @@ class Block:
     @property
     def id(self) -> str:
         return f"{self.page}:{self.line}"
-
-    @property
-    def pending(self) -> str | None:
-        return PENDING.get(self.page)
 
     @property
     def environment(self) -> str:
@@ -133,16 +123,10 @@ def _skip_unless_here(block: Block) -> None:
         pytest.skip("runs in verl's environment: make test-verl")
     if block.environment == "main" and IN_VERL:
         pytest.skip("runs in the main environment: make test")
-    if block.pending:
-        pytest.skip(f"pending: {block.pending}")
 
 
 def test_every_block_runs_or_is_marked():
-    unmarked = [
-        f"{b.id} ({b.language or 'no language'})"
-        for b in ALL
-        if b.kind == "unmarked" and not b.pending
-    ]
+    unmarked = [f"{b.id} ({b.language or 'no language'})" for b in ALL if b.kind == "unmarked"]
     assert unmarked == [], "blocks that are never run need <!-- not run: REASON -->"
     empty = [b.id for b in ALL if b.marker and b.marker[0] == "not run" and len(b.marker[1]) < 8]
     assert empty == [], "a not-run marker gives its reason"

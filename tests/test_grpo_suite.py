@@ -102,7 +102,11 @@ def test_paper_suite_runs_every_mix_in_both_settings_with_the_four_methods():
     grpo = s.part("grpo").config
     default = study.default_config()
     assert grpo.task == default.task and grpo.grpo == default.grpo and grpo.seeds == default.seeds
-    assert s.part("zvf").config.grpo.token_budget == mixes.ZVF_TOKEN_BUDGET
+    assert grpo.grpo.token_budget == mixes.GRPO_TOKEN_BUDGET
+    for p in s.parts:
+        want = mixes.zvf_token_budget(p.mix) if p.config.setting == "GRPO+ZVF" else 700_000
+        assert p.config.grpo.token_budget == want, p.name
+    assert s.part("zvf").config.grpo.token_budget == 140_000
     # the headline runs first: the default mix's four mix methods in GRPO and GRPO+ZVF
     tiers = {(p.name, m): suite._tier(s, p.name, m) for p in s.parts for m in p.config.methods}
     assert {k for k, t in tiers.items() if t == 0} == {
@@ -215,3 +219,25 @@ def test_suite_options_are_validated_before_any_run(tmp_path, capsys, extra, mes
 def test_mix_tasks_are_valid_walks():
     for task in (*mixes.MIXES.values(), mixes.SMOKE_MIX):
         assert isinstance(task, WalkTask) and task.validate() is task
+
+
+def test_headline_suite_reruns_the_headline_rows_on_other_seeds():
+    h = suite.headline_suite()
+    paper = suite.paper_suite()
+    assert [p.name for p in h.parts] == ["grpo", "zvf"]
+    for p in h.parts:
+        assert p.config.methods == suite.MIX_METHODS
+        assert not set(p.config.seeds) & set(paper.part(p.name).config.seeds)
+        assert p.config.grpo == paper.part(p.name).config.grpo
+    assert not set(h.sweep.sweep_seeds) & set(paper.sweep.sweep_seeds)
+    planned = {p.name: p.config.methods for p in h.parts}
+    rows = section5.evaluate({}, planned=planned)
+    assert {r["key"] for r in rows} == {
+        "grpo p*",
+        "grpo p*_smooth",
+        "zvf p*_smooth",
+        "zvf p*",
+        "p* vs 1[A≠0]",
+        "zvf p* vs uniform",
+    }
+    assert {r["verdict"] for r in rows} == {"not run"}

@@ -58,9 +58,11 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--suite",
-        choices=("paper", "smoke"),
-        help="every §5 claim and the task mixes, one results file per part (paper: <= 90 min "
-        "on 2 idle cores; smoke: seconds); resumes the files in --out",
+        choices=("paper", "headline", "smoke"),
+        help="paper: every §5 claim and the task mixes, one results file per part (<= 90 min on "
+        "2 idle cores); headline: its GRPO and GRPO+ZVF headline rows only (default seeds "
+        "10-15, sweep 110 111); smoke: seconds; resumes the files in --out (default: no suite, "
+        "a single study)",
     )
     p.add_argument(
         "--smoke", action="store_true", help="a seconds-long configuration (pipeline check)"
@@ -201,7 +203,7 @@ def _suite_config(args: argparse.Namespace):
     kwargs = {}
     if args.workers is not None:
         kwargs["workers"] = args.workers
-    if args.suite == "paper":
+    if args.suite in ("paper", "headline"):
         if args.seeds is not None:
             kwargs["seeds"] = tuple(args.seeds)
         if args.sweep_seeds is not None:

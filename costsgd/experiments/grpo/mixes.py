@@ -40,7 +40,13 @@ from __future__ import annotations
 from costsgd.experiments.grpo.study import DEFAULT_WALK
 from costsgd.experiments.grpo.task import WalkTask
 
-__all__ = ["MIXES", "SMOKE_MIX", "TARGET_ZERO_ADVANTAGE", "ZVF_TOKEN_BUDGET"]
+__all__ = [
+    "GRPO_TOKEN_BUDGET",
+    "MIXES",
+    "SMOKE_MIX",
+    "TARGET_ZERO_ADVANTAGE",
+    "zvf_token_budget",
+]
 
 #: Mix name -> task; the first is the default study's task.
 MIXES: dict[str, WalkTask] = {
@@ -53,11 +59,28 @@ MIXES: dict[str, WalkTask] = {
 #: The zero-advantage fraction each mix was chosen to give on the GRPO baseline's pools.
 TARGET_ZERO_ADVANTAGE: dict[str, float] = {"default": 0.80, "low": 0.27, "mid": 0.50, "high": 0.69}
 
-#: Drawn-token budget of every GRPO+ZVF run of the suite: a ZVF iteration draws only
-#: groups with signal (about 2 600 tokens on the default mix against 6 400 for GRPO) and
-#: generates several rounds to fill its pool, so 400 000 tokens keep the suite's CPU time
-#: within its bound; each part's report says whether its baseline plateaued.
-ZVF_TOKEN_BUDGET = 400_000
+#: The GRPO budget (drawn tokens) of every mix's runs: the default study's.
+GRPO_TOKEN_BUDGET = 700_000
+
+
+def zvf_token_budget(mix: str) -> int:
+    """Drawn-token budget of a mix's GRPO+ZVF runs: the GRPO budget times the mix's target
+    share of groups with signal, rounded to 10 000.
+
+    A ZVF iteration draws only groups with signal, which under GRPO are that
+    share of the pool: the rule gives ZVF about the signal GRPO's baseline sees
+    in its budget. (A first budget of 400 000 on every mix was dropped after
+    two default-mix ZVF baseline runs: they reached the 1 000-iteration cap at
+    about 290 000 tokens, 8 generation rounds an iteration, 430 CPU-seconds
+    each, on a plateau from about 130 000 tokens.)
+
+    Examples:
+      >>> zvf_token_budget("default"), zvf_token_budget("low")
+      (140000, 510000)
+    """
+    share = 1.0 - TARGET_ZERO_ADVANTAGE[mix]
+    return int(round(GRPO_TOKEN_BUDGET * share, -4))
+
 
 #: The smoke suite's second mix: the smoke task without unsolvable prompts.
 SMOKE_MIX = WalkTask(modulus=11, max_stride=2, max_steps=6, max_response_len=8)

@@ -252,7 +252,8 @@ def compare(results: dict, method: str, against: str, key: str = "eval_tokens") 
         if all(s in main[m] for m in {baseline, method, against})
     ]
     if not seeds:
-        raise ValueError(f"no seed has finished runs of {baseline!r}, {method!r} and {against!r}")
+        names = " and ".join(map(repr, dict.fromkeys((baseline, method, against))))
+        raise ValueError(f"no seed has finished runs of {names}")
     budget = _budget(results["config"], main[baseline], seeds)
     base = [main[baseline][s] for s in seeds]
     ref = [main[against][s] for s in seeds]

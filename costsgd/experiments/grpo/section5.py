@@ -293,17 +293,27 @@ def _expected(summary: dict, method: str) -> float:
     return 1 - row["drawn_per_iteration_vs_baseline"]
 
 
-def evaluate(parts: dict[str, dict], summaries: dict[str, dict] | None = None) -> list[dict]:
+def evaluate(
+    parts: dict[str, dict],
+    summaries: dict[str, dict] | None = None,
+    planned: dict[str, tuple[str, ...]] | None = None,
+) -> list[dict]:
     """Every claim of :data:`CLAIMS` on the suite's results (``part name -> results``).
 
     ``summaries`` (``part name ->`` :func:`report.summarize` of it) is filled
-    as needed and can be shared with other readers of the same parts. A claim
-    whose part or methods have no finished run is listed with verdict
-    ``"not run"`` and the reason (a stated gap, never a number made up).
+    as needed and can be shared with other readers of the same parts. With
+    ``planned`` (``part name -> methods`` of a suite), only the claims that
+    suite answers. A claim whose part or methods have no finished run is
+    listed with verdict ``"not run"`` and the reason (a stated gap, never a
+    number made up).
     """
     summaries = {} if summaries is None else summaries
     rows = []
     for claim in CLAIMS:
+        if planned is not None and not {claim.method, claim.against} <= set(
+            planned.get(claim.part, ())
+        ):
+            continue
         row = {**claim._asdict(), "rule_text": RULES[claim.rule]}
         results = parts.get(claim.part)
         try:

@@ -42,6 +42,7 @@ __all__ = [
     "Part",
     "SuiteConfig",
     "format_suite_report",
+    "headline_suite",
     "load_all",
     "load_suite",
     "paper_suite",
@@ -119,15 +120,16 @@ class SuiteConfig:
         return next(p for p in self.parts if p.name == name)
 
 
-def _parts(
-    base: StudyConfig, tasks: dict, seeds: tuple[int, ...], zvf_budget: int | None
-) -> tuple[Part, ...]:
-    """The parts of a suite over ``tasks`` (mix name -> task; the first is the default mix)."""
+def _parts(base: StudyConfig, tasks: dict, seeds: tuple[int, ...], zvf_budget) -> tuple[Part, ...]:
+    """The parts of a suite over ``tasks`` (mix name -> task; the first is the default mix).
 
-    def config(task, setting, methods, part_seeds):
+    ``zvf_budget(mix)`` is the token budget of a mix's GRPO+ZVF runs (``None``: the base's).
+    """
+
+    def config(task, setting, methods, part_seeds, mix):
         grpo = base.grpo
         if setting == "GRPO+ZVF" and zvf_budget is not None:
-            grpo = dataclasses.replace(grpo, token_budget=zvf_budget)
+            grpo = dataclasses.replace(grpo, token_budget=zvf_budget(mix))
         return dataclasses.replace(
             base, task=task, setting=setting, methods=methods, seeds=part_seeds, grpo=grpo
         )
@@ -135,8 +137,8 @@ def _parts(
     default, *others = tasks
     task = tasks[default]
     parts = [
-        Part("grpo", default, config(task, "GRPO", _GRPO_METHODS, seeds)),
-        Part("zvf", default, config(task, "GRPO+ZVF", _ZVF_METHODS, seeds)),
+        Part("grpo", default, config(task, "GRPO", _GRPO_METHODS, seeds, default)),
+        Part("zvf", default, config(task, "GRPO+ZVF", _ZVF_METHODS, seeds, default)),
     ]
     for name in others:
         for setting, suffix in (("GRPO", "grpo"), ("GRPO+ZVF", "zvf")):
@@ -144,10 +146,10 @@ def _parts(
                 Part(
                     f"mix-{name}-{suffix}",
                     name,
-                    config(tasks[name], setting, MIX_METHODS, seeds[:MIX_SEEDS]),
+                    config(tasks[name], setting, MIX_METHODS, seeds[:MIX_SEEDS], name),
                 )
             )
-    parts.append(Part("cispo", default, config(task, "CISPO", _CISPO_METHODS, seeds)))
+    parts.append(Part("cispo", default, config(task, "CISPO", _CISPO_METHODS, seeds, default)))
     return tuple(parts)
 
 
@@ -163,7 +165,7 @@ def paper_suite(
     default study's settings (:func:`~costsgd.experiments.grpo.study.default_config`)
     except ``regime_seeds`` (none: the regime runs belong to the default
     study) and, under GRPO+ZVF, the token budget
-    :data:`~costsgd.experiments.grpo.mixes.ZVF_TOKEN_BUDGET`.
+    :func:`~costsgd.experiments.grpo.mixes.zvf_token_budget` of the mix.
     """
     seeds = tuple(seeds)
     if len(seeds) < MIX_SEEDS:
@@ -172,7 +174,7 @@ def paper_suite(
         )
     base = study.default_config(regime_seeds=(), seeds=seeds, sweep_seeds=tuple(sweep_seeds))
     sweep = dataclasses.replace(base, methods=(BASELINE,))
-    parts = _parts(base, mixes.MIXES, seeds, mixes.ZVF_TOKEN_BUDGET)
+    parts = _parts(base, mixes.MIXES, seeds, mixes.zvf_token_budget)
     return SuiteConfig("paper", sweep, parts, workers).validate()
 
 
@@ -190,8 +192,28 @@ def smoke_suite(workers: int = 1) -> SuiteConfig:
     return SuiteConfig("smoke", sweep, parts, workers).validate()
 
 
+def headline_suite(
+    seeds: tuple[int, ...] = (10, 11, 12, 13, 14, 15),
+    sweep_seeds: tuple[int, ...] = (110, 111),
+    workers: int = 2,
+) -> SuiteConfig:
+    """The paper suite's headline comparisons only, for a rerun on other seeds.
+
+    Its ``grpo`` and ``zvf`` parts with no sampling, p*, p*_smooth(0.01) and
+    p ∝ 1[A≠0] on the default mix, and its own sweep (by default on seeds the
+    paper suite never uses): do the headline verdicts survive another seed set?
+    """
+    paper = paper_suite(seeds, sweep_seeds, workers)
+    parts = tuple(
+        dataclasses.replace(p, config=dataclasses.replace(p.config, methods=MIX_METHODS))
+        for p in paper.parts
+        if p.name in ("grpo", "zvf")
+    )
+    return SuiteConfig("headline", paper.sweep, parts, workers).validate()
+
+
 #: Suites by the name ``--suite`` takes.
-SUITES = {"paper": paper_suite, "smoke": smoke_suite}
+SUITES = {"paper": paper_suite, "headline": headline_suite, "smoke": smoke_suite}
 
 
 def _tier(suite: SuiteConfig, part: str, method: str) -> int:
@@ -391,6 +413,10 @@ def _timing(parts: dict[str, dict]) -> dict:
     }
 
 
+def _planned(suite: SuiteConfig) -> dict[str, tuple[str, ...]]:
+    return {p.name: p.config.methods for p in suite.parts}
+
+
 def summarize_suite(
     suite: SuiteConfig, parts: dict[str, dict], summaries: dict[str, dict] | None = None
 ) -> dict:
@@ -403,7 +429,7 @@ def summarize_suite(
     summaries = {} if summaries is None else summaries
     return {
         "suite": suite.name,
-        "claims": section5.evaluate(parts, summaries),
+        "claims": section5.evaluate(parts, summaries, planned=_planned(suite)),
         "mixes": [_mix_row(suite, parts, m, summaries) for m in mix_names],
         "time": _timing(parts),
         "lr": parts["sweep"]["lr"] if "sweep" in parts else None,

@@ -57,6 +57,7 @@ __all__ = [
     "run_curves",
     "summarize",
     "target",
+    "update_cost_model",
     "write_report",
 ]
 
@@ -251,6 +252,48 @@ def _last_window_gain(runs: list[dict]) -> float:
     return float(np.polyfit(grid, mean, 1)[0] * PLATEAU_WINDOW * last)
 
 
+def update_cost_model(runs: list[dict], baseline: str) -> dict:
+    r"""Where the update time goes: per optimizer step, seconds :math:`= \alpha + \beta \times` processed tokens.
+
+    Least squares over every optimizer step of ``runs`` (every arm: the
+    processed tokens of a step vary across arms and steps), on CPU and on wall
+    seconds. ``token_share`` is :math:`\beta\bar t/(\alpha + \beta\bar t)` at
+    the baseline's mean step :math:`\bar t`: the update-time saving a
+    processed-token saving can buy, as a fraction of it, when the fixed part
+    :math:`\alpha` (micro-batch launches, TRL's loss bookkeeping, the
+    optimizer step) stays.
+
+    Examples:
+      >>> runs = [{"arm": "b", "processed_tokens": [100, 100], "update_cpu_seconds": [3.0, 3.0],
+      ...          "update_seconds": [3.0, 3.0]},
+      ...         {"arm": "o", "processed_tokens": [50, 0], "update_cpu_seconds": [2.0, 1.0],
+      ...          "update_seconds": [2.0, 1.0]}]
+      >>> m = update_cost_model(runs, "b")
+      >>> round(m["cpu"]["fixed_seconds_per_step"], 6), round(m["cpu"]["token_share"], 6)
+      (1.0, 0.666667)
+    """
+    tokens = np.concatenate([np.asarray(r["processed_tokens"], float) for r in runs])
+    base = np.mean([np.mean(r["processed_tokens"]) for r in runs if r["arm"] == baseline])
+    out = {"baseline_tokens_per_step": float(base)}
+    for name, key in (("cpu", "update_cpu_seconds"), ("wall", "update_seconds")):
+        y = np.concatenate([np.asarray(r[key], float) for r in runs])
+        A = np.stack([np.ones_like(tokens), tokens], axis=1)
+        (alpha, beta), *_ = np.linalg.lstsq(A, y, rcond=None)
+        resid = y - A @ np.array([alpha, beta])
+        r2 = (
+            1 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
+            if y.size > 1
+            else math.nan
+        )
+        out[name] = {
+            "fixed_seconds_per_step": float(alpha),
+            "seconds_per_token": float(beta),
+            "r2": r2,
+            "token_share": float(beta * base / (alpha + beta * base)),
+        }
+    return out
+
+
 def _sweep(results: dict) -> list[dict]:
     by_lr = defaultdict(list)
     for r in results["runs"]:
@@ -292,6 +335,9 @@ def summarize(results: dict) -> dict:
         "baseline_last_window_gain": _last_window_gain(base),
         "baseline_plateaued": _last_window_gain(base) < 0.01,
         "rows": list(rows.values()),
+        "update_cost_model": update_cost_model(
+            [r for arm in main.values() for s, r in arm.items() if s in seeds], baseline
+        ),
         "seeds": seeds,
         "seeds_planned": list(cfg["seeds"]),
         "arms_planned": list(cfg["arms"]),
@@ -403,6 +449,22 @@ def format_report(s: dict) -> str:
             f"{r['update_cpu_seconds_per_iteration']:.2f} | {r['generation_seconds_per_iteration']:.2f}, "
             f"{r['generation_cpu_seconds_per_iteration']:.2f} |"
         )
+    m = s["update_cost_model"]
+    L += [
+        "",
+        "## Where the update time goes",
+        "",
+        "Per optimizer step, least squares over every step of every arm: "
+        + "; ".join(
+            f"{what} seconds = {m[k]['fixed_seconds_per_step']:.3g} + "
+            f"{m[k]['seconds_per_token']:.3g} x processed tokens (R² {m[k]['r2']:.2f})"
+            for k, what in (("cpu", "CPU"), ("wall", "wall"))
+        )
+        + f". At GRPOTrainer's mean step ({m['baseline_tokens_per_step']:.0f} processed tokens) "
+        f"the token-proportional part is {m['cpu']['token_share']:.0%} of the CPU time and "
+        f"{m['wall']['token_share']:.0%} of the wall time: the largest update-time saving a "
+        "processed-token saving can buy, as a fraction of it, while the fixed part stays.",
+    ]
     lo, hi = s["load_average_range"] or [math.nan, math.nan]
     L += [
         "",

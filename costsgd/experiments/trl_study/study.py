@@ -379,7 +379,7 @@ def _job_in_worker(args) -> dict:
         return run_job(config, job, workdir)
 
 
-def _run_all(config: StudyConfig, jobs, done, log) -> None:
+def _run_all(config: StudyConfig, jobs, done) -> None:
     if not jobs:
         return
     if config.workers == 1:
@@ -465,10 +465,10 @@ def run(config: StudyConfig, out_dir: str | os.PathLike, *, log=None) -> dict:
             f"{r['eval_accuracy'][-1]:.3f}, load {r['load_average'][0]:.1f}/{r['load_average'][1]:.1f}"
         )
 
-    _run_all(config, [j for j in config.sweep_jobs() if _key(_job_dict(j)) not in have], done, log)
+    _run_all(config, [j for j in config.sweep_jobs() if _key(_job_dict(j)) not in have], done)
     results["lr"] = choose_lr(results["runs"])
     main = [j for j in config.main_jobs(results["lr"]) if _key(_job_dict(j)) not in have]
-    _run_all(config, main, done, log)
+    _run_all(config, main, done)
     results["complete"] = True
     results["seconds"] = time.perf_counter() - t0
     save_results(results, path)
