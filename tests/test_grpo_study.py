@@ -837,7 +837,7 @@ def test_smoke_study_end_to_end_through_the_cli(tmp_path):
     assert set(summary["regime"]["runs"]) == set(study.REGIMES)
     assert (tmp_path / "grpo_study.png").stat().st_size > 10_000
     text = (tmp_path / "grpo_study.md").read_text()
-    assert "## Verdict" in text and report.VERDICT_RULE in text and "| p* |" in text
+    assert "## Verdict" in text and report.VERDICT_RULE in text and "| p\\* |" in text
     # redraw from the file alone
     (tmp_path / "grpo_study.png").unlink()
     argv = ["grpo-study", "--replot", str(tmp_path / "grpo_study.json"), "--out", str(tmp_path)]
@@ -956,3 +956,21 @@ def test_save_results_is_atomic_and_load_rejects_other_files(tmp_path):
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ValueError, match="not a grpo-study"):
         study.load_results(tmp_path / "other.json")
+
+
+def test_report_renders_method_names_literally():
+    import xml.etree.ElementTree as ET
+
+    import markdown
+
+    s = study.summary(_fake_results(0.6))
+    html = markdown.markdown(report.format_report(s), extensions=["tables"])
+    root = ET.fromstring(f"<root>{html}</root>")
+    bold = ["".join(e.itertext()) for e in root.iter("strong")]
+    assert [b.split(":")[0] for b in bold if b.endswith(tuple(("reproduced", "inconclusive")))] == [
+        m for m in s["verdicts"]
+    ]
+    table = next(root.iter("table"))
+    names = ["".join(r.find("td").itertext()) for r in table.findall("./tbody/tr")]
+    assert names == [r["method"] for r in s["rows"]]
+    assert not [e for e in root.iter("em") if "p" in "".join(e.itertext())]

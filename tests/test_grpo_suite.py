@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from costsgd.experiments.grpo import mixes, section5, study, suite
+from costsgd.experiments.grpo import mixes, report, section5, study, suite
 from costsgd.experiments.grpo.task import WalkTask
 
 
@@ -152,7 +152,7 @@ def test_smoke_suite_end_to_end_resumes_and_refuses_another_configuration(
     text = (tmp_path / "suite.md").read_text()
     assert "nan" not in text.lower()
     for c in section5.CLAIMS:
-        assert f"| {c.key} |" in text
+        assert f"| {report.markdown_literal(c.key)} |" in text
     for m in ("default", "no-cap"):
         assert f"| {m} | GRPO |" in text and f"| {m} | GRPO+ZVF |" in text
     summary = json.loads((tmp_path / "suite_summary.json").read_text())
@@ -241,3 +241,29 @@ def test_headline_suite_reruns_the_headline_rows_on_other_seeds():
         "zvf p* vs uniform",
     }
     assert {r["verdict"] for r in rows} == {"not run"}
+
+
+def _rendered_tables(text: str):
+    """Each markdown table of ``text`` rendered by Python-Markdown (the docs' renderer):
+    (header cells, [cells of each row]) with the emphasis the renderer produced."""
+    import xml.etree.ElementTree as ET
+
+    import markdown
+
+    html = markdown.markdown(text, extensions=["tables"])
+    root = ET.fromstring(f"<root>{html}</root>")
+    return root, [
+        (t.findall("./thead/tr/th"), [r.findall("td") for r in t.findall("./tbody/tr")])
+        for t in root.iter("table")
+    ]
+
+
+def test_claims_table_renders_every_statement_literally():
+    rows = section5.evaluate({})  # every claim, each "not run": its statement and reason shown
+    root, tables = _rendered_tables(section5.format_table(rows))
+    ((header, cells),) = tables
+    assert len(cells) == len(section5.CLAIMS)
+    assert all(len(r) == len(header) for r in cells), "a statement's | split a table row"
+    shown = ["".join(r[1].itertext()) for r in cells]
+    assert shown == [f"{c.statement} ({c.where})" for c in section5.CLAIMS]
+    assert [e for e in root.iter("em") if "p*" in "".join(e.itertext())] == []

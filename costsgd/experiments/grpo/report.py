@@ -49,6 +49,7 @@ __all__ = [
     "choose_lr",
     "compare",
     "format_report",
+    "markdown_literal",
     "paired_bootstrap",
     "plot",
     "saving_text",
@@ -70,6 +71,12 @@ VERDICT_RULE = (
     "includes 0 or the saving is under half the expected one; inconclusive: expected saving "
     "under 15% (or a case the rule does not cover, said so)."
 )
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` for a markdown report, read literally: ``*`` (as in p*) and ``|`` (as in |A|)
+    escaped, so a method's name starts no emphasis and a statement splits no table cell."""
+    return str(text).replace("\\", "\\\\").replace("*", "\\*").replace("|", "\\|")
 
 
 def tokens_to_threshold(tokens, accuracy, threshold: float) -> float:
@@ -563,12 +570,17 @@ def format_report(s: dict, *, verdicts: bool = True) -> str:
     if verdicts:
         L += ["## Verdict", ""]
         for m, v in s["verdicts"].items():
-            L.append(f"- **{m}: {v['verdict']}** — {v['reason']}.")
+            L.append(
+                f"- **{markdown_literal(m)}: {v['verdict']}** — {markdown_literal(v['reason'])}."
+            )
             if "explained_by" in v:
-                L.append(f"  Explained by: {v['explained_by']}.")
-        L += ["", f"Rule (fixed in code before the run): {s['verdict_rule']}", ""]
+                L.append(f"  Explained by: {markdown_literal(v['explained_by'])}.")
+        L += ["", f"Rule (fixed in code before the run): {markdown_literal(s['verdict_rule'])}", ""]
     if s["controls"]:
-        L.append(f"Controls (drawn tokens, 95% paired bootstrap interval): {s['controls']}.")
+        L.append(
+            "Controls (drawn tokens, 95% paired bootstrap interval): "
+            f"{markdown_literal(s['controls'])}."
+        )
     if s.get("lr_from"):
         lr_text = f"learning rate {s['lr']:g} from the suite's baseline-only sweep ({s['lr_from']})"
     elif s["fixed_lr"]:
@@ -592,7 +604,7 @@ def format_report(s: dict, *, verdicts: bool = True) -> str:
         "",
         "## Tokens to threshold (paired with the same seed's baseline)",
         "",
-        "| method | seeds | E_p*[c]/mean c | zero-adv. | drawn/it vs base | processed/it vs base | "
+        "| method | seeds | E_p\\*[c]/mean c | zero-adv. | drawn/it vs base | processed/it vs base | "
         "saving, drawn (50/75/90% mean) | 50% | 75% | 90% | saving, processed | censored | "
         "plateau Δ pp | peak Δ pp |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -602,7 +614,7 @@ def format_report(s: dict, *, verdicts: bool = True) -> str:
         per = " | ".join(f"{x['saving']:+.1%}" for x in d["per_threshold"]) or "n/a | n/a | n/a"
         pl, pk = r["plateau_vs_baseline"], r["peak_vs_baseline"]
         L.append(
-            f"| {r['method']} | {len(r['seeds'])} | {r['pstar_cost_ratio']:.3f} | {r['zero_adv_fraction']:.2f} | "
+            f"| {markdown_literal(r['method'])} | {len(r['seeds'])} | {r['pstar_cost_ratio']:.3f} | {r['zero_adv_fraction']:.2f} | "
             f"{r['drawn_per_iteration_vs_baseline']:.3f} | {r['processed_per_iteration_vs_baseline']:.3f} | "
             f"{saving_text(d)} | {per} | {saving_text(p)} | "
             f"{d['censored']['other']} | {pl['pp']:+.1f} [{pl['ci_pp'][0]:+.1f}, {pl['ci_pp'][1]:+.1f}] | "
@@ -615,11 +627,11 @@ def format_report(s: dict, *, verdicts: bool = True) -> str:
     else:
         L += [
             f"Gradient noise scale tr Σ/‖g‖² (per-sequence gradients, {g['points']} points on the "
-            f"baseline and p* runs): median {g['noise_scale_median']:.3g}, quartiles "
+            f"baseline and p\\* runs): median {g['noise_scale_median']:.3g}, quartiles "
             + ", ".join(f"{q:.3g}" for q in g["noise_scale_quartiles"])
             + f", against mini-batch B = {g['minibatch_size']}: **{g['regime']}**.",
             f"S_p/S_u (median) = {g['Sp_over_Su_median']:.3g}; C_p/C_u = {g['Cp_over_Cu']:.3f}. "
-            f"Predicted token ratio of p* vs no sampling: step-limited C_p/C_u = "
+            f"Predicted token ratio of p\\* vs no sampling: step-limited C_p/C_u = "
             f"{g['prediction_step_limited']:.3f}, variance-limited (1+S_p/S_u)·C_p/C_u = "
             f"{g['prediction_variance_limited']:.3f}; the one that applies predicts a saving of "
             f"{1 - g['prediction']:+.1%}.",

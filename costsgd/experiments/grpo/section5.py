@@ -336,28 +336,28 @@ def format_table(rows: list[dict]) -> str:
         "| claim | paper | ours: saving [95%], plateau Δ | seeds | verdict |",
         "|---|---|---|---|---|",
     ]
+    md = report.markdown_literal
     for r in rows:
+        claim = f"{md(r['key'])} | {md(r['statement'])} ({md(r['where'])})"
         if r["verdict"] == "not run":
-            out.append(
-                f"| {r['key']} | {r['statement']} ({r['where']}) | — | — | not run: {r['reason']} |"
-            )
+            out.append(f"| {claim} | — | — | not run: {md(r['reason'])} |")
             continue
         c = r["comparison"]
         versus = "" if r["against"] == _BASE else f" vs {r['against']}"
         pl = c["plateau_vs_against"]
         ours = (
-            f"{r['method']}{versus}: {report.saving_text(c['drawn'])}, plateau "
+            f"{md(r['method'] + versus)}: {report.saving_text(c['drawn'])}, plateau "
             f"{pl['pp']:+.1f} pp [{pl['ci_pp'][0]:+.1f}, {pl['ci_pp'][1]:+.1f}]"
         )
         mark = " (marginal)" if r["marginal"] else ""
         out.append(
-            f"| {r['key']} | {r['statement']} ({r['where']}) | {ours} | {len(c['seeds'])} | "
-            f"**{r['verdict']}**{mark}: {r['reason']} |"
+            f"| {claim} | {ours} | {len(c['seeds'])} | "
+            f"**{r['verdict']}**{mark}: {md(r['reason'])} |"
         )
     out += ["", "Rules (fixed in code before the run, `costsgd/experiments/grpo/section5.py`):", ""]
     used = dict.fromkeys(r["rule"] for r in rows)
     for name in used:
-        out.append(f"- *{name}*: {RULES[name]}")
+        out.append(f"- *{name}*: {md(RULES[name])}")
     out.append(
         f"- *marginal*: the interval bound or saving a verdict rests on lies within {MARGIN:.0%} "
         f"of the rule's threshold, or the plateau difference within {PLATEAU_MARGIN_PP} pp of "

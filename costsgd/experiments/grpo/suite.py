@@ -440,7 +440,7 @@ def summarize_suite(
 
 def _cell(cmp: dict) -> str:
     if "gap" in cmp and "drawn" not in cmp:
-        return f"n/a ({cmp['gap']})"
+        return f"n/a ({report.markdown_literal(cmp['gap'])})"
     return report.saving_text(cmp["drawn"])
 
 
@@ -461,18 +461,19 @@ def format_suite_report(s: dict) -> str:
         "",
         "Zero-advantage fraction (of every generated group, before any filtering) and cost "
         "spread (max/min cost within a pool, median over iterations) on the baseline's pools of "
-        "that setting; *expected* = the per-iteration saving 1 − E_p*[c]/mean c on those pools; "
+        "that setting; *expected* = the per-iteration saving 1 − E_p\\*[c]/mean c on those pools; "
         "*realised* = tokens to the baseline's thresholds against no sampling, paired by seed "
-        "[95%]; *p\\* vs 1[A≠0]*: the same, p* against zero-advantage removal.",
+        "[95%]; *p\\* vs 1[A≠0]*: the same, p\\* against zero-advantage removal.",
         "",
-        "| mix | setting | zero-adv. | cost spread | expected p* | p* | p*_smooth(0.01) | "
-        "p ∝ 1[A≠0] | p* vs 1[A≠0] | baseline gain, plateaued |",
+        "| mix | setting | zero-adv. | cost spread | expected p\\* | p\\* | p\\*_smooth(0.01) | "
+        "p ∝ 1[A≠0] | p\\* vs 1[A≠0] | baseline gain, plateaued |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in s["mixes"]:
         for setting, e in row["settings"].items():
             if "gap" in e:
-                L.append(f"| {row['mix']} | {setting} | n/a ({e['gap']}) | | | | | | | |")
+                gap = report.markdown_literal(e["gap"])
+                L.append(f"| {row['mix']} | {setting} | n/a ({gap}) | | | | | | | |")
                 continue
             r = e["realised"]
             L.append(
