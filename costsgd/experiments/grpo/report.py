@@ -54,6 +54,7 @@ __all__ = [
     "plot",
     "saving_text",
     "summarize",
+    "sweep_summary",
     "tokens_to_threshold",
     "verdict",
 ]
@@ -524,7 +525,7 @@ def summarize(results: dict) -> dict:
         "lr": results["lr"],
         "fixed_lr": cfg.get("fixed_lr") is not None,
         "lr_from": results.get("lr_from"),
-        "sweep": _sweep(results),
+        "sweep": sweep_summary(results),
         "budget": budget,
         "held_out": _held_out(cfg),
         "baseline_gain": rows[baseline]["drawn"]["gain"],
@@ -541,7 +542,9 @@ def summarize(results: dict) -> dict:
     }
 
 
-def _sweep(results: dict) -> list[dict]:
+def sweep_summary(results: dict) -> list[dict]:
+    """The baseline-only sweep's runs by learning rate: mean held-out accuracy over each run,
+    averaged over the sweep seeds (what :func:`choose_lr` ranks)."""
     by_lr = defaultdict(list)
     for r in results["runs"]:
         if r["stage"] == "sweep":

@@ -43,6 +43,7 @@ from costsgd.experiments.grpo.report import (
     FRACTIONS,
     VERDICT_RULE,
     paired_bootstrap,
+    sweep_summary,
     tokens_to_threshold,
     verdict,
 )
@@ -294,17 +295,6 @@ def update_cost_model(runs: list[dict], baseline: str) -> dict:
     return out
 
 
-def _sweep(results: dict) -> list[dict]:
-    by_lr = defaultdict(list)
-    for r in results["runs"]:
-        if r["stage"] == "sweep":
-            by_lr[r["lr"]].append(float(np.mean(r["eval_accuracy"])))
-    return [
-        {"lr": lr, "mean_accuracy": float(np.mean(v)), "seeds": len(v)}
-        for lr, v in sorted(by_lr.items())
-    ]
-
-
 def summarize(results: dict) -> dict:
     """Everything the report prints, as plain data (see the module doc)."""
     cfg = results["config"]
@@ -329,7 +319,7 @@ def summarize(results: dict) -> dict:
         "verdict_rule": VERDICT_RULE,
         "target_rule": TARGET_RULE,
         "lr": results["lr"],
-        "sweep": _sweep(results),
+        "sweep": sweep_summary(results),
         "baseline_start": float(np.mean([r["eval_accuracy"][0] for r in base])),
         "baseline_gain": rows[baseline]["drawn"]["gain"],
         "baseline_last_window_gain": _last_window_gain(base),
