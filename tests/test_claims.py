@@ -106,6 +106,35 @@ def test_cli_unknown_claim_lists_the_names_and_exits_2(capsys, no_compile_cache)
     assert "thm4.2" in msg and "appC-greedy" in msg
 
 
+ENGINE_CLAIMS = {
+    "eq3-engine",
+    "eq4-engine",
+    "sec4.4-orderings",
+    "appF.3-last-iterate",
+    "thm4.3-lower-bound",
+    "thmD.2",
+}
+
+
+def test_json_records_the_engine_backend_of_every_engine_run(quick):
+    data = claims.to_json(quick.values(), seed=0, quick=True)
+    json.dumps(data)  # JSON-ready
+    ran = {}
+    for c in data["claims"]:
+        for case in c["cases"]:
+            if case["verdict"] != "not applicable":
+                ran.setdefault(c["name"], []).append(case["provenance"])
+    for name, provenance in ran.items():
+        if name in ENGINE_CLAIMS:
+            assert all(p["engine_backend"] in ("native", "xla") for p in provenance), name
+            assert all("engine_xla_options" in p for p in provenance), name
+        else:
+            assert provenance == [None] * len(provenance), name
+    assert ENGINE_CLAIMS <= set(ran)
+    backends = {p["engine_backend"] for n in ENGINE_CLAIMS for p in ran[n]}
+    assert data["engine_backends"] == sorted(backends)
+
+
 def test_cli_exit_status_and_json(tmp_path, monkeypatch, capsys, no_compile_cache):
     out = tmp_path / "v.json"
     # a claim known to fail does not make the command fail

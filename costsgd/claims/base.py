@@ -101,6 +101,9 @@ class ClaimResult(NamedTuple):
     instance: str = ""  #: the instance, in words
     reason: str = ""  #: why not applicable, or what failed, or a detail
     details: dict[str, float] | None = None  #: per-part values (e.g. one per strategy)
+    #: where an engine run's numbers came from (its ``SGDResult.provenance``: ``engine_backend``,
+    #: compiler and options); None for claims that run no engine
+    provenance: dict[str, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (template as its fields)."""
@@ -184,8 +187,11 @@ def result(
     instance: str = "",
     reason: str = "",
     details: dict[str, float] | None = None,
+    provenance: dict[str, str] | None = None,
 ) -> ClaimResult:
-    """Compare under the registered template of ``name`` and return the verdict."""
+    """Compare under the registered template of ``name`` and return the verdict.
+
+    ``provenance``: the engine run's ``SGDResult.provenance``, for claims run on the engine."""
     spec = CLAIMS[name]
     ok = spec.template.holds(numerical, theoretical, stderr)
     return ClaimResult(
@@ -200,6 +206,7 @@ def result(
         instance,
         reason,
         details,
+        provenance,
     )
 
 

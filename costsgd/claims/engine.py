@@ -170,7 +170,14 @@ def eq3_engine(
         **{f"{s} se": v for s, v in zip(STRATEGIES, se, strict=True)},
     }
     return result(
-        "eq3-engine", ratio[k], 1.0, stderr=se[k], instance=where, reason=detail, details=details
+        "eq3-engine",
+        ratio[k],
+        1.0,
+        stderr=se[k],
+        instance=where,
+        reason=detail,
+        details=details,
+        provenance=res.provenance,
     )
 
 
@@ -223,7 +230,15 @@ def eq4_engine(seed: int = 0, *, steps: int = 8000, trials: int = 64, label="", 
     where = describe(prob.G, prob.c, label or "least squares", mu=mu, T=steps, trials=trials)
     detail = "slopes " + ", ".join(f"{s} {v:.3f}" for s, v in zip(STRATEGIES, slopes, strict=True))
     details = {f"{s} slope": float(v) for s, v in zip(STRATEGIES, slopes, strict=True)}
-    return result("eq4-engine", scaled.max(), 1.0, instance=where, reason=detail, details=details)
+    return result(
+        "eq4-engine",
+        scaled.max(),
+        1.0,
+        instance=where,
+        reason=detail,
+        details=details,
+        provenance=res.provenance,
+    )
 
 
 def crossing(steps: Any, cost: Any, error: Any, target: float) -> tuple[float, float]:
@@ -293,5 +308,10 @@ def sec44_orderings(seed: int = 0, *, steps: int = 3000, trials: int = 100, labe
     step_ratio = t[i_var] / np.delete(t, i_var).min()
     detail = f"cost opt/others {cost_ratio:.3f}, steps var/others {step_ratio:.3f}"
     return result(
-        "sec4.4-orderings", max(cost_ratio, step_ratio), 1.0, instance=where, reason=detail
+        "sec4.4-orderings",
+        max(cost_ratio, step_ratio),
+        1.0,
+        instance=where,
+        reason=detail,
+        provenance=res.provenance,
     )

@@ -439,4 +439,5 @@ def appF3_last_iterate(
         instance=where,
         reason=reason,
         details=details,
+        provenance=res.provenance,
     )

@@ -214,4 +214,5 @@ def thm43_lower_bound(
         bound.value,
         instance=where,
         reason=f"measured / Eq. 6 upper bound = {measured / upper:.3g}",
+        provenance=res.provenance,
     )

@@ -278,9 +278,13 @@ def render_markdown(verdicts: Iterable[Verdict], *, compact: bool = False) -> st
 
 
 def to_json(verdicts: Iterable[Verdict], *, seed: int, quick: bool) -> dict[str, Any]:
-    """Everything as JSON-ready data (``costsgd verify --out``)."""
-    claims = []
+    """Everything as JSON-ready data (``costsgd verify --out``).
+
+    ``engine_backends``: the step backends the engine claims' runs used (each case's
+    ``provenance`` says which, with the compiler and its options)."""
+    claims, backends = [], set()
     for v in verdicts:
+        backends.update(r.provenance["engine_backend"] for r in v.cases if r.provenance)
         claims.append(
             {
                 "name": v.name,
@@ -294,7 +298,12 @@ def to_json(verdicts: Iterable[Verdict], *, seed: int, quick: bool) -> dict[str,
                 "cases": [r.as_dict() for r in v.cases],
             }
         )
-    return {"seed": int(seed), "quick": bool(quick), "claims": claims}
+    return {
+        "seed": int(seed),
+        "quick": bool(quick),
+        "engine_backends": sorted(backends),
+        "claims": claims,
+    }
 
 
 def replace_table(text: str, table: str) -> str:

@@ -469,4 +469,5 @@ def thmD2_engine(
         instance=where,
         reason=", ".join(f"{f:g}: {r:.3f}" for f, r in zip(fractions, ratio, strict=True)),
         details=details,
+        provenance=res.provenance,
     )
