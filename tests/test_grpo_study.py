@@ -873,6 +873,10 @@ def test_cli_with_other_seeds_runs_the_regime_on_them(tmp_path):
     }
     text = (tmp_path / "grpo_study.md").read_text()
     assert "nan" not in text.lower() and "unknown" not in text and " 0 points" not in text
+    import markdown
+
+    items = markdown.markdown(text).count("<li>baseline ")
+    assert items == len(study.REGIMES), "the regime runs render as a list"
 
 
 def test_report_states_a_missing_regime_as_a_gap_never_nan():

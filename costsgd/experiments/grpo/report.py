@@ -639,6 +639,8 @@ def format_report(s: dict, *, verdicts: bool = True) -> str:
             f"{g['prediction_variance_limited']:.3f}; the one that applies predicts a saving of "
             f"{1 - g['prediction']:+.1%}.",
         ]
+    if g["runs"]:
+        L.append("")  # a list needs a blank line before it
     for v, x in g["runs"].items():
         d = x["drawn"]
         L.append(
