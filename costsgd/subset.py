@@ -75,7 +75,6 @@ import time
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from costsgd._subset_search import core_search, least_sum_at_least
 from costsgd._validate import (
@@ -697,6 +696,9 @@ def _milp_core(inst, incumbent, relaxation, gap, deadline, proven) -> SubsetSolu
     options = {"mip_rel_gap": core_gap}
     if np.isfinite(deadline):
         options["time_limit"] = max(deadline - time.monotonic(), 1e-3)
+    # imported here: scipy.optimize takes longer to import than the rest of costsgd
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     with quiet_stdout():
         res = milp(
             obj * scale_w,
