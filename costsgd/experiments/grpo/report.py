@@ -446,7 +446,10 @@ def _regime_summary(cfg, main, regime, rows, baseline, seeds, budget) -> dict:
         )
     else:
         reg["noise_scale_median"] = float(np.median(noise))
-        reg["noise_scale_quartiles"] = [float(q) for q in np.quantile(noise, [0.25, 0.75])]
+        # a pool whose gradient is 0 has an infinite noise scale: the quartiles are sample
+        # values (interpolating between two infinities gives NaN)
+        quartiles = np.quantile(noise, [0.25, 0.75], method="inverted_cdf")
+        reg["noise_scale_quartiles"] = [float(q) for q in quartiles]
         reg["Sp_over_Su_median"] = float(np.median(ratio_s))
         reg["regime"] = "variance-limited" if reg["noise_scale_median"] > B else "step-limited"
         reg["prediction_step_limited"] = expected_ratio
