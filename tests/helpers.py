@@ -1,4 +1,5 @@
-"""Shared test helpers: the theory instance zoo, hypothesis strategies, a tiny local LM."""
+"""Shared test helpers: the theory instance zoo, hypothesis strategies, a tiny local LM, the
+docs' Markdown renderer."""
 
 from __future__ import annotations
 
@@ -105,3 +106,13 @@ def tiny_llama(
         **ids,
     )
     return LlamaForCausalLM(cfg)
+
+
+def rendered_markdown(text: str):
+    """``text`` as the docs render it (Python-Markdown with tables), parsed: an
+    ``xml.etree`` element whose children are the rendered blocks."""
+    import xml.etree.ElementTree as ET
+
+    import markdown
+
+    return ET.fromstring(f"<root>{markdown.markdown(text, extensions=['tables'])}</root>")

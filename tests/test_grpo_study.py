@@ -46,17 +46,12 @@ from costsgd.experiments.grpo.trainer import (
     token_objective,
     train,
 )
+from tests.helpers import rendered_markdown
 
 SMALL = SortTask(num_symbols=3, min_len=1, max_len=5)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: intra-op threads only add contention (the study runs with one, too).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _policy(task=SMALL, seed=0):
@@ -978,13 +973,8 @@ def test_save_results_is_atomic_and_load_rejects_other_files(tmp_path):
 
 
 def test_report_renders_method_names_literally():
-    import xml.etree.ElementTree as ET
-
-    import markdown
-
     s = study.summary(_fake_results(0.6))
-    html = markdown.markdown(report.format_report(s), extensions=["tables"])
-    root = ET.fromstring(f"<root>{html}</root>")
+    root = rendered_markdown(report.format_report(s))
     bold = ["".join(e.itertext()) for e in root.iter("strong")]
     assert [b.split(":")[0] for b in bold if b.endswith(tuple(("reproduced", "inconclusive")))] == [
         m for m in s["verdicts"]

@@ -6,18 +6,12 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from costsgd.experiments.grpo import mixes, report, section5, study, suite
 from costsgd.experiments.grpo.task import WalkTask
+from tests.helpers import rendered_markdown
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _cmp(saving, lo, hi, plateau=0.0):
@@ -244,14 +238,8 @@ def test_headline_suite_reruns_the_headline_rows_on_other_seeds():
 
 
 def _rendered_tables(text: str):
-    """Each markdown table of ``text`` rendered by Python-Markdown (the docs' renderer):
-    (header cells, [cells of each row]) with the emphasis the renderer produced."""
-    import xml.etree.ElementTree as ET
-
-    import markdown
-
-    html = markdown.markdown(text, extensions=["tables"])
-    root = ET.fromstring(f"<root>{html}</root>")
+    """The root of ``text`` as rendered, and each table's (header cells, [cells of each row])."""
+    root = rendered_markdown(text)
     return root, [
         (t.findall("./thead/tr/th"), [r.findall("td") for r in t.findall("./tbody/tr")])
         for t in root.iter("table")

@@ -28,12 +28,7 @@ TASK = WalkTask(modulus=7, max_stride=2, max_steps=6, max_response_len=5)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_tokenizer_ids_are_the_tasks_ids():

@@ -42,6 +42,7 @@ import numpy as np
 from costsgd.experiments.grpo.report import (
     FRACTIONS,
     VERDICT_RULE,
+    markdown_literal,
     paired_bootstrap,
     sweep_summary,
     tokens_to_threshold,
@@ -349,18 +350,13 @@ def _ci(c) -> str:
     return f"[{c[0]:+.1%}, {c[1]:+.1%}]"
 
 
-def _md(name: str) -> str:
-    """An arm's name for Markdown (``*`` escaped)."""
-    return name.replace("*", r"\*")
-
-
 def format_report(s: dict) -> str:
     """Markdown report of a :func:`summarize` result (verdict and target first)."""
     cfg = s["config"]
     T = cfg["prompts_per_iteration"] * cfg["rollouts_per_prompt"] // cfg["minibatch_size"]
     L = []
     if not s["complete"]:
-        per = ", ".join(f"{_md(r['arm'])} {len(r['seeds'])}" for r in s["rows"])
+        per = ", ".join(f"{markdown_literal(r['arm'])} {len(r['seeds'])}" for r in s["rows"])
         L += [
             f"**Partial study** (interrupted; {len(s['seeds_planned'])} seeds x "
             f"{len(s['arms_planned'])} arms planned). Seeds per arm: {per}; each comparison "
@@ -371,7 +367,7 @@ def format_report(s: dict) -> str:
     for r in s["rows"]:
         if "verdict" in r:
             v, t = r["verdict"], r["target"]
-            L.append(f"- **{_md(r['arm'])}: {v['verdict']}** — {v['reason']}.")
+            L.append(f"- **{markdown_literal(r['arm'])}: {v['verdict']}** — {v['reason']}.")
             L.append(
                 f"  Target (update time follows processed tokens): **{'met' if t['met'] else 'not met'}** "
                 f"— {t['reason']}."
@@ -408,7 +404,7 @@ def format_report(s: dict) -> str:
         cells = " | ".join(f"{r[m]['saving']:+.1%} {_ci(r[m]['ci'])}" for m in MEASURES)
         pl, pk = r["plateau_vs_baseline"], r["peak_vs_baseline"]
         L.append(
-            f"| {_md(r['arm'])} | {len(r['seeds'])} | {cells} | {r['processed']['censored']['other']} | "
+            f"| {markdown_literal(r['arm'])} | {len(r['seeds'])} | {cells} | {r['processed']['censored']['other']} | "
             f"{pl['pp']:+.1f} [{pl['ci_pp'][0]:+.1f}, {pl['ci_pp'][1]:+.1f}] | "
             f"{pk['pp']:+.1f} [{pk['ci_pp'][0]:+.1f}, {pk['ci_pp'][1]:+.1f}] |"
         )
@@ -416,7 +412,7 @@ def format_report(s: dict) -> str:
         "",
         "Savings per threshold (50/75/90%), processed tokens and update wall seconds: "
         + "; ".join(
-            f"{_md(r['arm'])} "
+            f"{markdown_literal(r['arm'])} "
             + "/".join(f"{x['saving']:+.0%}" for x in r["processed"]["per_threshold"])
             + " and "
             + "/".join(f"{x['saving']:+.0%}" for x in r["update_seconds"]["per_threshold"])
@@ -433,7 +429,7 @@ def format_report(s: dict) -> str:
     for r in s["rows"]:
         p = r["per_iteration_vs_baseline"]
         L.append(
-            f"| {_md(r['arm'])} | {r['zero_advantage_fraction']:.2f} | {r['pstar_cost_ratio']:.3f} | "
+            f"| {markdown_literal(r['arm'])} | {r['zero_advantage_fraction']:.2f} | {r['pstar_cost_ratio']:.3f} | "
             f"{p['drawn_tokens']:.3f} | {p['processed_tokens']:.3f} | {p['update_seconds']:.3f} | "
             f"{p['update_cpu_seconds']:.3f} | {r['update_seconds_per_iteration']:.2f}, "
             f"{r['update_cpu_seconds_per_iteration']:.2f} | {r['generation_seconds_per_iteration']:.2f}, "
